@@ -1,0 +1,124 @@
+// Typed configuration: the one source of truth (DESIGN.md §3 rule 1). TOML keys
+// (`[section] key = value`) and command-line flags (`--section.key=value`) are derived from the
+// field table in config_fields.cpp; nothing else parses configuration.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace foldmoe {
+
+struct ModelConfig {
+  int layers = 2;
+  int hidden = 64;
+  int heads = 4;
+  int kv_heads = 2;       // G query groups; heads mod kv_heads == 0
+  int head_dim = 0;       // 0 = hidden / heads
+  int ffn = 128;          // dense SwiGLU width F
+  int vocab = 0;          // 0 = the data's vocabulary size
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;  // output projections use init_std / sqrt(2 * layers)
+};
+
+struct MoEConfig {
+  int num_experts = 0;  // 0 = dense model (no MoE layers)
+  int topk = 2;
+  int ffn_hidden_size = 0;  // 0 = model.ffn
+  std::vector<int> layer_freq = {1};  // one entry f: layer i is MoE iff i mod f == 0; or L entries of 0/1
+  std::string score_function = "softmax";  // softmax | sigmoid
+  bool pre_softmax = false;
+  std::optional<double> topk_scaling_factor;
+  std::optional<int> num_groups;
+  std::optional<int> group_topk;
+  bool router_bias = false;
+  bool enable_expert_bias = false;
+  double bias_update_rate = 1e-3;
+  std::optional<double> input_jitter_eps;
+  std::vector<std::string> load_balancing_type = {"aux_loss"};  // aux_loss seq_aux_loss global_aux_loss none
+  std::vector<double> aux_loss_coeff = {0.0};
+  std::optional<double> z_loss_coeff;
+  std::optional<double> capacity_factor;  // absent or negative = dropless
+  std::string drop_policy = "probs";      // probs | position
+  bool pad_to_capacity = false;
+  std::vector<int> capacity_partition;  // test option [tp, cp], spec 02 §3.5
+  std::string dispatcher = "alltoall";  // alltoall | allgather
+  int shared_expert_ffn_hidden_size = 0;
+  bool shared_expert_gate = false;
+};
+
+struct ParallelConfig {
+  int tp = 1, cp = 1, pp = 1, vpp = 1, ep = 1;
+  int etp = 0;  // 0 = tp
+  std::string order = "tp-cp-ep-dp-pp";
+  bool distributed_optimizer = false;
+};
+
+struct TrainConfig {
+  int steps = 300;
+  int micro_batch = 8;     // B sequences per micro-batch
+  int micro_batches = 1;   // M micro-batches per step (gradient accumulation)
+  int seq_len = 64;        // S
+  int64_t seed = 1234;
+  bool per_token_loss = false;
+  std::string run_dir = "runs/default";
+};
+
+struct OptimConfig {
+  double lr = 3e-3;
+  double min_lr = 3e-4;
+  int warmup_steps = 20;
+  std::string schedule = "cosine";  // cosine | constant
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;  // 0 = off
+};
+
+struct DataConfig {
+  std::string source = "synthetic";  // synthetic
+  std::vector<std::string> tasks = {"add", "reverse", "sort", "lookup"};
+  int eval_samples = 200;  // per task for `foldmoe eval`
+};
+
+struct CheckpointConfig {
+  std::string dir;    // "" = <run_dir>/checkpoints
+  int interval = 0;   // save every N steps (0 = only at the end)
+  std::string load;   // resume from this checkpoint directory
+  bool save_final = true;
+};
+
+struct LogConfig {
+  int interval = 1;
+  std::string progress = "auto";  // auto | on | off (auto: a live bar only on a TTY)
+};
+
+struct Config {
+  ModelConfig model;
+  MoEConfig moe;
+  ParallelConfig parallel;
+  TrainConfig train;
+  OptimConfig optim;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+
+  int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
+  int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }
+  bool is_moe_layer(int layer) const;
+};
+
+// Parses TOML text (source names the file for messages). Unknown sections/keys, wrong types and
+// impossible values raise UserError naming the key and the rule.
+Config config_from_toml(const std::string& text, const std::string& source);
+// Applies `--section.key=value` overrides in order.
+void apply_overrides(Config& c, const std::vector<std::string>& flags);
+// Every rule that can be checked without running; UserError on the first violation.
+void validate(const Config& c);
+// The resolved configuration as TOML (written to the run directory).
+std::string config_to_toml(const Config& c);
+
+}  // namespace foldmoe

@@ -1,0 +1,67 @@
+// The MoE block (spec 02 §1): y = combine(experts(dispatch(x, router(x)))) + shared(x).
+// The pre-norm and residual add live outside, in the transformer layer.
+// Letters: N local tokens (row n = s·B + b), H hidden, E experts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "comm/process_groups.h"
+#include "core/arena.h"
+#include "model/config.h"
+
+namespace foldmoe {
+
+// What the MoE block needs to know about the current micro-batch.
+struct MoEStepContext {
+  bool training = true;
+  int64_t step = 0;       // optimizer step (keys the input-jitter RNG)
+  int64_t S_loc = 0;      // local positions; N = S_loc · B
+  int64_t B = 0;          // sequences in the micro-batch
+  int64_t S_full = 0;     // full sequence length (seq-aux T_b without a mask)
+  const uint8_t* valid_N = nullptr;      // padding mask [N] (1 = valid) or nullptr = all valid
+  const int64_t* global_seq_B = nullptr; // global sequence index of each of the B sequences (jitter key)
+  const int32_t* positions_N = nullptr;  // global position of each row (jitter key)
+  double loss_seed = 1.0;  // σ of spec 02 §5.2 (mean mode: CP / M)
+  bool per_token_loss = false;
+  int dp_size = 1;         // for κ of global aux (spec 02 §4.5)
+};
+
+// What one forward of the block reports (logged values of spec 02 §4.9 and §3.6).
+struct MoEStats {
+  double aux_loss = 0, seq_aux_loss = 0, global_aux_loss = 0, z_loss = 0;  // logged (÷ coefficient)
+  std::vector<int64_t> routed_E;  // demand per expert (before capacity), local tokens
+  std::vector<int64_t> kept_E;    // after capacity
+};
+
+class MoELayer {
+ public:
+  // Registers router, expert (in the expert arena) and shared-expert parameters under
+  // "layers.<layer>.moe.*" (names in docs/parameters.md).
+  MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert, const ProcessGroups& groups);
+  ~MoELayer();
+  MoELayer(const MoELayer&) = delete;
+  MoELayer& operator=(const MoELayer&) = delete;
+
+  // Activation cache of one micro-batch (opaque; one per in-flight micro-batch).
+  struct Cache;
+  std::unique_ptr<Cache> make_cache() const;
+
+  // x_NH: block input (after the pre-norm); y_NH overwritten.
+  void forward(const float* x_NH, float* y_NH, int64_t N, const MoEStepContext& ctx, Cache& cache, MoEStats* stats);
+  // dx_NH overwritten; parameter gradients accumulated into the arenas.
+  void backward(Cache& cache, const float* dy_NH, float* dx_NH);
+  // Once per global batch after gradient synchronisation (spec 03 §10 step 4):
+  // expert-bias update from the accumulated counts, reset of global-aux accumulators.
+  void finalize_global_batch();
+
+  // Buffers that checkpoints save (expert_bias [E]); empty when unused.
+  std::vector<float>& expert_bias();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace foldmoe

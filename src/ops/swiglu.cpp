@@ -1,0 +1,42 @@
+#include "ops/swiglu.h"
+
+#include <cmath>
+
+namespace foldmoe::ops {
+
+template <typename T>
+void swiglu_forward(const T* ab, T* h, int64_t rows, int64_t F) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = ab + r * 2 * F;
+    const T* b = a + F;
+    T* o = h + r * F;
+    for (int64_t j = 0; j < F; ++j) {
+      const T s = T(1) / (T(1) + std::exp(-a[j]));
+      o[j] = a[j] * s * b[j];
+    }
+  }
+}
+
+template <typename T>
+void swiglu_backward(const T* ab, const T* dh, T* dab, int64_t rows, int64_t F) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = ab + r * 2 * F;
+    const T* b = a + F;
+    const T* g = dh + r * F;
+    T* da = dab + r * 2 * F;
+    T* db = da + F;
+    for (int64_t j = 0; j < F; ++j) {
+      const T s = T(1) / (T(1) + std::exp(-a[j]));
+      const T silu = a[j] * s;
+      da[j] = g[j] * b[j] * s * (T(1) + a[j] * (T(1) - s));
+      db[j] = g[j] * silu;
+    }
+  }
+}
+
+template void swiglu_forward<float>(const float*, float*, int64_t, int64_t);
+template void swiglu_forward<double>(const double*, double*, int64_t, int64_t);
+template void swiglu_backward<float>(const float*, const float*, float*, int64_t, int64_t);
+template void swiglu_backward<double>(const double*, const double*, double*, int64_t, int64_t);
+
+}  // namespace foldmoe::ops
