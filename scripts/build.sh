@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Configures and builds foldmoe. Usage: scripts/build.sh [release|asan]  (default release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-release}
+jobs=${FOLDMOE_JOBS:-$(nproc)}
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/foldmoe-ccache}
+case "$kind" in
+  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release -DFOLDMOE_WERROR=ON) ;;
+  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DFOLDMOE_SANITIZE=ON -DFOLDMOE_WERROR=ON) ;;
+  *) echo "build.sh: unknown build kind '$kind' (use release or asan)" >&2; exit 2 ;;
+esac
+if [ ! -f "$dir/build.ninja" ]; then
+  cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+fi
+cmake --build "$dir" -j "$jobs"

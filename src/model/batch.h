@@ -1,0 +1,26 @@
+// One micro-batch as the model consumes it: sequence-major rows n = s·B + b (spec 02 §0).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace foldmoe {
+
+struct MicroBatch {
+  int64_t B = 0, S = 0;
+  std::vector<int32_t> ids_N;        // input token of row n
+  std::vector<int32_t> targets_N;    // next token
+  std::vector<uint8_t> mask_N;       // 1 = counted in the loss
+  std::vector<int32_t> positions_N;  // global position (s)
+  std::vector<int64_t> global_seq_B; // index of each sequence in the global batch
+  std::vector<uint8_t> task_N;       // task tag of each row (metrics only)
+  int64_t N() const { return B * S; }
+  int64_t valid_count() const;
+};
+
+// Cuts sequences [first, first + B) of a row-major [rows, S+1] token array (and [rows, S] mask and
+// task arrays; either may be empty) into a sequence-major micro-batch.
+MicroBatch make_micro_batch(const int32_t* tokens, const uint8_t* mask, const uint8_t* task, int64_t S,
+                            int64_t first, int64_t B);
+
+}  // namespace foldmoe

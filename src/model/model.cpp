@@ -1,0 +1,114 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "ops/cross_entropy.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+
+namespace foldmoe {
+
+Model::Model(const Config& cfg, const ProcessGroups& groups)
+    : cfg_(cfg), groups_(groups), H_(cfg.model.hidden), V_(cfg.model.vocab) {
+  FOLDMOE_CHECK(V_ > 0, "vocabulary size must be resolved before building the model");
+  const double std_in = cfg.model.init_std;
+  embedding_ = dense_.add({.name = "embedding.weight", .shape = {V_, H_}, .init_std = std_in});
+  for (int i = 0; i < cfg.model.layers; ++i)
+    layers_.push_back(std::make_unique<TransformerLayer>(cfg, i, dense_, expert_, groups_));
+  final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
+  head_ = dense_.add({.name = "lm_head.weight", .shape = {V_, H_}, .init_std = std_in});
+  dense_.allocate();
+  expert_.allocate();
+  dense_.initialize(uint64_t(cfg.train.seed));
+  expert_.initialize(uint64_t(cfg.train.seed));
+  for (auto& l : layers_) caches_.push_back(l->make_cache());
+}
+
+std::vector<MoELayer*> Model::moe_layers() {
+  std::vector<MoELayer*> out;
+  for (auto& l : layers_)
+    if (l->is_moe()) out.push_back(l->moe());
+  return out;
+}
+
+int Model::num_moe_layers() const {
+  int n = 0;
+  for (auto& l : layers_) n += l->is_moe();
+  return n;
+}
+
+void Model::forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>& logits, MicroBatchResult& r) {
+  const int64_t N = mb.N();
+  for (int32_t id : mb.ids_N)
+    if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
+  std::vector<float> x(size_t(N * H_));
+  ops::embedding_forward(embedding_.w(), mb.ids_N.data(), x.data(), N, H_);
+  r.moe.clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    MoEStats stats;
+    layers_[i]->forward(x, mb.S, mb.B, mb.positions_N.data(), ctx, *caches_[i], &stats);
+    if (layers_[i]->is_moe()) r.moe.push_back(std::move(stats));
+  }
+  final_out_NH_.resize(size_t(N * H_));
+  final_norm_->forward(x.data(), final_out_NH_.data(), N, final_norm_cache_);
+  logits.resize(size_t(N * V_));
+  ops::linear_forward(final_out_NH_.data(), head_.w(), logits.data(), N, H_, V_);
+}
+
+MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepContext& ctx_in, std::vector<float>* logits_out) {
+  const int64_t N = mb.N();
+  MoEStepContext ctx = ctx_in;
+  ctx.S_loc = mb.S;
+  ctx.B = mb.B;
+  ctx.S_full = mb.S;
+  ctx.valid_N = nullptr;  // the loss mask selects CE targets; every input token is a real token
+  ctx.global_seq_B = mb.global_seq_B.data();
+  ctx.positions_N = mb.positions_N.data();
+  MicroBatchResult r;
+  std::vector<float> logits;
+  forward_(mb, ctx, logits, r);
+  if (logits_out) *logits_out = logits;
+
+  // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
+  std::vector<float> ce(size_t(N)), lse(size_t(N)), dce(size_t(N), 0.0f);
+  ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);
+  r.n_valid = mb.valid_count();
+  for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+  const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
+  for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
+
+  // Backward, mirror of forward_.
+  ops::cross_entropy_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(),
+                              logits.data(), N, V_);
+  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
+  ops::linear_backward(final_out_NH_.data(), head_.w(), logits.data(), dfinal.data(), head_.g(), N, H_, V_);
+  final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
+  for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
+  ops::embedding_backward(mb.ids_N.data(), dx.data(), embedding_.g(), N, H_);
+  return r;
+}
+
+void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, MicroBatchResult* result) {
+  MoEStepContext ctx;
+  ctx.training = false;
+  ctx.S_loc = mb.S;
+  ctx.B = mb.B;
+  ctx.S_full = mb.S;
+  ctx.global_seq_B = mb.global_seq_B.data();
+  ctx.positions_N = mb.positions_N.data();
+  MicroBatchResult r;
+  forward_(mb, ctx, logits, r);
+  if (result) {
+    std::vector<float> ce(size_t(mb.N())), lse(size_t(mb.N()));
+    ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), mb.N(), V_);
+    r.n_valid = mb.valid_count();
+    for (int64_t n = 0; n < mb.N(); ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+    *result = std::move(r);
+  }
+}
+
+void Model::finalize_global_batch() {
+  for (MoELayer* m : moe_layers()) m->finalize_global_batch();
+}
+
+}  // namespace foldmoe

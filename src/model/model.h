@@ -1,0 +1,63 @@
+// The decoder LM: embedding -> L x TransformerLayer -> RMSNorm -> untied LM head -> cross-entropy.
+// Model math knows nothing of parallelism beyond the process groups it is handed.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/process_groups.h"
+#include "core/arena.h"
+#include "model/batch.h"
+#include "model/rmsnorm_layer.h"
+#include "model/transformer_layer.h"
+
+namespace foldmoe {
+
+struct MicroBatchResult {
+  double ce_sum = 0;        // Σ CE over valid tokens
+  int64_t n_valid = 0;
+  std::vector<MoEStats> moe;  // one per MoE layer, in layer order
+};
+
+class Model {
+ public:
+  // cfg.model.vocab must be resolved (> 0). Parameters are registered, allocated and initialised
+  // from cfg.train.seed.
+  Model(const Config& cfg, const ProcessGroups& groups);
+
+  ParamArena& dense() { return dense_; }
+  ParamArena& expert() { return expert_; }
+  const Config& config() const { return cfg_; }
+  std::vector<MoELayer*> moe_layers();
+  int num_moe_layers() const;
+
+  // Forward and backward of one micro-batch. The per-token loss gradient is
+  // loss_seed / n_valid (mean mode) so that gradients accumulate the step objective.
+  // ctx carries step, loss_seed and mode for the MoE aux losses. logits_NV, if given, receives the
+  // logits (rows n = s·B + b).
+  MicroBatchResult forward_backward(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>* logits_NV = nullptr);
+
+  // Forward only (evaluation / generation): logits [N, V], no MoE counters updated.
+  void forward_logits(const MicroBatch& mb, std::vector<float>& logits_NV, MicroBatchResult* result = nullptr);
+
+  // End of a global batch (after gradient reduction): MoE expert-bias update and accumulator reset.
+  void finalize_global_batch();
+
+ private:
+  void forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>& logits, MicroBatchResult& r);
+
+  Config cfg_;
+  ProcessGroups groups_;
+  int64_t H_, V_;
+  ParamArena dense_{ArenaKind::Dense}, expert_{ArenaKind::Expert};
+  Param embedding_, head_;
+  std::vector<std::unique_ptr<TransformerLayer>> layers_;
+  std::unique_ptr<RmsNormLayer> final_norm_;
+
+  // Activation caches of the in-flight micro-batch.
+  std::vector<std::unique_ptr<TransformerLayer::Cache>> caches_;
+  RmsNormLayer::Cache final_norm_cache_;
+  std::vector<float> final_out_NH_;
+};
+
+}  // namespace foldmoe

@@ -1,0 +1,59 @@
+#include "model/transformer_layer.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace foldmoe {
+
+TransformerLayer::TransformerLayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert,
+                                   const ProcessGroups& groups)
+    : H_(cfg.model.hidden),
+      attn_norm_(fmt::format("layers.{}.attn_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
+      mlp_norm_(fmt::format("layers.{}.mlp_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
+      attn_(cfg, layer, dense) {
+  if (cfg.is_moe_layer(layer)) {
+    moe_ = std::make_unique<MoELayer>(cfg, layer, dense, expert, groups);
+  } else {
+    mlp_ = std::make_unique<DenseMlp>(fmt::format("layers.{}.mlp.", layer), H_, cfg.model.ffn, cfg.model.init_std,
+                                      cfg.model.init_std / std::sqrt(2.0 * cfg.model.layers), dense);
+  }
+}
+
+std::unique_ptr<TransformerLayer::Cache> TransformerLayer::make_cache() const {
+  auto c = std::make_unique<Cache>();
+  if (moe_) c->moe = moe_->make_cache();
+  return c;
+}
+
+void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, const int32_t* pos,
+                               const MoEStepContext& ctx, Cache& c, MoEStats* stats) {
+  const int64_t N = S * B;
+  std::vector<float> normed(size_t(N * H_)), branch(size_t(N * H_));
+  attn_norm_.forward(x.data(), normed.data(), N, c.attn_norm);
+  attn_.forward(normed.data(), branch.data(), S, B, pos, c.attn);
+  for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+  mlp_norm_.forward(x.data(), normed.data(), N, c.mlp_norm);
+  if (moe_)
+    moe_->forward(normed.data(), branch.data(), N, ctx, *c.moe, stats);
+  else
+    mlp_->forward(normed.data(), branch.data(), N, c.mlp);
+  for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+}
+
+void TransformerLayer::backward(std::vector<float>& dx, int64_t S, int64_t B, const int32_t* pos, Cache& c) {
+  const int64_t N = S * B;
+  std::vector<float> dbranch(size_t(N * H_)), dnormed(size_t(N * H_));
+  // MLP branch: dx already holds d(output) = d(residual h) contribution.
+  if (moe_)
+    moe_->backward(*c.moe, dx.data(), dnormed.data());
+  else
+    mlp_->backward(dx.data(), dnormed.data(), N, c.mlp);
+  mlp_norm_.backward(dnormed.data(), dbranch.data(), N, c.mlp_norm);
+  for (size_t i = 0; i < dx.size(); ++i) dx[i] += dbranch[i];
+  attn_.backward(dx.data(), dnormed.data(), S, B, pos, c.attn);
+  attn_norm_.backward(dnormed.data(), dbranch.data(), N, c.attn_norm);
+  for (size_t i = 0; i < dx.size(); ++i) dx[i] += dbranch[i];
+}
+
+}  // namespace foldmoe

@@ -1,0 +1,44 @@
+// One decoder layer: h = x + Attn(Norm(x)); y = h + Mlp(Norm(h)), Mlp dense SwiGLU or MoE.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/process_groups.h"
+#include "model/attention_block.h"
+#include "model/dense_mlp.h"
+#include "model/rmsnorm_layer.h"
+#include "moe/moe_layer.h"
+
+namespace foldmoe {
+
+class TransformerLayer {
+ public:
+  TransformerLayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert, const ProcessGroups& groups);
+
+  struct Cache {
+    RmsNormLayer::Cache attn_norm, mlp_norm;
+    AttentionBlock::Cache attn;
+    DenseMlp::Cache mlp;
+    std::unique_ptr<MoELayer::Cache> moe;
+  };
+  std::unique_ptr<Cache> make_cache() const;
+
+  // x_NH updated in place to the layer output.
+  void forward(std::vector<float>& x_NH, int64_t S, int64_t B, const int32_t* positions_N, const MoEStepContext& ctx,
+               Cache& c, MoEStats* stats);
+  // dx_NH: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.
+  void backward(std::vector<float>& dx_NH, int64_t S, int64_t B, const int32_t* positions_N, Cache& c);
+
+  bool is_moe() const { return moe_ != nullptr; }
+  MoELayer* moe() { return moe_.get(); }
+
+ private:
+  int64_t H_;
+  RmsNormLayer attn_norm_, mlp_norm_;
+  AttentionBlock attn_;
+  std::unique_ptr<DenseMlp> mlp_;
+  std::unique_ptr<MoELayer> moe_;
+};
+
+}  // namespace foldmoe

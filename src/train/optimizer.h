@@ -1,0 +1,31 @@
+// AdamW over a flat parameter arena (one instance per arena: dense and expert, spec 03 §9.4),
+// plus the global gradient norm and clipping shared by both instances.
+#pragma once
+
+#include <vector>
+
+#include "core/arena.h"
+#include "model/config.h"
+
+namespace foldmoe {
+
+class ArenaAdamW {
+ public:
+  ArenaAdamW(ParamArena& arena, const OptimConfig& cfg);
+  // One update with learning rate `lr`; `step` is 1-based (bias correction).
+  void step(double lr, int64_t step);
+  std::vector<float>& m() { return m_; }
+  std::vector<float>& v() { return v_; }
+
+ private:
+  ParamArena& arena_;
+  OptimConfig cfg_;
+  std::vector<float> m_, v_;  // same offsets as the arena
+};
+
+// sqrt(Σ g²) over every gradient of the arenas (padding is zero and adds nothing).
+double grad_norm(const std::vector<ParamArena*>& arenas);
+// Scales all gradients by max_norm / (norm + 1e-6) if that is < 1; returns the coefficient applied.
+double clip_grad_norm(const std::vector<ParamArena*>& arenas, double norm, double max_norm);
+
+}  // namespace foldmoe
