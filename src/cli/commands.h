@@ -1,0 +1,36 @@
+// Subcommand registration. Each subcommand lives in its own file and registers a callback that
+// run_selected() invokes after parsing.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "model/config.h"
+
+namespace foldmoe::cli {
+
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_dump_reference(CLI::App& app);
+void register_config(CLI::App& app);
+
+// Runs the callback of the parsed subcommand; returns the exit status.
+int run_selected(CLI::App& app);
+void set_action(CLI::App* sub, std::function<int()> action);
+
+// The shared `--config FILE` option and `--section.key=value` overrides of a subcommand.
+struct ConfigOptions {
+  std::string file;
+  void add_to(CLI::App* sub);
+  // Built-in tiny MoE when no file is given; overrides applied; validated.
+  Config load(CLI::App* sub) const;
+};
+
+// The built-in default: a tiny MoE on the synthetic corpus (what `foldmoe train` runs).
+const char* builtin_config_toml();
+
+}  // namespace foldmoe::cli

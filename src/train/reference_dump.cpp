@@ -1,0 +1,105 @@
+#include "train/reference_dump.h"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+#include "data/synthetic.h"
+#include "model/model.h"
+#include "train/config_json.h"
+
+namespace foldmoe {
+namespace {
+
+Tensor scalar_f64(double v) {
+  Tensor t = Tensor::empty({1}, DType::F64);
+  t.data<double>()[0] = v;
+  return t;
+}
+
+Tensor copy_f32(const float* p, const Shape& shape) {
+  Tensor t = Tensor::empty(shape, DType::F32);
+  if (t.numel()) std::memcpy(t.data<float>(), p, t.nbytes());
+  return t;
+}
+
+}  // namespace
+
+void dump_reference(const Config& cfg, const std::string& out_path) {
+  Model model(cfg, ProcessGroups::single_process());
+  const int64_t B = cfg.train.micro_batch, M = cfg.train.micro_batches, S = cfg.train.seq_len;
+  const int64_t V = cfg.model.vocab;
+  SyntheticCorpus corpus(uint64_t(cfg.train.seed), cfg.data.tasks);
+  const Batch batch = corpus.global_batch(0, int(B * M), int(S));
+
+  // A non-trivial expert bias, so the reference checks that it changes selection only.
+  for (MoELayer* m : model.moe_layers())
+    for (size_t e = 0; e < m->expert_bias().size(); ++e) m->expert_bias()[e] = 0.05f * float(int(e % 3) - 1);
+
+  SafetensorsFile f;
+  for (ParamArena* a : {&model.dense(), &model.expert()})
+    for (int i = 0; i < a->size(); ++i)
+      f.tensors["param/" + a->spec(i).name] = copy_f32(a->params() + a->offset(i), a->spec(i).shape);
+  int layer_idx = 0;
+  for (int l = 0; l < cfg.model.layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    MoELayer* m = model.moe_layers()[size_t(layer_idx++)];
+    if (!m->expert_bias().empty())
+      f.tensors["buffer/layers." + std::to_string(l) + ".moe.router.expert_bias"] =
+          copy_f32(m->expert_bias().data(), {int64_t(m->expert_bias().size())});
+  }
+  Tensor tokens = Tensor::empty({B * M, S + 1}, DType::I32);
+  std::memcpy(tokens.data<int32_t>(), batch.tokens.data(), tokens.nbytes());
+  Tensor mask = Tensor::empty({B * M, S}, DType::U8);
+  std::memcpy(mask.data<uint8_t>(), batch.mask.data(), mask.nbytes());
+  f.tensors["batch/tokens"] = tokens;
+  f.tensors["batch/mask"] = mask;
+
+  double lm = 0, aux = 0, seq_aux = 0, z = 0;
+  std::vector<float> logits0;
+  for (int64_t m = 0; m < M; ++m) {
+    const MicroBatch mb = make_micro_batch(batch.tokens.data(), batch.mask.data(), batch.task.data(), S, m * B, B);
+    MoEStepContext ctx;
+    ctx.training = true;
+    ctx.step = 0;
+    ctx.loss_seed = cfg.train.per_token_loss ? 1.0 : 1.0 / double(M);
+    ctx.per_token_loss = cfg.train.per_token_loss;
+    const MicroBatchResult r = model.forward_backward(mb, ctx, m == 0 ? &logits0 : nullptr);
+    lm += r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
+    for (const MoEStats& s : r.moe) {
+      const double w = 1.0 / double(M) / double(r.moe.size());
+      aux += s.aux_loss * w;
+      seq_aux += s.seq_aux_loss * w;
+      z += s.z_loss * w;
+    }
+  }
+  // Objective = lm + Σ coefficient · logged value (per layer, averaged over micro-batches).
+  double objective = lm;
+  const int n_moe = model.num_moe_layers();
+  for (size_t t = 0; t < cfg.moe.load_balancing_type.size(); ++t) {
+    const std::string& type = cfg.moe.load_balancing_type[t];
+    const double coeff = cfg.moe.aux_loss_coeff[t];
+    if (type == "aux_loss") objective += coeff * aux * n_moe;
+    if (type == "seq_aux_loss") objective += coeff * seq_aux * n_moe;
+  }
+  if (cfg.moe.z_loss_coeff) objective += *cfg.moe.z_loss_coeff * z * n_moe;
+
+  Tensor l0 = Tensor::empty({B, S, V}, DType::F32);
+  float* dst = l0.data<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s) std::memcpy(dst + (b * S + s) * V, logits0.data() + (s * B + b) * V, size_t(V) * 4);
+  f.tensors["out/logits0"] = l0;
+  for (ParamArena* a : {&model.dense(), &model.expert()})
+    for (int i = 0; i < a->size(); ++i)
+      f.tensors["grad/" + a->spec(i).name] = copy_f32(a->grads() + a->offset(i), a->spec(i).shape);
+  f.tensors["out/lm_loss"] = scalar_f64(lm);
+  f.tensors["out/objective"] = scalar_f64(objective);
+  f.tensors["out/aux_loss"] = scalar_f64(aux);
+  f.tensors["out/seq_aux_loss"] = scalar_f64(seq_aux);
+  f.tensors["out/z_loss"] = scalar_f64(z);
+  f.metadata["config"] = config_to_json(cfg).dump();
+  write_safetensors(out_path, f);
+}
+
+}  // namespace foldmoe

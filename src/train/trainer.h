@@ -1,0 +1,53 @@
+// The training loop: global batch -> micro-batches -> forward/backward -> finalize -> AdamW,
+// with metrics, progress and checkpoints. One process now; the process groups are the seam for
+// the distributed issues.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "comm/process_groups.h"
+#include "data/synthetic.h"
+#include "model/model.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+
+namespace foldmoe {
+
+class Trainer {
+ public:
+  // cfg must be validated. Resolves the vocabulary from the data, builds and initialises the model,
+  // and loads cfg.checkpoint.load if set.
+  // write_outputs = false: no run directory, metrics file, progress or checkpoints (benchmarks).
+  explicit Trainer(Config cfg, ProcessGroups groups = ProcessGroups::single_process(), bool write_outputs = true);
+
+  // Trains until cfg.train.steps, logging every step and saving checkpoints.
+  void run();
+  // One optimizer step; returns its metrics.
+  StepMetrics train_step();
+
+  void save_checkpoint(const std::string& dir);
+  void load_checkpoint(const std::string& dir);
+
+  Model& model() { return *model_; }
+  const Config& config() const { return cfg_; }
+  int64_t step() const { return step_; }
+  const SyntheticCorpus& corpus() const { return *corpus_; }
+  // Peak FLOP/s used for MFU (measured once, lazily).
+  double peak_flops();
+
+ private:
+  Config cfg_;
+  ProcessGroups groups_;
+  std::unique_ptr<SyntheticCorpus> corpus_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
+  bool write_outputs_ = true;
+  int64_t step_ = 0;
+  double peak_flops_ = 0;
+};
+
+// Resolves derived config values that depend on the data (vocab size).
+Config resolve_config(Config cfg);
+
+}  // namespace foldmoe
