@@ -15,10 +15,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// One scratch directory per test process, removed at exit.
+struct ScratchDir {
+  fs::path path = fs::temp_directory_path() / ("foldmoe_st_test_" + std::to_string(::getpid()));
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 std::string temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("foldmoe_st_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  static ScratchDir scratch;
+  fs::create_directories(scratch.path);
+  return (scratch.path / name).string();
 }
 
 std::string read_bytes(const std::string& path) {
