@@ -30,8 +30,8 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
   Model model(cfg, ProcessGroups::single_process());
   const int64_t B = cfg.train.micro_batch, M = cfg.train.micro_batches, S = cfg.train.seq_len;
   const int64_t V = cfg.model.vocab;
-  SyntheticCorpus corpus(uint64_t(cfg.train.seed), cfg.data.tasks);
-  const Batch batch = corpus.global_batch(0, int(B * M), int(S));
+  data::SyntheticCorpus corpus(uint64_t(cfg.train.seed), cfg.data.tasks);
+  const data::Batch batch = corpus.global_batch(0, int(B * M), int(S));
 
   // A non-trivial expert bias, so the reference checks that it changes selection only.
   for (MoELayer* m : model.moe_layers())
@@ -49,17 +49,13 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
       f.tensors["buffer/layers." + std::to_string(l) + ".moe.router.expert_bias"] =
           copy_f32(m->expert_bias().data(), {int64_t(m->expert_bias().size())});
   }
-  Tensor tokens = Tensor::empty({B * M, S + 1}, DType::I32);
-  std::memcpy(tokens.data<int32_t>(), batch.tokens.data(), tokens.nbytes());
-  Tensor mask = Tensor::empty({B * M, S}, DType::U8);
-  std::memcpy(mask.data<uint8_t>(), batch.mask.data(), mask.nbytes());
-  f.tensors["batch/tokens"] = tokens;
-  f.tensors["batch/mask"] = mask;
+  f.tensors["batch/tokens"] = batch.tokens.clone();
+  f.tensors["batch/mask"] = batch.loss_mask.clone();
 
   double lm = 0, aux = 0, seq_aux = 0, z = 0;
   std::vector<float> logits0;
   for (int64_t m = 0; m < M; ++m) {
-    const MicroBatch mb = make_micro_batch(batch.tokens.data(), batch.mask.data(), batch.task.data(), S, m * B, B);
+    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(), batch.task_ids.data<uint8_t>(), S, m * B, B);
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = 0;

@@ -4,9 +4,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include <fmt/format.h>
 
 #include "core/timer.h"
-#include "train/checkpoint_io.h"
+#include "data/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/config_json.h"
 #include "train/flops.h"
 #include "train/lr_schedule.h"
 
@@ -49,7 +54,7 @@ StepMetrics Trainer::train_step() {
   std::vector<std::vector<int64_t>> kept(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
   double lm = 0, aux = 0, z = 0;
   for (int64_t mi = 0; mi < M; ++mi) {
-    const MicroBatch mb = make_micro_batch(batch.tokens.data(), batch.mask.data(), batch.task.data(), S, mi * B, B);
+    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(), batch.task_ids.data<uint8_t>(), S, mi * B, B);
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = step_;
@@ -69,7 +74,8 @@ StepMetrics Trainer::train_step() {
   }
   if (cfg_.train.per_token_loss) {
     int64_t n_glob = 0;
-    for (uint8_t x : batch.mask) n_glob += x != 0;
+    const uint8_t* mask = batch.loss_mask.data<uint8_t>();
+    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n_glob += mask[i] != 0;
     const float scale = 1.0f / float(std::max<int64_t>(n_glob, 1));
     for (ParamArena* a : {&model_->dense(), &model_->expert()})
       for (int64_t i = 0; i < a->total(); ++i) a->grads()[i] *= scale;
@@ -145,6 +151,63 @@ void Trainer::run() {
     save_checkpoint(dir);
     std::printf("saved checkpoint %s\n", dir.c_str());
   }
+}
+
+}  // namespace foldmoe
+
+namespace foldmoe {
+namespace {
+// Expert-bias buffers by name, shared with the MoE layers for save and load.
+std::map<std::string, std::vector<float>> moe_buffers(Model& model, const Config& cfg) {
+  std::map<std::string, std::vector<float>> out;
+  std::vector<MoELayer*> layers = model.moe_layers();
+  size_t k = 0;
+  for (int l = 0; l < cfg.model.layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    MoELayer* m = layers[k++];
+    if (!m->expert_bias().empty()) out[fmt::format("layers.{}.moe.router.expert_bias", l)] = m->expert_bias();
+  }
+  return out;
+}
+}  // namespace
+
+void Trainer::save_checkpoint(const std::string& dir) {
+  train::TrainState st;
+  st.step = step_;
+  st.dense = &model_->dense();
+  st.expert = &model_->expert();
+  st.adam_m_dense = &opt_dense_->m();
+  st.adam_v_dense = &opt_dense_->v();
+  st.adam_m_expert = &opt_expert_->m();
+  st.adam_v_expert = &opt_expert_->v();
+  st.buffers = moe_buffers(*model_, cfg_);
+  st.config_toml = config_to_toml(cfg_);
+  st.extra = {{"config", config_to_json(cfg_)}};
+  train::save_checkpoint(dir, st);
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+  train::TrainState st;
+  st.dense = &model_->dense();
+  st.expert = &model_->expert();
+  st.adam_m_dense = &opt_dense_->m();
+  st.adam_v_dense = &opt_dense_->v();
+  st.adam_m_expert = &opt_expert_->m();
+  st.adam_v_expert = &opt_expert_->v();
+  st.buffers = moe_buffers(*model_, cfg_);
+  train::load_checkpoint(dir, st);
+  std::vector<MoELayer*> layers = model_->moe_layers();
+  size_t k = 0;
+  for (int l = 0; l < cfg_.model.layers; ++l) {
+    if (!cfg_.is_moe_layer(l)) continue;
+    MoELayer* m = layers[k++];
+    auto it = st.buffers.find(fmt::format("layers.{}.moe.router.expert_bias", l));
+    if (it != st.buffers.end()) m->expert_bias() = it->second;
+  }
+  step_ = st.step;
+  if (step_ > cfg_.train.steps)
+    user_error("checkpoint {} is at step {} but [train] steps = {}: raise --train.steps to continue training", dir,
+               step_, cfg_.train.steps);
 }
 
 }  // namespace foldmoe

@@ -32,14 +32,14 @@ class Trainer {
   Model& model() { return *model_; }
   const Config& config() const { return cfg_; }
   int64_t step() const { return step_; }
-  const SyntheticCorpus& corpus() const { return *corpus_; }
+  const data::SyntheticCorpus& corpus() const { return *corpus_; }
   // Peak FLOP/s used for MFU (measured once, lazily).
   double peak_flops();
 
  private:
   Config cfg_;
   ProcessGroups groups_;
-  std::unique_ptr<SyntheticCorpus> corpus_;
+  std::unique_ptr<data::SyntheticCorpus> corpus_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
   bool write_outputs_ = true;
