@@ -109,7 +109,7 @@ std::string describe(const toml::node& n) {
     default: kind = "date/time"; break;
   }
   if (n.is_table()) return "a table";
-  if (n.is_string()) text << toml::value<std::string>(*n.value<std::string>());
+  if (n.is_string()) text << '"' << *n.value<std::string>() << '"';
   else if (n.is_array()) text << *n.as_array();
   else if (n.is_integer()) text << *n.value<int64_t>();
   else if (n.is_floating_point()) text << *n.value<double>();
@@ -158,7 +158,11 @@ struct TomlReader {
       return out;
     }
     if (f.scalar_as_list && !n.is_table()) {
-      out.push_back(get(n, ""));
+      try {
+        out.push_back(get(n, ""));
+      } catch (const UserError&) {
+        type_error(n, expected);
+      }
       return out;
     }
     type_error(n, expected);
@@ -597,7 +601,7 @@ void validate_rest(const Config& c, Problems& p) {
 
   const OptimConfig& o = c.optim;
   if (!(o.lr > 0)) p.add("", fmt::format("[optim] lr = {} must be > 0.", o.lr), "use e.g. lr = 3e-3.");
-  if (!(o.min_lr >= 0 && o.min_lr <= o.lr))
+  if (!(o.min_lr >= 0 && (!(o.lr > 0) || o.min_lr <= o.lr)))
     p.add("", fmt::format("[optim] min_lr = {} must satisfy 0 <= min_lr <= lr = {}.", o.min_lr, o.lr), "use e.g. min_lr = lr / 10.");
   if (o.warmup_steps < 0) p.add("", fmt::format("[optim] warmup_steps = {} must be >= 0.", o.warmup_steps), "set warmup_steps = 0 for no warmup.");
   check_choice(p, "[optim] schedule", o.schedule, {"cosine", "constant"});

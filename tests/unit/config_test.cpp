@@ -303,7 +303,7 @@ TEST(Config, MoERules) {
   expect_invalid(with([](Config& c) { c.moe.aux_loss_coeff = {-0.1}; }), {"M8", "aux_loss_coeff", "-0.1"});
   expect_invalid(with([](Config& c) { c.moe.load_balancing_type = {"magic"}; }), {"M8", "magic"});
   expect_invalid(with([](Config& c) { c.parallel.etp = 3; }), {"M9", "etp = 3", "128"});
-  expect_invalid(with([](Config& c) { c.moe.ffn_hidden_size = 30; c.parallel.tp = 2; }), {"M9", "F_moe = 30", "etp = 2"});
+  expect_invalid(with([](Config& c) { c.moe.ffn_hidden_size = 31; c.parallel.tp = 2; }), {"M9", "F_moe = 31", "etp = 2"});
   expect_invalid(with([](Config& c) { c.parallel.tp = 2; c.parallel.sequence_parallel = false; }), {"M10", "tp = 2", "sequence_parallel"});
   EXPECT_EQ(validate_error(with([](Config& c) { c.parallel.tp = 2; })), "");
   expect_invalid(with([](Config& c) { c.moe.capacity_partition = {2}; }), {"M11", "capacity_partition"});
