@@ -21,6 +21,8 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.02;  // output projections use init_std / sqrt(2 * layers)
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 struct MoEConfig {
@@ -47,13 +49,18 @@ struct MoEConfig {
   std::string dispatcher = "alltoall";  // alltoall | allgather
   int shared_expert_ffn_hidden_size = 0;
   bool shared_expert_gate = false;
+
+  bool operator==(const MoEConfig&) const = default;
 };
 
 struct ParallelConfig {
   int tp = 1, cp = 1, pp = 1, vpp = 1, ep = 1;
   int etp = 0;  // 0 = tp
   std::string order = "tp-cp-ep-dp-pp";
+  bool sequence_parallel = true;  // SP with TP > 1; required when the model has MoE layers (L7/M10)
   bool distributed_optimizer = false;
+
+  bool operator==(const ParallelConfig&) const = default;
 };
 
 struct TrainConfig {
@@ -64,6 +71,8 @@ struct TrainConfig {
   int64_t seed = 1234;
   bool per_token_loss = false;
   std::string run_dir = "runs/default";
+
+  bool operator==(const TrainConfig&) const = default;
 };
 
 struct OptimConfig {
@@ -76,12 +85,16 @@ struct OptimConfig {
   double beta2 = 0.95;
   double eps = 1e-8;
   double grad_clip = 1.0;  // 0 = off
+
+  bool operator==(const OptimConfig&) const = default;
 };
 
 struct DataConfig {
   std::string source = "synthetic";  // synthetic
   std::vector<std::string> tasks = {"add", "reverse", "sort", "lookup"};
   int eval_samples = 200;  // per task for `foldmoe eval`
+
+  bool operator==(const DataConfig&) const = default;
 };
 
 struct CheckpointConfig {
@@ -89,11 +102,15 @@ struct CheckpointConfig {
   int interval = 0;   // save every N steps (0 = only at the end)
   std::string load;   // resume from this checkpoint directory
   bool save_final = true;
+
+  bool operator==(const CheckpointConfig&) const = default;
 };
 
 struct LogConfig {
   int interval = 1;
   std::string progress = "auto";  // auto | on | off (auto: a live bar only on a TTY)
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct Config {
@@ -109,6 +126,8 @@ struct Config {
   int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
   int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }
   bool is_moe_layer(int layer) const;
+
+  bool operator==(const Config&) const = default;
 };
 
 // Parses TOML text (source names the file for messages). Unknown sections/keys, wrong types and

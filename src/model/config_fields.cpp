@@ -1,0 +1,271 @@
+#include "model/config_fields.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace foldmoe {
+namespace {
+
+template <typename T>
+consteval FieldType type_of() {
+  if constexpr (std::is_same_v<T, int>) return FieldType::Int;
+  else if constexpr (std::is_same_v<T, int64_t>) return FieldType::Int64;
+  else if constexpr (std::is_same_v<T, double>) return FieldType::Double;
+  else if constexpr (std::is_same_v<T, bool>) return FieldType::Bool;
+  else if constexpr (std::is_same_v<T, std::string>) return FieldType::String;
+  else if constexpr (std::is_same_v<T, std::optional<double>>) return FieldType::OptDouble;
+  else if constexpr (std::is_same_v<T, std::optional<int>>) return FieldType::OptInt;
+  else if constexpr (std::is_same_v<T, std::vector<int>>) return FieldType::IntList;
+  else if constexpr (std::is_same_v<T, std::vector<double>>) return FieldType::DoubleList;
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>) return FieldType::StringList;
+  else static_assert(sizeof(T) == 0, "config field of an unsupported type");
+}
+
+template <auto Sec, auto Mem>
+FieldRef ref_of(Config& c) {
+  return &((c.*Sec).*Mem);
+}
+template <auto Sec, auto Mem>
+ConstFieldRef cref_of(const Config& c) {
+  return &((c.*Sec).*Mem);
+}
+
+// The key string is the member name, so a key cannot drift from its struct member.
+#define FOLDMOE_FIELD_IMPL(sec, key, list, help)                                          \
+  ConfigField {                                                                           \
+    #sec, #key, help, type_of<decltype(decltype(Config::sec)::key)>(), list,              \
+        &ref_of<&Config::sec, &decltype(Config::sec)::key>,                               \
+        &cref_of<&Config::sec, &decltype(Config::sec)::key>                               \
+  }
+#define F(sec, key, help) FOLDMOE_FIELD_IMPL(sec, key, false, help)
+#define F_LIST_OR_SCALAR(sec, key, help) FOLDMOE_FIELD_IMPL(sec, key, true, help)
+
+constexpr ConfigField kFields[] = {
+    // [model]
+    F(model, layers, "number of transformer layers L"),
+    F(model, hidden, "hidden size H"),
+    F(model, heads, "attention (query) heads A"),
+    F(model, kv_heads, "key/value heads G (query groups); heads mod kv_heads == 0"),
+    F(model, head_dim, "per-head dimension (0 = hidden / heads); even, for RoPE"),
+    F(model, ffn, "dense SwiGLU width F"),
+    F(model, vocab, "vocabulary size (0 = the data's vocabulary size)"),
+    F(model, rope_theta, "RoPE base"),
+    F(model, norm_eps, "RMSNorm epsilon"),
+    F(model, init_std, "init std; output projections use init_std / sqrt(2 * layers)"),
+    // [moe]
+    F(moe, num_experts, "routed experts E (0 = dense model, no MoE layers)"),
+    F(moe, topk, "experts per token k"),
+    F(moe, ffn_hidden_size, "routed expert width F_moe (0 = model.ffn)"),
+    F_LIST_OR_SCALAR(moe, layer_freq,
+                     "f: layer i is MoE iff i mod f == 0; or a list of L entries 0/1"),
+    F(moe, score_function, "router score function: softmax | sigmoid"),
+    F(moe, pre_softmax, "softmax over all experts before top-k (softmax only)"),
+    F(moe, topk_scaling_factor, "multiply combine weights by this factor (none = 1)"),
+    F(moe, num_groups, "group-limited routing: number of expert groups G_r (none = off)"),
+    F(moe, group_topk, "group-limited routing: groups kept per token g (none = off)"),
+    F(moe, router_bias, "add a learned bias to the router logits"),
+    F(moe, enable_expert_bias, "aux-loss-free balancing bias (sigmoid router only)"),
+    F(moe, bias_update_rate, "expert-bias update rate u per global batch"),
+    F(moe, input_jitter_eps, "router input jitter epsilon (none = off)"),
+    F_LIST_OR_SCALAR(moe, load_balancing_type,
+                     "aux losses: aux_loss seq_aux_loss global_aux_loss sinkhorn none"),
+    F_LIST_OR_SCALAR(moe, aux_loss_coeff, "coefficient per load_balancing_type entry"),
+    F(moe, z_loss_coeff, "router z-loss coefficient (none = off)"),
+    F(moe, capacity_factor, "expert capacity factor (none or negative = dropless)"),
+    F(moe, drop_policy, "which tokens an over-full expert keeps: probs | position"),
+    F(moe, pad_to_capacity, "pad every expert's input to its capacity"),
+    F(moe, capacity_partition, "test option [tp, cp]: capacity units of a TP x CP run"),
+    F(moe, dispatcher, "token dispatcher: alltoall | allgather"),
+    F(moe, shared_expert_ffn_hidden_size, "shared expert width F_sh (0 = none)"),
+    F(moe, shared_expert_gate, "sigmoid gate on the shared expert output"),
+    // [parallel]
+    F(parallel, tp, "tensor-parallel size"),
+    F(parallel, cp, "context-parallel size"),
+    F(parallel, pp, "pipeline-parallel size"),
+    F(parallel, vpp, "virtual pipeline stages per rank (interleaved schedule when > 1)"),
+    F(parallel, ep, "expert-parallel size"),
+    F(parallel, etp, "expert tensor-parallel size (0 = tp)"),
+    F(parallel, order, "rank order, a permutation of tp-cp-ep-dp-pp (first varies fastest)"),
+    F(parallel, sequence_parallel, "sequence parallelism with TP > 1 (required for MoE)"),
+    F(parallel, distributed_optimizer, "shard optimizer state over data-parallel ranks"),
+    // [train]
+    F(train, steps, "optimizer steps"),
+    F(train, micro_batch, "sequences per micro-batch B"),
+    F(train, micro_batches, "micro-batches per step M (gradient accumulation)"),
+    F(train, seq_len, "sequence length S"),
+    F(train, seed, "seed of parameters, data and every random draw"),
+    F(train, per_token_loss, "average the loss over all tokens of the global batch"),
+    F(train, run_dir, "output directory (config, metrics, checkpoints)"),
+    // [optim]
+    F(optim, lr, "peak learning rate"),
+    F(optim, min_lr, "final learning rate of the cosine schedule"),
+    F(optim, warmup_steps, "linear warmup steps"),
+    F(optim, schedule, "learning-rate schedule: cosine | constant"),
+    F(optim, weight_decay, "AdamW decoupled weight decay"),
+    F(optim, beta1, "AdamW beta1"),
+    F(optim, beta2, "AdamW beta2"),
+    F(optim, eps, "AdamW epsilon"),
+    F(optim, grad_clip, "clip the global gradient norm to this (0 = off)"),
+    // [data]
+    F(data, source, "data source: synthetic"),
+    F(data, tasks, "synthetic tasks: add reverse sort lookup"),
+    F(data, eval_samples, "samples per task for `foldmoe eval`"),
+    // [checkpoint]
+    F(checkpoint, dir, "checkpoint directory (empty = <run_dir>/checkpoints)"),
+    F(checkpoint, interval, "save every N steps (0 = only at the end)"),
+    F(checkpoint, load, "resume from this checkpoint directory (empty = fresh start)"),
+    F(checkpoint, save_final, "save a checkpoint after the last step"),
+    // [log]
+    F(log, interval, "print a step line every N steps"),
+    F(log, progress, "live progress bar: auto (only on a TTY) | on | off"),
+};
+
+#undef F
+#undef F_LIST_OR_SCALAR
+#undef FOLDMOE_FIELD_IMPL
+
+// --- Completeness: every member of every section struct is in the table. ---------------------
+// Counts an aggregate's members by brace-initialising it with ever more convertible arguments.
+struct AnyArg {
+  template <typename T>
+  operator T() const;  // NOLINT: implicit on purpose; never defined (unevaluated only)
+};
+template <typename T, typename... A>
+consteval std::size_t member_count() {
+  if constexpr (requires { T{A{}..., AnyArg{}}; }) return member_count<T, A..., AnyArg>();
+  else return sizeof...(A);
+}
+consteval std::size_t fields_in(std::string_view section) {
+  std::size_t n = 0;
+  for (const ConfigField& f : kFields) n += f.section == section ? 1 : 0;
+  return n;
+}
+static_assert(member_count<ModelConfig>() == fields_in("model"), "[model]: table != ModelConfig");
+static_assert(member_count<MoEConfig>() == fields_in("moe"), "[moe]: table != MoEConfig");
+static_assert(member_count<ParallelConfig>() == fields_in("parallel"), "[parallel] incomplete");
+static_assert(member_count<TrainConfig>() == fields_in("train"), "[train]: table incomplete");
+static_assert(member_count<OptimConfig>() == fields_in("optim"), "[optim]: table incomplete");
+static_assert(member_count<DataConfig>() == fields_in("data"), "[data]: table incomplete");
+static_assert(member_count<CheckpointConfig>() == fields_in("checkpoint"), "[checkpoint]");
+static_assert(member_count<LogConfig>() == fields_in("log"), "[log]: table incomplete");
+static_assert(member_count<Config>() == 8, "Config gained a section: add it to the table");
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) out += fmt::format("\\u{:04x}", u);
+        else out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// Shortest text that reads back to the same double, always a TOML float.
+std::string format_double(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string fmt_one(int v) { return fmt::format("{}", v); }
+std::string fmt_one(double v) { return format_double(v); }
+std::string fmt_one(const std::string& v) { return quote(v); }
+
+template <typename T>
+std::string fmt_list(const std::vector<T>& v, bool scalar_as_list) {
+  if (scalar_as_list && v.size() == 1) return fmt_one(v[0]);
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + fmt_one(v[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+std::string ConfigField::flag() const { return fmt::format("--{}.{}", section, key); }
+
+std::span<const ConfigField> config_fields() { return kFields; }
+
+std::vector<std::string_view> config_sections() {
+  std::vector<std::string_view> out;
+  for (const ConfigField& f : kFields)
+    if (out.empty() || out.back() != f.section) out.push_back(f.section);
+  return out;
+}
+
+const ConfigField* find_config_field(std::string_view section, std::string_view key) {
+  for (const ConfigField& f : kFields)
+    if (f.section == section && f.key == key) return &f;
+  return nullptr;
+}
+
+std::string_view field_type_name(FieldType t) {
+  switch (t) {
+    case FieldType::Int: return "integer";
+    case FieldType::Int64: return "integer (64-bit)";
+    case FieldType::Double: return "float";
+    case FieldType::Bool: return "bool";
+    case FieldType::String: return "string";
+    case FieldType::OptDouble: return "float or none";
+    case FieldType::OptInt: return "integer or none";
+    case FieldType::IntList: return "list of integers";
+    case FieldType::DoubleList: return "list of floats";
+    case FieldType::StringList: return "list of strings";
+  }
+  return "?";
+}
+
+std::string field_value_toml(const ConfigField& f, const Config& c) {
+  return std::visit(
+      [&](const auto* p) -> std::string {
+        using T = std::remove_cvref_t<decltype(*p)>;
+        if constexpr (std::is_same_v<T, int> || std::is_same_v<T, int64_t>) {
+          return fmt::format("{}", *p);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return format_double(*p);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return *p ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return quote(*p);
+        } else if constexpr (std::is_same_v<T, std::optional<double>> ||
+                             std::is_same_v<T, std::optional<int>>) {
+          return p->has_value() ? fmt_one(**p) : std::string("none");
+        } else {
+          return fmt_list(*p, f.scalar_as_list);
+        }
+      },
+      f.cref(c));
+}
+
+std::string config_help() {
+  const Config defaults;
+  std::string out =
+      "Configuration: TOML `[section] key = value` in the config file, or the flag\n"
+      "`--section.key=value` (lists as [a,b] or a,b; optional keys accept none).\n";
+  std::string_view section;
+  for (const ConfigField& f : kFields) {
+    if (f.section != section) {
+      section = f.section;
+      out += fmt::format("\n[{}]\n", section);
+    }
+    const std::string lhs = fmt::format("  {}=<{}>", f.flag(), field_type_name(f.type));
+    out += fmt::format("{:<44} {} (default {})\n", lhs, f.help, field_value_toml(f, defaults));
+  }
+  return out;
+}
+
+}  // namespace foldmoe
