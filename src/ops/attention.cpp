@@ -15,6 +15,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/check.h"
 #include "ops/linear.h"
 
 namespace foldmoe::ops {
@@ -119,6 +120,7 @@ inline int64_t visible(int64_t q, int64_t j0, int64_t cols) { return std::min(co
 template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, T* o, T* lse, const AttentionShape& sh) {
   const int64_t S = sh.S, B = sh.B, A = sh.A, G = sh.G, D = sh.D, heads_per_kv = A / G;
+  FOLDMOE_CHECK(G > 0 && A % G == 0, "query heads {} not a multiple of KV heads {}", A, G);
   const int64_t q_stride = B * A * D, kv_stride = B * G * D;
   const T scale = T(1) / std::sqrt(T(D));
   std::vector<T> Kc(size_t(S * D)), Vc(size_t(S * D)), Qc(size_t(S * D)), Oc(size_t(S * D));
@@ -177,6 +179,7 @@ template <typename T>
 void attention_backward(const T* q, const T* k, const T* v, const T* o, const T* lse, const T* dout, T* dq, T* dk,
                         T* dv, const AttentionShape& sh) {
   const int64_t S = sh.S, B = sh.B, A = sh.A, G = sh.G, D = sh.D, heads_per_kv = A / G;
+  FOLDMOE_CHECK(G > 0 && A % G == 0, "query heads {} not a multiple of KV heads {}", A, G);
   const int64_t q_stride = B * A * D, kv_stride = B * G * D;
   const T scale = T(1) / std::sqrt(T(D));
   const size_t SD = size_t(S * D);
