@@ -1,5 +1,7 @@
 #include "model/batch.h"
 
+#include <cstddef>
+
 namespace foldmoe {
 
 int64_t MicroBatch::valid_count() const {
@@ -14,18 +16,18 @@ MicroBatch make_micro_batch(const int32_t* tokens, const uint8_t* mask, const ui
   mb.B = B;
   mb.S = S;
   const int64_t N = B * S;
-  mb.ids_N.resize(size_t(N));
-  mb.targets_N.resize(size_t(N));
-  mb.mask_N.assign(size_t(N), 1);
-  mb.positions_N.resize(size_t(N));
-  mb.task_N.assign(size_t(N), 0);
-  mb.global_seq_B.resize(size_t(B));
+  mb.ids_N.resize(std::size_t(N));
+  mb.targets_N.resize(std::size_t(N));
+  mb.mask_N.assign(std::size_t(N), 1);
+  mb.positions_N.resize(std::size_t(N));
+  mb.task_N.assign(std::size_t(N), 0);
+  mb.global_seq_B.resize(std::size_t(B));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t row = first + b;
-    mb.global_seq_B[size_t(b)] = row;
+    mb.global_seq_B[std::size_t(b)] = row;
     const int32_t* seq = tokens + row * (S + 1);
     for (int64_t s = 0; s < S; ++s) {
-      const size_t n = size_t(s * B + b);
+      const std::size_t n = std::size_t(s * B + b);
       mb.ids_N[n] = seq[s];
       mb.targets_N[n] = seq[s + 1];
       mb.positions_N[n] = int32_t(s);

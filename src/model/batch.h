@@ -1,6 +1,7 @@
 // One micro-batch as the model consumes it: sequence-major rows n = s·B + b (spec 02 §0).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

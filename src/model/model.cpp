@@ -70,7 +70,7 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   if (logits_out) *logits_out = logits;
 
   // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
-  std::vector<float> ce(size_t(N)), lse(size_t(N)), dce(size_t(N), 0.0f);
+  std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
   ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);
   r.n_valid = mb.valid_count();
   for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
@@ -99,7 +99,7 @@ void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, Mic
   MicroBatchResult r;
   forward_(mb, ctx, logits, r);
   if (result) {
-    std::vector<float> ce(size_t(mb.N())), lse(size_t(mb.N()));
+    std::vector<float> ce(static_cast<size_t>(mb.N())), lse(static_cast<size_t>(mb.N()));
     ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), mb.N(), V_);
     r.n_valid = mb.valid_count();
     for (int64_t n = 0; n < mb.N(); ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;

@@ -124,28 +124,26 @@ void Trainer::run() {
   if (write_outputs_) {
     fs::create_directories(run_dir);
     std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
-    writer = std::make_unique<MetricsWriter>((run_dir / "metrics.jsonl").string(), /*append=*/step_ > 0);
+    // A fresh run starts a fresh metrics file; a resumed run appends to it.
+    if (step_ == 0) fs::remove(run_dir / "metrics.jsonl");
+    writer = std::make_unique<MetricsWriter>(run_dir.string());
   }
   peak_flops();
   const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
-  ProgressBar bar(cfg_.train.steps, write_outputs_ && cfg_.log.progress != "off",
-                  cfg_.log.progress == "on");
-  std::printf("foldmoe train: %lld steps from step %lld, %d params dense + %d expert tensors, run dir %s\n",
-              (long long)cfg_.train.steps, (long long)step_, model_->dense().size(), model_->expert().size(),
-              run_dir.c_str());
+  ProgressBar bar(cfg_.train.steps, write_outputs_ ? cfg_.log.progress : "off");
+  bar.log_line(fmt::format("foldmoe train: steps {}..{}, {} dense + {} expert parameter tensors, run dir {}", step_ + 1,
+                           cfg_.train.steps, model_->dense().size(), model_->expert().size(), run_dir.string()));
   while (step_ < cfg_.train.steps) {
     const StepMetrics m = train_step();
     if (writer) writer->write(m);
-    if (cfg_.log.interval > 0 && (m.step % cfg_.log.interval == 0 || step_ == cfg_.train.steps)) {
-      bar.clear();
-      std::printf("%s\n", format_step_line(m).c_str());
-      std::fflush(stdout);
-    }
-    bar.update(m.step, m.lm_loss);
-    if (write_outputs_ && cfg_.checkpoint.interval > 0 && step_ % cfg_.checkpoint.interval == 0 && step_ < cfg_.train.steps)
+    if (cfg_.log.interval > 0 && (m.step % cfg_.log.interval == 0 || step_ == cfg_.train.steps))
+      bar.log_line(format_step_line(m));
+    bar.update(step_);
+    if (write_outputs_ && cfg_.checkpoint.interval > 0 && step_ % cfg_.checkpoint.interval == 0 &&
+        step_ < cfg_.train.steps)
       save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
   }
-  bar.clear();
+  bar.finish();
   if (write_outputs_ && cfg_.checkpoint.save_final) {
     const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
     save_checkpoint(dir);
