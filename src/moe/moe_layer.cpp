@@ -11,6 +11,7 @@
 #include "moe/capacity.h"
 #include "moe/dispatcher.h"
 #include "moe/experts.h"
+#include "moe/moe_layer_testing.h"
 #include "moe/router.h"
 #include "moe/shared_expert.h"
 #include "ops/linear.h"
@@ -20,7 +21,7 @@ namespace foldmoe {
 using namespace moe;
 
 struct MoELayer::Cache {
-  int64_t N = 0;
+  int64_t N = 0, E = 0;
   bool training = false, jitter = false;
   std::vector<float> x_NH, u_NH, xr_NH;            // input copy, jitter multipliers, router input
   std::vector<float> logits_NE, probs_NE, saved_NE, final_probs_NE, daux_NE;
@@ -129,7 +130,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   const int E = I.E;
   const int64_t H = I.H;
   FOLDMOE_CHECK(N == ctx.S_loc * ctx.B, "MoE forward: N = {} but S_loc·B = {}·{}", N, ctx.S_loc, ctx.B);
-  c.N = N;
+  c.N = N, c.E = E;
   c.training = ctx.training;
   float* xc = ensure(c.x_NH, N * H);
   std::memcpy(xc, x, size_t(N * H) * sizeof(float));
@@ -281,3 +282,13 @@ void MoELayer::finalize_global_batch() {
 }
 
 }  // namespace foldmoe
+
+namespace foldmoe::moe {
+
+std::vector<uint8_t> cached_final_map(const MoELayer::Cache& c) {
+  return std::vector<uint8_t>(c.final_map_NE.begin(), c.final_map_NE.begin() + c.N * c.E);
+}
+
+std::vector<int64_t> cached_tokens_per_local_expert(const MoELayer::Cache& c) { return c.ds.tokens_per_local_expert; }
+
+}  // namespace foldmoe::moe
