@@ -32,6 +32,12 @@ struct MoELayer::Cache {
   SharedCache sc;
 };
 
+}  // namespace foldmoe
+
+void std::default_delete<foldmoe::MoELayer::Cache>::operator()(foldmoe::MoELayer::Cache* p) const { delete p; }
+
+namespace foldmoe {
+
 struct MoELayer::Impl {
   MoEConfig m;
   int layer, E, k, H, F;
