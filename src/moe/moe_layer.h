@@ -65,3 +65,10 @@ class MoELayer {
 };
 
 }  // namespace foldmoe
+
+// MoELayer::Cache is opaque (defined in moe_layer.cpp); its deleter is defined there too, so that
+// callers can own a std::unique_ptr<MoELayer::Cache> without seeing the definition.
+template <>
+struct std::default_delete<foldmoe::MoELayer::Cache> {
+  void operator()(foldmoe::MoELayer::Cache* p) const;
+};

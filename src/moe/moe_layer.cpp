@@ -1,0 +1,300 @@
+// MoELayer: wires router -> capacity -> aux losses -> dispatcher -> experts -> combine -> shared
+// expert (spec 02 §1–§8), and the backward in reverse.
+#include "moe/moe_layer.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/check.h"
+#include "moe/aux_loss.h"
+#include "moe/capacity.h"
+#include "moe/dispatcher.h"
+#include "moe/experts.h"
+#include "moe/moe_layer_testing.h"
+#include "moe/router.h"
+#include "moe/shared_expert.h"
+#include "ops/linear.h"
+
+namespace foldmoe {
+
+using namespace moe;
+
+struct MoELayer::Cache {
+  int64_t N = 0, E = 0;
+  bool training = false, jitter = false;
+  std::vector<float> x_NH, u_NH, xr_NH;            // input copy, jitter multipliers, router input
+  std::vector<float> logits_NE, probs_NE, saved_NE, final_probs_NE, daux_NE;
+  std::vector<uint8_t> map_NE, final_map_NE, kept_NE, auxmap_NE;
+  std::vector<float> dprobs_NE, dlogits_NE, dxr_NH;
+  DispatchState ds;
+  ExpertCache ec;
+  SharedCache sc;
+};
+
+}  // namespace foldmoe
+
+void std::default_delete<foldmoe::MoELayer::Cache>::operator()(foldmoe::MoELayer::Cache* p) const { delete p; }
+
+namespace foldmoe {
+
+struct MoELayer::Impl {
+  MoEConfig m;
+  int layer, E, k, H, F;
+  uint64_t seed;
+  ProcessGroups groups;
+  RouterOptions ropt;
+  AuxOptions aopt;
+  bool capacity = false;
+  double cf = 0;
+  DropPolicy policy = DropPolicy::Probs;
+  Param router_w, router_b;
+  std::vector<float> expert_bias;
+  std::vector<double> local_counts;
+  GlobalAuxState gstate;
+  std::unique_ptr<Experts> experts;
+  std::unique_ptr<SharedExpert> shared;
+  std::unique_ptr<TokenDispatcher> dispatcher;
+  CapacityUnits units;
+  int64_t units_S = -1, units_B = -1;
+  std::vector<int32_t> cap_scratch;
+  AuxWorkspace aux_ws;
+};
+
+MoELayer::MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert, const ProcessGroups& groups)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& I = *impl_;
+  I.m = cfg.moe;
+  I.layer = layer;
+  I.E = cfg.moe.num_experts;
+  I.k = cfg.moe.topk;
+  I.H = cfg.model.hidden;
+  I.F = cfg.moe_ffn();
+  I.seed = uint64_t(cfg.train.seed);
+  I.groups = groups;
+  if (I.E < 1) user_error("[moe] num_experts = {}: an MoE layer needs at least one expert", I.E);
+  I.ropt = RouterOptions::from(cfg.moe);
+  I.aopt = AuxOptions::from(cfg.moe);
+  if (cfg.moe.capacity_factor && *cfg.moe.capacity_factor >= 0) {
+    I.capacity = true;
+    I.cf = *cfg.moe.capacity_factor;
+  }
+  if (cfg.moe.pad_to_capacity && !I.capacity)
+    user_error("[moe] pad_to_capacity = true without capacity_factor: rule M6; set capacity_factor or disable padding");
+  if (cfg.moe.drop_policy == "position")
+    I.policy = DropPolicy::Position;
+  else if (cfg.moe.drop_policy != "probs")
+    user_error("[moe] drop_policy = \"{}\": rule M7 needs probs or position", cfg.moe.drop_policy);
+  if (!cfg.moe.capacity_partition.empty()) {
+    if (cfg.moe.capacity_partition.size() != 2 || cfg.moe.capacity_partition[0] < 1 ||
+        cfg.moe.capacity_partition[1] < 1)
+      user_error("[moe] capacity_partition must be [tp, cp] with positive entries (rule M11)");
+    if (groups.tp->size() != 1 || groups.cp->size() != 1)
+      user_error("[moe] capacity_partition is a single-process test option: rule M11 needs TP = CP = 1 (run has "
+                 "TP = {}, CP = {})",
+                 groups.tp->size(), groups.cp->size());
+  }
+
+  const double std0 = cfg.model.init_std;
+  const double std_out = std0 / std::sqrt(2.0 * cfg.model.layers);
+  const std::string base = "layers." + std::to_string(layer) + ".moe.";
+  ParamSpec w;
+  w.name = base + "router.weight";
+  w.shape = {I.E, I.H};
+  w.init_std = std0;
+  w.sequence_parallel = true;
+  I.router_w = dense.add(std::move(w));
+  if (cfg.moe.router_bias) {
+    ParamSpec b;
+    b.name = base + "router.bias";
+    b.shape = {I.E};
+    b.init = InitKind::Zeros;
+    b.weight_decay = false;
+    b.sequence_parallel = true;
+    I.router_b = dense.add(std::move(b));
+  }
+  if (cfg.moe.enable_expert_bias) {
+    I.expert_bias.assign(size_t(I.E), 0.0f);
+    I.local_counts.assign(size_t(I.E), 0.0);
+  }
+  I.experts = std::make_unique<Experts>(layer, I.E, I.H, I.F, groups.ep->size(), groups.ep->rank(),
+                                        groups.etp->size(), groups.etp->rank(), std0, std_out, expert);
+  if (cfg.moe.shared_expert_ffn_hidden_size > 0)
+    I.shared = std::make_unique<SharedExpert>(layer, I.H, cfg.moe.shared_expert_ffn_hidden_size,
+                                              cfg.moe.shared_expert_gate, groups.tp, std0, std_out, dense);
+  I.dispatcher = make_dispatcher(cfg.moe.dispatcher, groups, I.E);
+}
+
+MoELayer::~MoELayer() = default;
+
+std::unique_ptr<MoELayer::Cache> MoELayer::make_cache() const { return std::make_unique<Cache>(); }
+
+std::vector<float>& MoELayer::expert_bias() { return impl_->expert_bias; }
+
+void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext& ctx, Cache& c, MoEStats* stats) {
+  Impl& I = *impl_;
+  const int E = I.E;
+  const int64_t H = I.H;
+  FOLDMOE_CHECK(N == ctx.S_loc * ctx.B, "MoE forward: N = {} but S_loc·B = {}·{}", N, ctx.S_loc, ctx.B);
+  c.N = N, c.E = E;
+  c.training = ctx.training;
+  float* xc = ensure(c.x_NH, N * H);
+  std::memcpy(xc, x, size_t(N * H) * sizeof(float));
+
+  // 1. Input jitter (training only).
+  c.jitter = ctx.training && I.m.input_jitter_eps && *I.m.input_jitter_eps > 0;
+  const float* xr = xc;
+  if (c.jitter) {
+    float* u = ensure(c.u_NH, N * H);
+    jitter_multipliers(I.seed, ctx.step, I.layer, *I.m.input_jitter_eps, ctx.S_loc, ctx.B, ctx.global_seq_B,
+                       ctx.positions_N, H, u);
+    float* r = ensure(c.xr_NH, N * H);
+    for (int64_t i = 0; i < N * H; ++i) r[i] = xc[i] * u[i];
+    xr = r;
+  }
+  // 2. Logits (fp32).
+  float* logits = ensure(c.logits_NE, N * E);
+  ops::linear_forward<float>(xr, I.router_w.w(), logits, N, H, E);
+  if (I.router_b.valid())
+    for (int64_t n = 0; n < N; ++n)
+      for (int e = 0; e < E; ++e) logits[n * E + e] += I.router_b.w()[e];
+
+  // 3 + 6. z-loss and aux pieces (training only): gradients precomputed into daux.
+  AuxValues aux;
+  if (ctx.training) {
+    float* daux = ensure(c.daux_NE, N * E);
+    std::fill(daux, daux + N * E, 0.0f);
+    if (I.aopt.any()) {
+      AuxBatch b;
+      b.N = N, b.S_loc = ctx.S_loc, b.B = ctx.B, b.S_full = ctx.S_full, b.valid_N = ctx.valid_N;
+      b.sigma = ctx.loss_seed, b.per_token = ctx.per_token_loss, b.dp_size = ctx.dp_size;
+      aux_losses_forward(I.aopt, logits, b, *I.groups.tp_cp, *I.groups.tp_dp_cp, I.gstate, I.aux_ws, c.auxmap_NE,
+                         daux, &aux);
+    }
+  }
+
+  // 4. Selection and combine weights.
+  float* probs = ensure(c.probs_NE, N * E);
+  uint8_t* map = ensure(c.map_NE, N * E);
+  ensure(c.saved_NE, N * E);
+  route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data());
+
+  // 5. Capacity.
+  float* fprobs = ensure(c.final_probs_NE, N * E);
+  uint8_t* fmap = ensure(c.final_map_NE, N * E);
+  if (I.capacity) {
+    if (!I.m.capacity_partition.empty() && (I.units_S != ctx.S_loc || I.units_B != ctx.B)) {
+      I.units = capacity_partition_units(ctx.S_loc, ctx.B, I.m.capacity_partition[0], I.m.capacity_partition[1]);
+      I.units_S = ctx.S_loc, I.units_B = ctx.B;
+    }
+    static const CapacityUnits kNone;
+    apply_capacity(probs, map, N, E, I.k, I.cf, I.policy, I.m.pad_to_capacity,
+                   I.m.capacity_partition.empty() ? kNone : I.units, fprobs, fmap, I.cap_scratch);
+  } else {
+    std::memcpy(fprobs, probs, size_t(N * E) * sizeof(float));
+    std::memcpy(fmap, map, size_t(N * E));
+  }
+  uint8_t* kept = ensure(c.kept_NE, N * E);
+  for (int64_t i = 0; i < N * E; ++i) kept[i] = uint8_t(map[i] & fmap[i]);
+
+  // 7. Expert-bias demand counts (pre-capacity, valid tokens, training forward only).
+  if (ctx.training && !I.local_counts.empty())
+    for (int64_t n = 0; n < N; ++n)
+      if (!ctx.valid_N || ctx.valid_N[n])
+        for (int e = 0; e < E; ++e) I.local_counts[size_t(e)] += map[n * E + e];
+
+  // Dispatch, experts, combine.
+  TokenDispatcher& D = *I.dispatcher;
+  D.dispatch_preprocess(xc, fmap, fprobs, N, H, I.m.pad_to_capacity, c.ds);
+  D.dispatch_exchange(c.ds);
+  D.dispatch_postprocess(c.ds);
+  I.experts->forward(c.ds.rows, c.ds.rows_p, c.ds.tokens_per_local_expert, c.ec);
+  D.combine_preprocess(c.ds, c.ec.y_RH.data());
+  D.combine_exchange(c.ds);
+  D.combine_postprocess(c.ds, y);
+
+  // Shared expert.
+  if (I.shared) I.shared->forward(xc, N, y, c.sc);
+
+  if (stats) {
+    stats->aux_loss = aux.aux;
+    stats->seq_aux_loss = aux.seq;
+    stats->global_aux_loss = aux.global;
+    stats->z_loss = aux.z;
+    stats->routed_E.assign(size_t(E), 0);
+    stats->kept_E.assign(size_t(E), 0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int e = 0; e < E; ++e) {
+        stats->routed_E[size_t(e)] += map[n * E + e];
+        stats->kept_E[size_t(e)] += kept[n * E + e];
+      }
+  }
+}
+
+void MoELayer::backward(Cache& c, const float* dy, float* dx) {
+  Impl& I = *impl_;
+  const int E = I.E;
+  const int64_t N = c.N, H = I.H;
+  TokenDispatcher& D = *I.dispatcher;
+
+  // Combine backward -> experts backward -> dispatch backward (dx overwritten, dprobs).
+  D.combine_backward(c.ds, dy);
+  I.experts->backward(c.ec, c.ds.d_rows);
+  float* dprobs = ensure(c.dprobs_NE, N * E);
+  D.dispatch_backward(c.ds, c.ec.dx_RH.data(), c.ec.dp_R.data(), dx, dprobs);
+
+  // Router backward (§2.6) plus the attached aux/z-loss gradients (§5).
+  float* dl = ensure(c.dlogits_NE, N * E);
+  if (c.training)
+    std::memcpy(dl, c.daux_NE.data(), size_t(N * E) * sizeof(float));
+  else
+    std::fill(dl, dl + N * E, 0.0f);
+  route_backward(I.ropt, c.saved_NE.data(), c.map_NE.data(), c.kept_NE.data(), dprobs, N, dl);
+  const float* xr = c.jitter ? c.xr_NH.data() : c.x_NH.data();
+  if (c.jitter) {
+    float* t = ensure(c.dxr_NH, N * H);
+    ops::linear_backward<float>(xr, I.router_w.w(), dl, t, I.router_w.g(), N, H, E);
+    const float* u = c.u_NH.data();
+    for (int64_t i = 0; i < N * H; ++i) dx[i] += t[i] * u[i];
+  } else {
+    ops::linear_backward<float>(xr, I.router_w.w(), dl, dx, I.router_w.g(), N, H, E, /*accumulate_dx=*/true);
+  }
+  if (I.router_b.valid()) {
+    float* gb = I.router_b.g();
+    for (int64_t n = 0; n < N; ++n)
+      for (int e = 0; e < E; ++e) gb[e] += dl[n * E + e];
+  }
+
+  if (I.shared) I.shared->backward(c.sc, dy, dx);
+}
+
+void MoELayer::finalize_global_batch() {
+  Impl& I = *impl_;
+  if (!I.expert_bias.empty()) {
+    std::vector<double>& c = I.local_counts;
+    I.groups.tp_dp_cp->all_reduce(c.data(), int64_t(c.size()));
+    double mean = 0;
+    for (double v : c) mean += v;
+    mean /= double(I.E);
+    const float u = float(I.m.bias_update_rate);
+    for (int e = 0; e < I.E; ++e) {
+      const double d = mean - c[size_t(e)];
+      const float sgn = d > 0 ? 1.0f : (d < 0 ? -1.0f : 0.0f);
+      I.expert_bias[size_t(e)] += u * sgn;
+    }
+    std::fill(c.begin(), c.end(), 0.0);
+  }
+  I.gstate.reset();
+}
+
+}  // namespace foldmoe
+
+namespace foldmoe::moe {
+
+std::vector<uint8_t> cached_final_map(const MoELayer::Cache& c) {
+  return std::vector<uint8_t>(c.final_map_NE.begin(), c.final_map_NE.begin() + c.N * c.E);
+}
+
+std::vector<int64_t> cached_tokens_per_local_expert(const MoELayer::Cache& c) { return c.ds.tokens_per_local_expert; }
+
+}  // namespace foldmoe::moe
