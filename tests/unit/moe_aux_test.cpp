@@ -136,11 +136,8 @@ TEST(MoeAux, GradientMatchesFiniteDifferences) {
       std::vector<float> lp(logits), lm(logits);
       const float h = 1e-2f;
       lp[i] += h, lm[i] -= h;
-      // The aux map (counts) is a constant of the gradient: compare only where it does not move,
-      // using the counts of the unperturbed point (the pieces are linear in a given the counts).
+      // Counts are constants of the gradient; h is small enough that the aux map does not move.
       const double fd = (f(lp) - f(lm)) / (2.0 * h);
-      const Out qp = run(o, lp, S, B), qm = run(o, lm, S, B);
-      (void)qp, (void)qm;
       EXPECT_NEAR(r.dl[i], fd, 5e-3 + 5e-3 * std::fabs(fd)) << "sigmoid " << sig << " i " << i;
     }
   }
@@ -185,4 +182,52 @@ TEST(MoeAux, GlobalAuxRunningMeanAndReset) {
   gs.reset();
   EXPECT_EQ(gs.steps, 0);
   EXPECT_EQ(gs.acc[1], 0.0);
+}
+
+// §4.5 fix: in mean mode the global-aux gradient is multiplied by κ = DP; per-token mode uses the
+// token count of the statistic. The logged value does not change.
+TEST(MoeAux, GlobalAuxKappa) {
+  const AuxOptions o = opts(false, false, false, true);
+  auto one = make_single_rank_communicator("one");
+  auto go = [&](int dp, bool per_token) {
+    AuxBatch b;
+    b.N = 4, b.S_loc = 4, b.B = 1, b.S_full = 4, b.dp_size = dp, b.per_token = per_token;
+    GlobalAuxState gs;
+    AuxWorkspace ws;
+    std::vector<uint8_t> map;
+    Out out;
+    out.dl.assign(16, 0.0f);
+    aux_losses_forward(o, kLogits.data(), b, *one, *one, gs, ws, map, out.dl.data(), &out.v);
+    return out;
+  };
+  const Out a = go(1, false), b = go(2, false), c = go(1, true);
+  EXPECT_EQ(a.v.global, b.v.global);
+  for (size_t i = 0; i < 16; ++i) {
+    EXPECT_FLOAT_EQ(b.dl[i], 2.0f * a.dl[i]);
+    EXPECT_FLOAT_EQ(c.dl[i], 4.0f * a.dl[i]);  // κ = T_g = 4 tokens
+  }
+}
+
+// §4.7: padded tokens are excluded from scores, counts, T and the z-loss, and get no gradient.
+TEST(MoeAux, PaddingMaskExcludesTokens) {
+  const AuxOptions o = opts(true, true, true);
+  auto one = make_single_rank_communicator("one");
+  // Tokens t0..t3 plus two padded rows with arbitrary logits: same values as the 4-token run.
+  std::vector<float> logits(kLogits);
+  for (int i = 0; i < 8; ++i) logits.push_back(float(i) - 3.0f);
+  const uint8_t valid[6] = {1, 1, 1, 1, 0, 0};
+  AuxBatch b;
+  b.N = 6, b.S_loc = 6, b.B = 1, b.S_full = 6, b.valid_N = valid;
+  GlobalAuxState gs;
+  AuxWorkspace ws;
+  std::vector<uint8_t> map;
+  std::vector<float> dl(24, 0.0f);
+  AuxValues v;
+  aux_losses_forward(o, logits.data(), b, *one, *one, gs, ws, map, dl.data(), &v);
+  const Out ref = run(o, kLogits, 4, 1);
+  EXPECT_NEAR(v.aux, 1.07962426, 1e-6);
+  EXPECT_NEAR(v.seq, 1.07962426, 1e-6);
+  EXPECT_NEAR(v.z, 6.70809338, 1e-5);
+  for (size_t i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(dl[i], ref.dl[i]);
+  for (size_t i = 16; i < 24; ++i) EXPECT_EQ(dl[i], 0.0f);
 }
