@@ -224,10 +224,26 @@ def attention(x, wq, wk, wv, wo, A, G, D, theta):
 # Router (spec 02 §2)
 # --------------------------------------------------------------------------------------------
 
+# Diagnostics: smallest decision margins seen (top-k boundary, capacity boundary). A tiny margin
+# means an fp32 implementation may legitimately decide differently from this float64 reference.
+MARGINS = {"topk": math.inf, "capacity": math.inf}
+
+
+def reset_margins():
+    MARGINS["topk"] = math.inf
+    MARGINS["capacity"] = math.inf
+
+
 def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:
     """Bool [N, E]: the k largest entries per row, ties broken by lower index (no gradient)."""
     zn = z.detach().cpu().double().numpy()
-    order = np.argsort(-zn, axis=-1, kind="stable")[:, :k]
+    full = np.argsort(-zn, axis=-1, kind="stable")
+    order = full[:, :k]
+    if zn.shape[-1] > k and zn.shape[0] > 0:
+        zs = np.take_along_axis(zn, full[:, k - 1:k + 1], axis=-1)
+        fin = np.isfinite(zs).all(-1)
+        if fin.any():
+            MARGINS["topk"] = min(MARGINS["topk"], float((zs[fin, 0] - zs[fin, 1]).min()))
     m = np.zeros(zn.shape, dtype=bool)
     np.put_along_axis(m, order, True, axis=-1)
     return torch.from_numpy(m)
@@ -334,7 +350,10 @@ def capacity_keep(probs, rmap, k, cf, policy="probs", units=None):
                 key = -mn[rows, e].astype(np.float64)
             else:
                 raise ValueError(f"drop_policy {policy!r} (M7)")
-            order = np.argsort(key, kind="stable")[:C]  # ties -> earlier in unit order
+            full = np.argsort(key, kind="stable")
+            order = full[:C]  # ties -> earlier in unit order
+            if policy == "probs" and 0 < C < n and mn[rows[full[C]], e]:
+                MARGINS["capacity"] = min(MARGINS["capacity"], float(key[full[C]] - key[full[C - 1]]))
             keep[rows[order], e] = True
     return torch.from_numpy(keep), ceffs
 
