@@ -7,7 +7,7 @@ Same model as docs/model.md (pre-norm decoder, GQA attention with rotate-half Ro
 top-k-on-logits routing + softmax over the winners, aux loss, untied lm_head), written the way a
 PyTorch user would: nn.Linear modules, matmul/softmax attention with a causal mask (torch 1.13
 has no fused SDPA), HF-Mixtral / Megatron-SequentialMLP per-expert index loops, AdamW (decay on
-matrices only) and gradient clipping. Random token batches; warm-up steps, then timed steps.
+matrices only) and gradient clipping. Random token batches; warm-up steps, then timed steps (step_ms = median step time).
 Prints ONE JSON line on stdout:
   {"impl": "pytorch-eager", "tokens_per_s": ..., "step_ms": ..., "flops_per_token": ..., "threads": 1}
 """
@@ -206,17 +206,25 @@ class Model(nn.Module):
         self.layers = nn.ModuleList(Block(c, c.moe_layers[i]) for i in range(c.layers))
         self.final_norm = RMSNorm(c.hidden, c.norm_eps)
         self.lm_head = nn.Linear(c.hidden, c.vocab, bias=False)
-        D, S = c.head_dim, c.seq_len
-        inv = c.rope_theta ** (-torch.arange(0, D, 2, dtype=torch.float32) / D)
-        ang = torch.arange(S, dtype=torch.float32)[:, None] * inv[None]
-        ang = torch.cat((ang, ang), dim=-1)
-        self.register_buffer("cos", ang.cos(), persistent=False)
-        self.register_buffer("sin", ang.sin(), persistent=False)
+        S = c.seq_len
+        cos, sin = self._rope(torch.float32)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
         self.register_buffer("causal", torch.ones(S, S, dtype=torch.bool).triu(1), persistent=False)
         std, out_std = c.init_std, c.init_std / math.sqrt(2 * c.layers)
         for name, p in self.named_parameters():
             if p.dim() == 2:
                 nn.init.normal_(p, 0.0, out_std if name.endswith(("wo.weight", "fc2.weight")) else std)
+
+    def _rope(self, dtype):
+        D, S = self.c.head_dim, self.c.seq_len
+        inv = self.c.rope_theta ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+        ang = torch.arange(S, dtype=torch.float64)[:, None] * inv[None]
+        ang = torch.cat((ang, ang), dim=-1)
+        return ang.cos().to(dtype), ang.sin().to(dtype)
+
+    def rope_double(self):
+        self.cos, self.sin = self._rope(torch.float64)
 
     def forward(self, ids, targets):
         x = self.embedding(ids)
@@ -273,7 +281,7 @@ def main():
         t0 = time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
-    step_s = sum(times) / len(times)
+    step_s = sorted(times)[len(times) // 2]  # median: robust to noise from other processes
     tokens = M * B * S
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, step times "
           f"{[round(t * 1e3, 1) for t in times]} ms, last loss {loss:.4f}", file=sys.stderr)
