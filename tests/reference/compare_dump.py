@@ -78,6 +78,11 @@ def main(argv=None):
     except AssertionError as e:
         return fatal(f"unsupported config: {e}")
 
+    par = raw.get("parallel", {}) or {}
+    big = {k: par.get(k) for k in ("tp", "cp", "pp", "ep", "dp") if isinstance(par.get(k), int) and par.get(k) > 1}
+    if big:
+        print(f"WARNING: dump config has parallel {big}; this reference is single-process (DP = 1; "
+              f"capacity per whole micro-batch unless moe.capacity_partition; global aux at DP = 1)")
     results = []  # (name, err, tol, ok, note)
     problems = []
 
