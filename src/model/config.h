@@ -130,12 +130,15 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-// Parses TOML text (source names the file for messages). Unknown sections/keys, wrong types and
-// impossible values raise UserError naming the key and the rule.
+// Parses TOML text (source names the file for messages) over the defaults. Unknown sections/keys
+// and wrong types raise UserError naming the key (with a nearest-name suggestion). Values are not
+// checked here: call validate() after apply_overrides().
 Config config_from_toml(const std::string& text, const std::string& source);
 // Applies `--section.key=value` overrides in order.
 void apply_overrides(Config& c, const std::vector<std::string>& flags);
-// Every rule that can be checked without running; UserError on the first violation.
+// Every rule that can be checked without the world size (spec 01 §5 L1 L2 L6-L12 L14 L15, spec 02
+// §11 M1-M11, model/train/optim/data/log ranges). Throws one UserError listing every violation,
+// each as "<config|layout> error <id>: <what>\n  fix: <fix>".
 void validate(const Config& c);
 // The resolved configuration as TOML (written to the run directory).
 std::string config_to_toml(const Config& c);
