@@ -52,34 +52,51 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
   f.tensors["batch/tokens"] = batch.tokens.clone();
   f.tensors["batch/mask"] = batch.loss_mask.clone();
 
-  double lm = 0, aux = 0, seq_aux = 0, z = 0;
+  // Mean mode: objective = (1/M) Σ_m [CE_mean(m) + Σ_layers Σ_types coeff·L(m)].
+  // Per-token mode: objective = (1/n_glob) Σ_m [Σ CE(m) + N_m · Σ_layers Σ_types coeff·L(m)].
+  const bool per_token = cfg.train.per_token_loss;
+  const int64_t n_glob = [&] {
+    int64_t n = 0;
+    const uint8_t* mk = batch.loss_mask.data<uint8_t>();
+    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n += mk[i] != 0;
+    return std::max<int64_t>(n, 1);
+  }();
+  auto coeff_of = [&](const std::string& type) {
+    for (size_t t = 0; t < cfg.moe.load_balancing_type.size(); ++t)
+      if (cfg.moe.load_balancing_type[t] == type) return cfg.moe.aux_loss_coeff[t];
+    return 0.0;
+  };
+  double lm = 0, objective = 0, aux = 0, seq_aux = 0, z = 0;
   std::vector<float> logits0;
   for (int64_t m = 0; m < M; ++m) {
-    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(), batch.task_ids.data<uint8_t>(), S, m * B, B);
+    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
+                                           batch.task_ids.data<uint8_t>(), S, m * B, B);
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = 0;
-    ctx.loss_seed = cfg.train.per_token_loss ? 1.0 : 1.0 / double(M);
-    ctx.per_token_loss = cfg.train.per_token_loss;
+    ctx.loss_seed = per_token ? 1.0 : 1.0 / double(M);
+    ctx.per_token_loss = per_token;
     const MicroBatchResult r = model.forward_backward(mb, ctx, m == 0 ? &logits0 : nullptr);
-    lm += r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
+    double aux_obj = 0;
     for (const MoEStats& s : r.moe) {
       const double w = 1.0 / double(M) / double(r.moe.size());
       aux += s.aux_loss * w;
       seq_aux += s.seq_aux_loss * w;
       z += s.z_loss * w;
+      aux_obj += coeff_of("aux_loss") * s.aux_loss + coeff_of("seq_aux_loss") * s.seq_aux_loss +
+                 (cfg.moe.z_loss_coeff ? *cfg.moe.z_loss_coeff * s.z_loss : 0.0);
+    }
+    if (per_token) {
+      lm += r.ce_sum / double(n_glob);
+      objective += (r.ce_sum + double(mb.N()) * aux_obj) / double(n_glob);
+    } else {
+      lm += r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
+      objective += (r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) + aux_obj) / double(M);
     }
   }
-  // Objective = lm + Σ coefficient · logged value (per layer, averaged over micro-batches).
-  double objective = lm;
-  const int n_moe = model.num_moe_layers();
-  for (size_t t = 0; t < cfg.moe.load_balancing_type.size(); ++t) {
-    const std::string& type = cfg.moe.load_balancing_type[t];
-    const double coeff = cfg.moe.aux_loss_coeff[t];
-    if (type == "aux_loss") objective += coeff * aux * n_moe;
-    if (type == "seq_aux_loss") objective += coeff * seq_aux * n_moe;
-  }
-  if (cfg.moe.z_loss_coeff) objective += *cfg.moe.z_loss_coeff * z * n_moe;
+  if (per_token)  // spec 03 §7: per-token gradients are scaled by 1/n_glob after accumulation
+    for (ParamArena* a : {&model.dense(), &model.expert()})
+      for (int64_t i = 0; i < a->total(); ++i) a->grads()[i] /= float(n_glob);
 
   Tensor l0 = Tensor::empty({B, S, V}, DType::F32);
   float* dst = l0.data<float>();

@@ -61,7 +61,7 @@ StepMetrics Trainer::train_step() {
     ctx.per_token_loss = cfg_.train.per_token_loss;
     ctx.loss_seed = cfg_.train.per_token_loss ? 1.0 : 1.0 / double(M);
     const MicroBatchResult r = model_->forward_backward(mb, ctx);
-    lm += r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
+    lm += cfg_.train.per_token_loss ? r.ce_sum : r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
     for (size_t l = 0; l < r.moe.size(); ++l) {
       const MoEStats& s = r.moe[l];
       aux += (s.aux_loss + s.seq_aux_loss + s.global_aux_loss) / double(M) / n_moe;
@@ -77,6 +77,7 @@ StepMetrics Trainer::train_step() {
     const uint8_t* mask = batch.loss_mask.data<uint8_t>();
     for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n_glob += mask[i] != 0;
     const float scale = 1.0f / float(std::max<int64_t>(n_glob, 1));
+    lm /= double(std::max<int64_t>(n_glob, 1));  // the global token mean
     for (ParamArena* a : {&model_->dense(), &model_->expert()})
       for (int64_t i = 0; i < a->total(); ++i) a->grads()[i] *= scale;
   }
