@@ -228,6 +228,13 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
         stats->routed_E[size_t(e)] += map[n * E + e];
         stats->kept_E[size_t(e)] += kept[n * E + e];
       }
+    stats->routed_tag_E.assign(ctx.tag_N ? size_t(ctx.num_tags) * size_t(E) : 0, 0);
+    if (ctx.tag_N)
+      for (int64_t n = 0; n < N; ++n) {
+        const int tag = ctx.tag_N[n];
+        if (tag >= ctx.num_tags) continue;
+        for (int e = 0; e < E; ++e) stats->routed_tag_E[size_t(tag) * size_t(E) + size_t(e)] += map[n * E + e];
+      }
   }
 }
 

@@ -26,6 +26,10 @@ struct MoEStepContext {
   double loss_seed = 1.0;  // σ of spec 02 §5.2 (mean mode: CP / M)
   bool per_token_loss = false;
   int dp_size = 1;         // for κ of global aux (spec 02 §4.5)
+  // Optional per-row tags (e.g. the synthetic task of each token) for load metrics by tag:
+  // rows with tag >= num_tags are not counted.
+  const uint8_t* tag_N = nullptr;
+  int num_tags = 0;
 };
 
 // What one forward of the block reports (logged values of spec 02 §4.9 and §3.6).
@@ -33,6 +37,7 @@ struct MoEStats {
   double aux_loss = 0, seq_aux_loss = 0, global_aux_loss = 0, z_loss = 0;  // logged (÷ coefficient)
   std::vector<int64_t> routed_E;  // demand per expert (before capacity), local tokens
   std::vector<int64_t> kept_E;    // after capacity
+  std::vector<int64_t> routed_tag_E;  // [num_tags, E] demand by row tag (empty without tags)
 };
 
 class MoELayer {

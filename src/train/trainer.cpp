@@ -60,6 +60,8 @@ StepMetrics Trainer::train_step() {
     ctx.step = step_;
     ctx.per_token_loss = cfg_.train.per_token_loss;
     ctx.loss_seed = cfg_.train.per_token_loss ? 1.0 : 1.0 / double(M);
+    ctx.tag_N = mb.task_N.data();
+    ctx.num_tags = data::kNumTasks;
     const MicroBatchResult r = model_->forward_backward(mb, ctx);
     lm += cfg_.train.per_token_loss ? r.ce_sum : r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
     for (size_t l = 0; l < r.moe.size(); ++l) {
@@ -69,6 +71,11 @@ StepMetrics Trainer::train_step() {
       for (int e = 0; e < E; ++e) {
         m.tokens_per_expert[l][size_t(e)] += s.routed_E[size_t(e)];
         kept[l][size_t(e)] += s.kept_E[size_t(e)];
+      }
+      for (int t = 0; t < int(s.routed_tag_E.size()) / std::max(E, 1); ++t) {
+        auto& per_layer = m.task_tokens_per_expert[data::task_name(data::Task(t))];
+        per_layer.resize(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
+        for (int e = 0; e < E; ++e) per_layer[l][size_t(e)] += s.routed_tag_E[size_t(t * E + e)];
       }
     }
   }

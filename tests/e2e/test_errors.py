@@ -1,0 +1,102 @@
+"""Bad input gets a clear error (exit 2) naming the value, the rule and the fix; nothing is lost."""
+import hashlib
+import os
+
+from e2e_common import main, run, tmpdir
+
+
+def expect_error(args, *needles):
+    p = run(*args, check=False)
+    assert p.returncode == 2, f"exit {p.returncode} for {args}\n{p.stdout}\n{p.stderr}"
+    msg = p.stderr
+    assert "Traceback" not in msg and "internal error" not in msg, msg
+    for n in needles:
+        assert n in msg, f"{n!r} not in error message:\n{msg}"
+    return msg
+
+
+def digest(path):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(path)):
+        for f in sorted(files):
+            with open(os.path.join(root, f), "rb") as fh:
+                h.update(f.encode() + fh.read())
+    return h.hexdigest()
+
+
+def small_checkpoint():
+    d = tmpdir()
+    run("train", f"--train.run_dir={d}", "--train.steps=3", "--train.micro_batch=2")
+    return d, os.path.join(d, "checkpoints", "step-00000003")
+
+
+def test_unknown_key_suggests_the_right_one():
+    expect_error(["train", "--moe.topkk=2"], "topkk", "topk")
+
+
+def test_impossible_values_name_key_and_rule():
+    expect_error(["train", "--moe.topk=9"], "topk", "fix")
+    expect_error(["train", "--model.heads=5"], "heads")
+    expect_error(["train", "--moe.pad_to_capacity=true"], "pad_to_capacity", "capacity_factor")
+    expect_error(["train", "--moe.score_function=sigmoidal"], "score_function")
+    expect_error(["train", "--train.micro_batch=0"], "micro_batch")
+    expect_error(["train", "--optim.schedule=linearr"], "schedule")
+    expect_error(["train", "--moe.topk=two"], "topk")
+    expect_error(["train", "--data.tasks=add,mul"], "mul")
+
+
+def test_missing_config_file():
+    expect_error(["train", "--config", "/nonexistent/cfg.toml"], "/nonexistent/cfg.toml")
+
+
+def test_bad_toml_reports_the_location():
+    d = tmpdir()
+    p = os.path.join(d, "bad.toml")
+    with open(p, "w") as f:
+        f.write("[model]\nlayers = = 2\n")
+    expect_error(["train", "--config", p], "bad.toml")
+
+
+def test_missing_checkpoint():
+    expect_error(["eval", "--checkpoint", "/nonexistent/ckpt"], "/nonexistent/ckpt")
+    expect_error(["train", "--checkpoint.load=/nonexistent/ckpt"], "/nonexistent/ckpt")
+
+
+def test_truncated_and_corrupted_checkpoints_are_rejected_and_left_alone():
+    _, ck = small_checkpoint()
+    model = os.path.join(ck, "model.safetensors")
+    with open(model, "rb") as f:
+        data = f.read()
+    with open(model, "wb") as f:
+        f.write(data[: len(data) // 2])
+    before = digest(ck)
+    expect_error(["eval", "--checkpoint", ck], "model.safetensors")
+    assert digest(ck) == before
+    with open(model, "wb") as f:
+        f.write(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))
+    before = digest(ck)
+    expect_error(["train", f"--checkpoint.load={ck}", "--train.steps=5", "--train.micro_batch=2"], "corrupt")
+    assert digest(ck) == before
+
+
+def test_incomplete_checkpoint_is_rejected():
+    _, ck = small_checkpoint()
+    os.remove(os.path.join(ck, "COMPLETE"))
+    expect_error(["eval", "--checkpoint", ck], "incomplete")
+
+
+def test_checkpoint_of_another_model_names_the_parameter():
+    _, ck = small_checkpoint()
+    expect_error(["train", f"--checkpoint.load={ck}", "--model.hidden=64", "--train.steps=5",
+                  "--train.micro_batch=2"], "embedding.weight")
+
+
+def test_vocab_too_small_for_the_data():
+    expect_error(["train", "--model.vocab=50"], "vocab")
+
+
+if __name__ == "__main__":
+    main([test_unknown_key_suggests_the_right_one, test_impossible_values_name_key_and_rule, test_missing_config_file,
+          test_bad_toml_reports_the_location, test_missing_checkpoint,
+          test_truncated_and_corrupted_checkpoints_are_rejected_and_left_alone, test_incomplete_checkpoint_is_rejected,
+          test_checkpoint_of_another_model_names_the_parameter, test_vocab_too_small_for_the_data])
