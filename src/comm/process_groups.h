@@ -10,9 +10,9 @@ namespace foldmoe {
 
 struct ProcessGroups {
   // Attention grid.
-  std::shared_ptr<Communicator> world, tp, cp, dp, pp, dp_cp, tp_cp, tp_dp_cp;
+  std::shared_ptr<Communicator> world, tp, cp, dp, pp, dp_cp, tp_cp, tp_pp, tp_dp_cp;
   // Expert grid.
-  std::shared_ptr<Communicator> etp, ep, edp, etp_ep;
+  std::shared_ptr<Communicator> etp, ep, edp, etp_ep, etp_ep_pp;
 
   static ProcessGroups single_process();
 };

@@ -22,8 +22,10 @@ Param ParamArena::add(ParamSpec spec) {
   return Param{this, int(specs_.size()) - 1};
 }
 
-void ParamArena::allocate() {
+void ParamArena::allocate(int64_t pad_multiple) {
   FOLDMOE_CHECK(!allocated_, "arena allocated twice");
+  FOLDMOE_CHECK(pad_multiple >= 1, "pad multiple {}", pad_multiple);
+  total_ = (total_ + pad_multiple - 1) / pad_multiple * pad_multiple;
   params_.assign(size_t(total_), 0.0f);
   grads_.assign(size_t(total_), 0.0f);
   allocated_ = true;

@@ -53,8 +53,10 @@ class ParamArena {
 
   ArenaKind kind() const { return kind_; }
   Param add(ParamSpec spec);
-  // Allocates parameters and gradients (zeroed). No parameters may be added afterwards.
-  void allocate();
+  // Allocates parameters and gradients (zeroed), the total padded to a multiple of
+  // `pad_multiple` elements (the distributed optimizer shards whole arenas, spec 03 §9.1).
+  // No parameters may be added afterwards.
+  void allocate(int64_t pad_multiple = 1);
   // Fills every parameter from the counter-based RNG keyed by (seed, name, global index).
   void initialize(uint64_t seed);
   void zero_grad();

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <cmath>
+#include <numeric>
 
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
@@ -17,8 +18,10 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
     layers_.push_back(std::make_unique<TransformerLayer>(cfg, i, dense_, expert_, groups_));
   final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
   head_ = dense_.add({.name = "lm_head.weight", .shape = {V_, H_}, .init_std = std_in});
-  dense_.allocate();
-  expert_.allocate();
+  // The distributed optimizer shards whole arenas over dp_cp / edp (spec 03 §9.1).
+  const bool zero1 = cfg.parallel.distributed_optimizer;
+  dense_.allocate(zero1 ? std::lcm(int64_t(groups.dp_cp->size()), int64_t(128)) : 1);
+  expert_.allocate(zero1 ? std::lcm(int64_t(groups.edp->size()), int64_t(128)) : 1);
   dense_.initialize(uint64_t(cfg.train.seed));
   expert_.initialize(uint64_t(cfg.train.seed));
   for (auto& l : layers_) caches_.push_back(l->make_cache());

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "train/config_json.h"
 #include "train/flops.h"
 #include "train/lr_schedule.h"
+#include "parallel/grad_sync.h"
 
 namespace foldmoe {
 
@@ -28,11 +30,16 @@ Config resolve_config(Config cfg) {
 }
 
 Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
-    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs) {
+    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs && groups_.world->rank() == 0) {
   corpus_ = std::make_unique<data::SyntheticCorpus>(uint64_t(cfg_.train.seed), cfg_.data.tasks);
   model_ = std::make_unique<Model>(cfg_, groups_);
-  opt_dense_ = std::make_unique<ArenaAdamW>(model_->dense(), cfg_.optim);
-  opt_expert_ = std::make_unique<ArenaAdamW>(model_->expert(), cfg_.optim);
+  if (cfg_.parallel.distributed_optimizer) {
+    zero_dense_ = std::make_unique<ShardedAdamW>(model_->dense(), cfg_.optim, groups_.dp_cp);
+    zero_expert_ = std::make_unique<ShardedAdamW>(model_->expert(), cfg_.optim, groups_.edp);
+  } else {
+    opt_dense_ = std::make_unique<ArenaAdamW>(model_->dense(), cfg_.optim);
+    opt_expert_ = std::make_unique<ArenaAdamW>(model_->expert(), cfg_.optim);
+  }
   if (!cfg_.checkpoint.load.empty()) load_checkpoint(cfg_.checkpoint.load);
 }
 
@@ -41,10 +48,63 @@ double Trainer::peak_flops() {
   return peak_flops_;
 }
 
+// Finalize (spec 03 §10) and optimizer step; returns the global grad norm before clipping.
+double Trainer::finalize_and_step(int64_t n_glob) {
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  const bool per_token = cfg_.train.per_token_loss;
+  const int dp_cp = groups_.dp_cp->size();
+  const double lr = lr_at(cfg_.optim, step_, cfg_.train.steps);
+  const float token_scale = 1.0f / float(std::max<int64_t>(n_glob, 1));
+  double norm = 0;
+  if (zero_dense_) {
+    if (!per_token && dp_cp > 1) {
+      scale_grads(dense, 1.0f / float(dp_cp));
+      scale_grads(expert, 1.0f / float(dp_cp));
+    }
+    zero_dense_->reduce_scatter_grads();
+    zero_expert_->reduce_scatter_grads();
+    zero_dense_->reduce_sequence_parallel(*groups_.tp);
+    model_->finalize_global_batch();
+    if (per_token) {
+      zero_dense_->scale_shard_grads(token_scale);
+      zero_expert_->scale_shard_grads(token_scale);
+    }
+    double sq = zero_dense_->shard_square_norm(groups_.tp->rank() == 0) + zero_expert_->shard_square_norm(true);
+    groups_.world->all_reduce(&sq, 1);
+    norm = std::sqrt(sq);
+    if (cfg_.optim.grad_clip > 0 && cfg_.optim.grad_clip / (norm + 1e-6) < 1.0) {
+      const float coef = float(cfg_.optim.grad_clip / (norm + 1e-6));
+      zero_dense_->scale_shard_grads(coef);
+      zero_expert_->scale_shard_grads(coef);
+    }
+    zero_dense_->step(lr, step_ + 1);
+    zero_expert_->step(lr, step_ + 1);
+  } else {
+    reduce_gradients(dense, expert, groups_, per_token);
+    model_->finalize_global_batch();
+    if (per_token) {
+      scale_grads(dense, token_scale);
+      scale_grads(expert, token_scale);
+    }
+    const auto [d, e] = grad_square_norms(dense, expert, groups_);
+    norm = std::sqrt(d + e);
+    clip_grad_norm({&dense, &expert}, norm, cfg_.optim.grad_clip);
+    opt_dense_->step(lr, step_ + 1);
+    opt_expert_->step(lr, step_ + 1);
+  }
+  dense.zero_grad();
+  expert.zero_grad();
+  return norm;
+}
+
 StepMetrics Trainer::train_step() {
   Stopwatch timer;
   const int64_t B = cfg_.train.micro_batch, M = cfg_.train.micro_batches, S = cfg_.train.seq_len;
-  const data::Batch batch = corpus_->global_batch(step_, int(B * M), int(S));
+  const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  // The global batch does not depend on the layout; replica d reads global micro-batches
+  // j = m·DP + d (spec 03 §5).
+  const data::Batch batch = corpus_->global_batch(step_, int(B * M * DP), int(S));
   const int n_moe = model_->num_moe_layers();
   const int E = cfg_.moe.num_experts;
 
@@ -52,14 +112,23 @@ StepMetrics Trainer::train_step() {
   m.step = step_ + 1;
   m.tokens_per_expert.assign(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
   std::vector<std::vector<int64_t>> kept(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
+  std::vector<double> task_counts(size_t(n_moe) * data::kNumTasks * size_t(E), 0.0);
   double lm = 0, aux = 0, z = 0;
+  int64_t n_glob = 0;
+  {
+    const uint8_t* mask = batch.loss_mask.data<uint8_t>();
+    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n_glob += mask[i] != 0;
+  }
   for (int64_t mi = 0; mi < M; ++mi) {
-    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(), batch.task_ids.data<uint8_t>(), S, mi * B, B);
+    const int64_t j = mi * DP + d;
+    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
+                                           batch.task_ids.data<uint8_t>(), S, j * B, B);
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = step_;
     ctx.per_token_loss = cfg_.train.per_token_loss;
-    ctx.loss_seed = cfg_.train.per_token_loss ? 1.0 : 1.0 / double(M);
+    ctx.loss_seed = cfg_.train.per_token_loss ? 1.0 : double(groups_.cp->size()) / double(M);
+    ctx.dp_size = DP;
     ctx.tag_N = mb.task_N.data();
     ctx.num_tags = data::kNumTasks;
     const MicroBatchResult r = model_->forward_backward(mb, ctx);
@@ -72,55 +141,51 @@ StepMetrics Trainer::train_step() {
         m.tokens_per_expert[l][size_t(e)] += s.routed_E[size_t(e)];
         kept[l][size_t(e)] += s.kept_E[size_t(e)];
       }
-      for (int t = 0; t < int(s.routed_tag_E.size()) / std::max(E, 1); ++t) {
-        auto& per_layer = m.task_tokens_per_expert[data::task_name(data::Task(t))];
-        per_layer.resize(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
-        for (int e = 0; e < E; ++e) per_layer[l][size_t(e)] += s.routed_tag_E[size_t(t * E + e)];
-      }
+      for (size_t t = 0; t < s.routed_tag_E.size(); ++t)
+        task_counts[l * data::kNumTasks * size_t(E) + t] += double(s.routed_tag_E[t]);
     }
   }
-  if (cfg_.train.per_token_loss) {
-    int64_t n_glob = 0;
-    const uint8_t* mask = batch.loss_mask.data<uint8_t>();
-    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n_glob += mask[i] != 0;
-    const float scale = 1.0f / float(std::max<int64_t>(n_glob, 1));
-    lm /= double(std::max<int64_t>(n_glob, 1));  // the global token mean
-    for (ParamArena* a : {&model_->dense(), &model_->expert()})
-      for (int64_t i = 0; i < a->total(); ++i) a->grads()[i] *= scale;
-  }
-  model_->finalize_global_batch();
-  std::vector<ParamArena*> arenas = {&model_->dense(), &model_->expert()};
-  const double norm = grad_norm(arenas);
-  clip_grad_norm(arenas, norm, cfg_.optim.grad_clip);
-  const double lr = lr_at(cfg_.optim, step_, cfg_.train.steps);
-  opt_dense_->step(lr, step_ + 1);
-  opt_expert_->step(lr, step_ + 1);
-  model_->dense().zero_grad();
-  model_->expert().zero_grad();
+  const double norm = finalize_and_step(n_glob);
   ++step_;
 
-  m.lm_loss = lm;
-  m.aux_loss = aux;
-  m.z_loss = z;
+  // Metrics: losses averaged over DP replicas; expert counts summed over tp_dp_cp.
+  double losses[3] = {lm, aux, z};
+  groups_.dp->all_reduce(losses, 3);
+  m.lm_loss = cfg_.train.per_token_loss ? losses[0] / double(std::max<int64_t>(n_glob, 1)) : losses[0] / DP;
+  m.aux_loss = losses[1] / DP;
+  m.z_loss = losses[2] / DP;
+  std::vector<double> counts;
+  for (int l = 0; l < n_moe; ++l)
+    for (int e = 0; e < E; ++e) counts.push_back(double(m.tokens_per_expert[size_t(l)][size_t(e)]));
+  for (int l = 0; l < n_moe; ++l)
+    for (int e = 0; e < E; ++e) counts.push_back(double(kept[size_t(l)][size_t(e)]));
+  counts.insert(counts.end(), task_counts.begin(), task_counts.end());
+  if (!counts.empty()) groups_.tp_dp_cp->all_reduce(counts.data(), int64_t(counts.size()));
+  size_t k = 0;
+  for (int l = 0; l < n_moe; ++l)
+    for (int e = 0; e < E; ++e) m.tokens_per_expert[size_t(l)][size_t(e)] = int64_t(counts[k++]);
+  for (int l = 0; l < n_moe; ++l)
+    for (int e = 0; e < E; ++e) kept[size_t(l)][size_t(e)] = int64_t(counts[k++]);
+  for (int l = 0; l < n_moe; ++l)
+    for (int t = 0; t < data::kNumTasks; ++t) {
+      auto& per_layer = m.task_tokens_per_expert[data::task_name(data::Task(t))];
+      per_layer.resize(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
+      for (int e = 0; e < E; ++e) per_layer[size_t(l)][size_t(e)] = int64_t(counts[k++]);
+    }
+
   m.grad_norm = norm;
-  m.lr = lr;
+  m.lr = lr_at(cfg_.optim, step_ - 1, cfg_.train.steps);
   m.step_time_s = timer.seconds();
-  const double tokens = double(B * M * S);
+  const double tokens = double(B * M * S * DP);
   m.tokens_per_s = tokens / m.step_time_s;
-  m.mfu = peak_flops_ > 0 ? model_flops_per_token(cfg_) * m.tokens_per_s / peak_flops_ : 0.0;
-  double imb = 0, routed = 0, kept_total = 0;
-  for (int l = 0; l < n_moe; ++l) {
-    const auto& c = m.tokens_per_expert[size_t(l)];
-    double sum = 0, mx = 0;
+  m.mfu = peak_flops_ > 0 ? model_flops_per_token(cfg_) * m.tokens_per_s / (peak_flops_ * groups_.world->size()) : 0.0;
+  double routed = 0, kept_total = 0;
+  for (int l = 0; l < n_moe; ++l)
     for (int e = 0; e < E; ++e) {
-      sum += double(c[size_t(e)]);
-      mx = std::max(mx, double(c[size_t(e)]));
+      routed += double(m.tokens_per_expert[size_t(l)][size_t(e)]);
       kept_total += double(kept[size_t(l)][size_t(e)]);
     }
-    routed += sum;
-    imb += sum > 0 ? mx / (sum / E) / n_moe : 0.0;
-  }
-  m.expert_imbalance = imb;
+  m.expert_imbalance = expert_imbalance(m.tokens_per_expert);
   m.dropped_fraction = routed > 0 ? 1.0 - kept_total / routed : 0.0;
   return m;
 }
@@ -182,10 +247,17 @@ void Trainer::save_checkpoint(const std::string& dir) {
   st.step = step_;
   st.dense = &model_->dense();
   st.expert = &model_->expert();
-  st.adam_m_dense = &opt_dense_->m();
-  st.adam_v_dense = &opt_dense_->v();
-  st.adam_m_expert = &opt_expert_->m();
-  st.adam_v_expert = &opt_expert_->v();
+  std::vector<float> md, vd, me, ve;  // arena-shaped moments gathered from ZeRO-1 shards
+  if (zero_dense_) {
+    md = zero_dense_->full_m();
+    vd = zero_dense_->full_v();
+    me = zero_expert_->full_m();
+    ve = zero_expert_->full_v();
+  }
+  st.adam_m_dense = zero_dense_ ? &md : &opt_dense_->m();
+  st.adam_v_dense = zero_dense_ ? &vd : &opt_dense_->v();
+  st.adam_m_expert = zero_dense_ ? &me : &opt_expert_->m();
+  st.adam_v_expert = zero_dense_ ? &ve : &opt_expert_->v();
   st.buffers = moe_buffers(*model_, cfg_);
   st.config_toml = config_to_toml(cfg_);
   st.extra = {{"config", config_to_json(cfg_)}};
@@ -196,12 +268,18 @@ void Trainer::load_checkpoint(const std::string& dir) {
   train::TrainState st;
   st.dense = &model_->dense();
   st.expert = &model_->expert();
-  st.adam_m_dense = &opt_dense_->m();
-  st.adam_v_dense = &opt_dense_->v();
-  st.adam_m_expert = &opt_expert_->m();
-  st.adam_v_expert = &opt_expert_->v();
+  std::vector<float> md(size_t(model_->dense().total())), vd(md.size()), me(size_t(model_->expert().total())),
+      ve(me.size());
+  st.adam_m_dense = zero_dense_ ? &md : &opt_dense_->m();
+  st.adam_v_dense = zero_dense_ ? &vd : &opt_dense_->v();
+  st.adam_m_expert = zero_dense_ ? &me : &opt_expert_->m();
+  st.adam_v_expert = zero_dense_ ? &ve : &opt_expert_->v();
   st.buffers = moe_buffers(*model_, cfg_);
   train::load_checkpoint(dir, st);
+  if (zero_dense_) {
+    zero_dense_->load_full_moments(md, vd);
+    zero_expert_->load_full_moments(me, ve);
+  }
   std::vector<MoELayer*> layers = model_->moe_layers();
   size_t k = 0;
   for (int l = 0; l < cfg_.model.layers; ++l) {

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "parallel/distributed_optimizer.h"
 
 namespace foldmoe {
 
@@ -41,7 +42,10 @@ class Trainer {
   ProcessGroups groups_;
   std::unique_ptr<data::SyntheticCorpus> corpus_;
   std::unique_ptr<Model> model_;
-  std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
+  double finalize_and_step(int64_t n_glob);
+
+  std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;      // without the distributed optimizer
+  std::unique_ptr<ShardedAdamW> zero_dense_, zero_expert_;  // ZeRO-1 (parallel.distributed_optimizer)
   bool write_outputs_ = true;
   int64_t step_ = 0;
   double peak_flops_ = 0;
