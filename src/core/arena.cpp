@@ -39,7 +39,7 @@ void init_param_values(const ParamSpec& spec, uint64_t seed, float* out, int64_t
       const CounterRng rng(seed, spec.name);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t gi = spec.global_index ? spec.global_index(i) : i;
-        out[i] = float(spec.init_std * rng.normal(uint64_t(gi)));
+        out[i] = gi < 0 ? 0.0f : float(spec.init_std * rng.normal(uint64_t(gi)));  // gi < 0: padding
       }
       return;
     }

@@ -26,7 +26,8 @@ struct ParamSpec {
   bool weight_decay = true;        // matrices decay; norm weights and biases do not
   bool sequence_parallel = false;  // TP-replicated, grad summed over tp (spec 03 §2.4)
   // Maps a local element index to its index in the logical tensor (sharded parameters).
-  // Empty = identity. Initialisation draws at the global index, so layouts agree.
+  // Empty = identity; -1 marks padding (zero, not part of the logical tensor). Initialisation
+  // draws at the global index, so layouts agree.
   std::function<int64_t(int64_t)> global_index;
 };
 
