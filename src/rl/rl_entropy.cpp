@@ -167,9 +167,9 @@ MinibatchHhat minibatch_old_hhat(std::span<const float> entropies, std::span<con
   MinibatchHhat out;
   out.hhat.assign(entropies.size(), 0.0f);
   out.stats.resize(size_t(num_minibatches));
-  std::vector<std::vector<uint32_t>> members(size_t(num_minibatches));
+  std::vector<std::vector<size_t>> members(static_cast<size_t>(num_minibatches));
   for (size_t j = 0; j < entropies.size(); ++j)
-    if (minibatch_of[j] >= 0) members[size_t(minibatch_of[j])].push_back(uint32_t(j));
+    if (minibatch_of[j] >= 0) members[size_t(minibatch_of[j])].push_back(j);
   std::vector<float> pop;
   for (int32_t b = 0; b < num_minibatches; ++b) {
     const auto& idx = members[size_t(b)];
@@ -177,7 +177,7 @@ MinibatchHhat minibatch_old_hhat(std::span<const float> entropies, std::span<con
     for (size_t k = 0; k < idx.size(); ++k) pop[k] = entropies[idx[k]];
     out.stats[size_t(b)] = compute_entropy_stats(pop, rho);
     if (!out.stats[size_t(b)]) continue;
-    for (uint32_t j : idx) out.hhat[j] = hhat(entropies[j], *out.stats[size_t(b)], sign);
+    for (size_t j : idx) out.hhat[j] = hhat(entropies[j], *out.stats[size_t(b)], sign);
   }
   return out;
 }

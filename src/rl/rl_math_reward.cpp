@@ -280,7 +280,12 @@ std::string normalize_final_answer(std::string_view answer) {
   // N4
   if (const size_t d1 = s.find('$'); d1 != std::string::npos) {
     if (const size_t d2 = s.find('$', d1 + 1); d2 != std::string::npos)
-      s = "$" + s.substr(d1 + 1, d2 - d1 - 1) + "$";
+    {
+      std::string t(1, '$');
+      t.append(s, d1 + 1, d2 - d1 - 1);
+      t.push_back('$');
+      s = std::move(t);
+    }
   }
   // N5
   unwrap_all(s, "\\text{");
@@ -289,8 +294,12 @@ std::string normalize_final_answer(std::string_view answer) {
   if (const size_t b = s.find("\\boxed{"); b != std::string::npos) {
     const size_t open_end = b + std::string_view("\\boxed{").size();
     const size_t close = s.rfind('}');
-    if (close != std::string::npos && close >= open_end)
-      s = s.substr(0, b) + s.substr(open_end, close - open_end) + s.substr(close + 1);
+    if (close != std::string::npos && close >= open_end) {
+      std::string t(s, 0, b);
+      t.append(s, open_end, close - open_end);
+      t.append(s, close + 1, std::string::npos);
+      s = std::move(t);
+    }
   }
   // N6
   expand_shorthand(s, "frac", true);
