@@ -35,5 +35,5 @@ TEST(RlMetrics, RolloutSummary) {
   EXPECT_DOUBLE_EQ(s.truncation_rate(), 1.0 / 8);
   EXPECT_EQ(s.max_length, 8192);
   EXPECT_DOUBLE_EQ(s.overlong_penalty_mean(), -0.5 / 8);
-  EXPECT_DOUBLE_EQ(s.reward_mean(), -8.5 / 8);
+  EXPECT_DOUBLE_EQ(s.reward_mean(), -6.5 / 8);
 }
