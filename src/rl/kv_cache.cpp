@@ -161,7 +161,7 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
   if (routing) routing->assign(size_t(R * Lm_ * K_), -1);
 
   const int64_t H = H_, AD = A_ * D_, GD = G_ * D_;
-  std::vector<float> x(size_t(R * H)), normed(size_t(R * H)), branch(size_t(R * H)), rstd(size_t(R));
+  std::vector<float> x(size_t(R * H)), normed(size_t(R * H)), branch(size_t(R * H)), rstd(static_cast<size_t>(R));
   std::vector<float> q(size_t(R * AD)), k(size_t(R * GD)), v(size_t(R * GD)), o(size_t(R * AD)), scores;
   ops::embedding_forward(embedding_.w(), ids.data(), x.data(), R, H);
   const float scale = 1.0f / std::sqrt(float(D_));
@@ -245,7 +245,7 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
     for (int64_t i = 0; i < Rout; ++i)
       std::memcpy(xo.data() + i * H, x.data() + last_row[size_t(i)] * H, size_t(H) * sizeof(float));
   }
-  std::vector<float> xn(size_t(Rout * H)), rs(size_t(Rout));
+  std::vector<float> xn(size_t(Rout * H)), rs(static_cast<size_t>(Rout));
   ops::rmsnorm_forward(xo.data(), final_norm_.w(), xn.data(), rs.data(), Rout, H, eps_);
   logits.resize(size_t(Rout * V_));
   ops::linear_forward(xn.data(), head_.w(), logits.data(), Rout, H, V_);

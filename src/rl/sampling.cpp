@@ -11,7 +11,7 @@ namespace foldmoe::rl {
 
 std::vector<double> sampling_distribution(const float* z, int64_t V, double T, int top_k, double top_p) {
   FOLDMOE_CHECK(T > 0, "sampling_distribution needs T > 0 (got {})", T);
-  std::vector<double> p(size_t(V));
+  std::vector<double> p(static_cast<size_t>(V));
   double mx = -INFINITY;
   for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(z[v]) / T);
   double s = 0;
@@ -19,7 +19,7 @@ std::vector<double> sampling_distribution(const float* z, int64_t V, double T, i
   for (double& x : p) x /= s;
   const bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0;
   if (!use_k && !use_p) return p;
-  std::vector<int32_t> order(size_t(V));
+  std::vector<int32_t> order(static_cast<size_t>(V));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[size_t(a)] > p[size_t(b)]; });
   int64_t keep = use_k ? top_k : V;

@@ -3,6 +3,7 @@
 // router records, ragged batches, and independence of batch composition.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>

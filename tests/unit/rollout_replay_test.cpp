@@ -3,6 +3,7 @@
 // the router still learns (finite differences on the router weight); E15 combine weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>

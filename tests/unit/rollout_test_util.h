@@ -2,6 +2,8 @@
 // reference forward (Model::forward_logits on one sequence).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -48,7 +50,7 @@ inline Config rollout_config(const std::string& kind) {
 
 inline std::vector<int32_t> random_tokens(int64_t n, int64_t V, uint64_t seed) {
   const CounterRng rng(seed, "rollout-test-tokens");
-  std::vector<int32_t> t(size_t(n));
+  std::vector<int32_t> t(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) t[size_t(i)] = int32_t(rng.bits(uint64_t(i))[0] % uint32_t(V));
   return t;
 }
