@@ -37,7 +37,7 @@ Param lookup(ParamArena& arena, const std::string& name) {
 }
 }  // namespace
 
-DecoderEngine::DecoderEngine(Model& model) : model_(model) {
+DecoderEngine::DecoderEngine(Model& model) {
   const Config& cfg = model.config();
   H_ = cfg.model.hidden, V_ = cfg.model.vocab, A_ = cfg.model.heads, G_ = cfg.model.kv_heads, D_ = cfg.head_dim();
   eps_ = cfg.model.norm_eps, theta_ = cfg.model.rope_theta;

@@ -57,7 +57,6 @@ class DecoderEngine {
  private:
   struct LayerParams;
   struct Seq;
-  Model& model_;
   int64_t H_, V_, A_, G_, D_;
   int Lm_, K_;
   double eps_, theta_;
