@@ -15,6 +15,10 @@ struct MicroBatch {
   std::vector<int32_t> positions_N;  // global position (s)
   std::vector<int64_t> global_seq_B; // index of each sequence in the global batch
   std::vector<uint8_t> task_N;       // task tag of each row (metrics only)
+  // Router replay (spec 04 §12): expert ids [N, MoE layers, k] (row n = s·B + b) used instead of
+  // each MoE layer's own top-k; a row whose first id of a layer is negative is routed live there.
+  // Empty = live routing everywhere.
+  std::vector<int32_t> replay_NLK;
   int64_t N() const { return B * S; }
   int64_t valid_count() const;
 };

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/check.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
@@ -47,9 +48,22 @@ void Model::forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vecto
   std::vector<float> x(size_t(N * H_));
   ops::embedding_forward(embedding_.w(), mb.ids_N.data(), x.data(), N, H_);
   r.moe.clear();
+  // Router record / replay: one [N, Lm, k] array, each MoE layer reads and writes its own k columns.
+  const int64_t Lm = num_moe_layers(), K = cfg_.moe.topk;
+  FOLDMOE_CHECK(mb.replay_NLK.empty() || int64_t(mb.replay_NLK.size()) == N * Lm * K,
+                "router replay: {} ids for N = {}, {} MoE layers, k = {}", mb.replay_NLK.size(), N, Lm, K);
+  r.routing_NLK.assign(size_t(N * Lm * K), -1);
+  int64_t j = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     MoEStats stats;
-    layers_[i]->forward(x, mb.S, mb.B, mb.positions_N.data(), ctx, *caches_[i], &stats);
+    MoEStepContext lctx = ctx;
+    if (layers_[i]->is_moe()) {
+      lctx.replay_experts_NK = mb.replay_NLK.empty() ? nullptr : mb.replay_NLK.data() + j * K;
+      lctx.record_experts_NK = r.routing_NLK.data() + j * K;
+      lctx.replay_stride = Lm * K;
+      ++j;
+    }
+    layers_[i]->forward(x, mb.S, mb.B, mb.positions_N.data(), lctx, *caches_[i], &stats);
     if (layers_[i]->is_moe()) r.moe.push_back(std::move(stats));
   }
   final_out_NH_.resize(size_t(N * H_));

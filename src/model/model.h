@@ -17,6 +17,7 @@ struct MicroBatchResult {
   double ce_sum = 0;        // Σ CE over valid tokens
   int64_t n_valid = 0;
   std::vector<MoEStats> moe;  // one per MoE layer, in layer order
+  std::vector<int32_t> routing_NLK;  // selected experts [N, MoE layers, k] (ascending ids), for replay
 };
 
 class Model {

@@ -177,7 +177,17 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   float* probs = ensure(c.probs_NE, N * E);
   uint8_t* map = ensure(c.map_NE, N * E);
   ensure(c.saved_NE, N * E);
-  route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data());
+  if (ctx.replay_experts_NK && I.capacity)
+    user_error("router replay needs a dropless MoE: unset [moe] capacity_factor (spec 04 §12.2 rule 5)");
+  const int64_t rstride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
+  route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data(),
+        ctx.replay_experts_NK, rstride);
+  if (ctx.record_experts_NK)
+    for (int64_t n = 0; n < N; ++n) {
+      int32_t* r = ctx.record_experts_NK + n * rstride;
+      for (int e = 0, j = 0; e < E && j < I.k; ++e)
+        if (map[n * E + e]) r[j++] = e;
+    }
 
   // 5. Capacity.
   float* fprobs = ensure(c.final_probs_NE, N * E);

@@ -30,6 +30,14 @@ struct MoEStepContext {
   // rows with tag >= num_tags are not counted.
   const uint8_t* tag_N = nullptr;
   int num_tags = 0;
+  // Router replay (spec 04 §12): if set, row n uses the k global expert ids at
+  // replay_experts_NK[n·replay_stride ..+k) as its selection instead of its own top-k; combine
+  // weights still come from the current router logits (gradient flows to the router). A row whose
+  // first id is negative is routed live. Requires a dropless layer (no capacity factor).
+  const int32_t* replay_experts_NK = nullptr;
+  // If set, receives the k selected expert ids of each row (ascending), same layout as replay.
+  int32_t* record_experts_NK = nullptr;
+  int64_t replay_stride = 0;  // elements between rows of replay/record; 0 = k
 };
 
 // What one forward of the block reports (logged values of spec 02 §4.9 and §3.6).

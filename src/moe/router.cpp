@@ -93,8 +93,9 @@ void limit_groups(const RouterOptions& o, float* z, float* scratch, int* idx) {
 }  // namespace
 
 void route(const RouterOptions& o, const float* logits_NE, int64_t N, const float* expert_bias_E, float* probs_NE,
-           uint8_t* map_NE, float* saved_NE) {
+           uint8_t* map_NE, float* saved_NE, const int32_t* replay_NK, int64_t replay_stride) {
   const int E = o.E, k = o.k;
+  if (replay_stride == 0) replay_stride = k;
   std::vector<float> z(static_cast<size_t>(E)), scratch(static_cast<size_t>(E) + 1);
   std::vector<int> idx(static_cast<size_t>(std::max(E, k))), sel(static_cast<size_t>(k));
   const float cs = float(o.scaling);
@@ -122,8 +123,18 @@ void route(const RouterOptions& o, const float* logits_NE, int64_t N, const floa
     } else {
       std::copy(l, l + E, z.begin());
     }
-    if (o.num_groups > 0) limit_groups(o, z.data(), scratch.data(), idx.data());
-    topk_lower_index(z.data(), E, k, sel.data());
+    const int32_t* rp = replay_NK ? replay_NK + n * replay_stride : nullptr;
+    if (rp && rp[0] >= 0) {
+      for (int j = 0; j < k; ++j) {
+        FOLDMOE_CHECK(rp[j] >= 0 && rp[j] < E && !m[rp[j]], "router replay: row {} has invalid or repeated expert id {}",
+                      n, rp[j]);
+        sel[size_t(j)] = rp[j];
+        m[rp[j]] = 1;
+      }
+    } else {
+      if (o.num_groups > 0) limit_groups(o, z.data(), scratch.data(), idx.data());
+      topk_lower_index(z.data(), E, k, sel.data());
+    }
     for (int j = 0; j < k; ++j) m[sel[size_t(j)]] = 1;
     // Combine weights.
     if (o.sigmoid) {

@@ -30,8 +30,12 @@ void topk_lower_index(const float* z, int E, int k, int* idx);
 //   map_NE:    1 on the k selected experts, overwritten.
 //   saved_NE:  what the backward needs (post-softmax: unscaled p on I; pre-softmax: softmax over
 //              all E; sigmoid: unbiased sigmoid scores), overwritten.
+//   replay_NK: router replay (spec 04 §12): when non-null, row n selects the k expert ids at
+//              replay_NK[n·replay_stride ..+k) instead of its own top-k (no group limit, no expert
+//              bias); combine weights still follow the score function from the current logits. A row
+//              whose first id is negative is routed live. replay_stride 0 means k.
 void route(const RouterOptions& o, const float* logits_NE, int64_t N, const float* expert_bias_E, float* probs_NE,
-           uint8_t* map_NE, float* saved_NE);
+           uint8_t* map_NE, float* saved_NE, const int32_t* replay_NK = nullptr, int64_t replay_stride = 0);
 
 // Routing-path backward (§2.6). dprobs_NE: gradient w.r.t. the final combine weights;
 // kept_NE: routed pairs that survived capacity (others pass no gradient). dlogits_NE += result.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "data/tokenizer.h"
+#include "rl/rollout.h"
 
 namespace foldmoe {
 
@@ -10,23 +11,19 @@ std::string greedy_generate(Model& model, const std::string& prompt, int max_new
   using data::CharTokenizer;
   std::vector<int32_t> ids = {CharTokenizer::kBos};
   for (int32_t t : CharTokenizer::encode(prompt)) ids.push_back(t);
-  const int64_t V = model.config().model.vocab;
-  std::vector<int32_t> out;
-  std::vector<float> logits;
-  for (int i = 0; i < max_new; ++i) {
-    // One sequence (B = 1): rows are positions. Targets are unused by a forward-only pass.
-    std::vector<int32_t> tokens = ids;
-    tokens.push_back(0);
-    const MicroBatch mb = make_micro_batch(tokens.data(), nullptr, nullptr, int64_t(ids.size()), 0, 1);
-    model.forward_logits(mb, logits);
-    const float* last = logits.data() + (int64_t(ids.size()) - 1) * V;
-    const int32_t next = int32_t(std::max_element(last, last + V) - last);
-    if (next == CharTokenizer::kEos) break;
-    out.push_back(next);
-    ids.push_back(next);
-  }
+  // KV-cache decoding (src/rl): prefill once, then one token per step.
+  rl::SamplingParams sp;
+  sp.greedy = true;
+  rl::RolloutOptions opt;
+  opt.max_new_tokens = max_new;
+  opt.eos_id = CharTokenizer::kEos;
+  opt.record_routing = false;
+  const std::vector<rl::Response> r = rl::generate(model, {ids}, sp, opt);
   std::string text;
-  for (int32_t t : out) text += (t >= CharTokenizer::kFirstChar && t < CharTokenizer::kVocabSize) ? CharTokenizer::id_to_char(t) : '?';
+  for (int32_t t : r[0].tokens) {
+    if (t == CharTokenizer::kEos) break;
+    text += (t >= CharTokenizer::kFirstChar && t < CharTokenizer::kVocabSize) ? CharTokenizer::id_to_char(t) : '?';
+  }
   return text;
 }
 
