@@ -2,7 +2,16 @@
 
 #include <cmath>
 
+#include "ops/fast_exp.h"
+
 namespace foldmoe::ops {
+
+namespace {
+// Float goes through the vectorisable fast_sigmoid (std::exp kept the loops scalar); double keeps
+// std::exp for the finite-difference tests.
+inline float sigmoid(float a) { return fast_sigmoid(a); }
+inline double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
+}  // namespace
 
 template <typename T>
 void swiglu_forward(const T* ab, T* h, int64_t rows, int64_t F) {
@@ -11,7 +20,7 @@ void swiglu_forward(const T* ab, T* h, int64_t rows, int64_t F) {
     const T* b = a + F;
     T* o = h + r * F;
     for (int64_t j = 0; j < F; ++j) {
-      const T s = T(1) / (T(1) + std::exp(-a[j]));
+      const T s = sigmoid(a[j]);
       o[j] = a[j] * s * b[j];
     }
   }
@@ -26,7 +35,7 @@ void swiglu_backward(const T* ab, const T* dh, T* dab, int64_t rows, int64_t F) 
     T* da = dab + r * 2 * F;
     T* db = da + F;
     for (int64_t j = 0; j < F; ++j) {
-      const T s = T(1) / (T(1) + std::exp(-a[j]));
+      const T s = sigmoid(a[j]);
       const T silu = a[j] * s;
       da[j] = g[j] * b[j] * s * (T(1) + a[j] * (T(1) - s));
       db[j] = g[j] * silu;
