@@ -41,7 +41,8 @@ void Model::forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vecto
   const int64_t N = mb.N();
   for (int32_t id : mb.ids_N)
     if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
-  std::vector<float> x(size_t(N * H_));
+  std::vector<float>& x = x_NH_;
+  x.resize(size_t(N * H_));
   ops::embedding_forward(embedding_.w(), mb.ids_N.data(), x.data(), N, H_);
   r.moe.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -65,7 +66,7 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   ctx.global_seq_B = mb.global_seq_B.data();
   ctx.positions_N = mb.positions_N.data();
   MicroBatchResult r;
-  std::vector<float> logits;
+  std::vector<float>& logits = logits_NV_;
   forward_(mb, ctx, logits, r);
   if (logits_out) *logits_out = logits;
 
@@ -80,7 +81,9 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   // Backward, mirror of forward_.
   ops::cross_entropy_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(),
                               logits.data(), N, V_);
-  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
+  std::vector<float>&dfinal = dfinal_NH_, &dx = dx_NH_;
+  dfinal.resize(size_t(N * H_));
+  dx.resize(size_t(N * H_));
   ops::linear_backward(final_out_NH_.data(), head_.w(), logits.data(), dfinal.data(), head_.g(), N, H_, V_);
   final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
   for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
