@@ -83,12 +83,11 @@ StepMetrics Trainer::train_step() {
   model_->finalize_global_batch();
   std::vector<ParamArena*> arenas = {&model_->dense(), &model_->expert()};
   const double norm = grad_norm(arenas);
-  clip_grad_norm(arenas, norm, cfg_.optim.grad_clip);
+  // Clipping and zero_grad are folded into the optimizer's single pass over each arena.
+  const float clip = float(clip_coefficient(norm, cfg_.optim.grad_clip));
   const double lr = lr_at(cfg_.optim, step_, cfg_.train.steps);
-  opt_dense_->step(lr, step_ + 1);
-  opt_expert_->step(lr, step_ + 1);
-  model_->dense().zero_grad();
-  model_->expert().zero_grad();
+  opt_dense_->step(lr, step_ + 1, clip);
+  opt_expert_->step(lr, step_ + 1, clip);
   ++step_;
 
   m.lm_loss = lm;
