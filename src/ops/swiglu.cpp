@@ -43,6 +43,40 @@ void swiglu_backward(const T* ab, const T* dh, T* dab, int64_t rows, int64_t F) 
   }
 }
 
+void swiglu_forward_scaled(const float* ab, const float* p, float* h, float* hp, int64_t rows, int64_t F) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* a = ab + r * 2 * F;
+    const float* b = a + F;
+    float* o = h + r * F;
+    float* op = hp + r * F;
+    const float pr = p[r];
+    for (int64_t j = 0; j < F; ++j) {
+      const float v = a[j] * sigmoid(a[j]) * b[j];
+      o[j] = v;
+      op[j] = v * pr;
+    }
+  }
+}
+
+void swiglu_backward_scaled(const float* ab, const float* dhp, const float* p, float* dab, int64_t rows,
+                            int64_t F) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* a = ab + r * 2 * F;
+    const float* b = a + F;
+    const float* gp = dhp + r * F;
+    float* da = dab + r * 2 * F;
+    float* db = da + F;
+    const float pr = p[r];
+    for (int64_t j = 0; j < F; ++j) {
+      const float g = gp[j] * pr;
+      const float s = sigmoid(a[j]);
+      const float silu = a[j] * s;
+      da[j] = g * b[j] * s * (1.0f + a[j] * (1.0f - s));
+      db[j] = g * silu;
+    }
+  }
+}
+
 template void swiglu_forward<float>(const float*, float*, int64_t, int64_t);
 template void swiglu_forward<double>(const double*, double*, int64_t, int64_t);
 template void swiglu_backward<float>(const float*, const float*, float*, int64_t, int64_t);
