@@ -71,16 +71,17 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   if (logits_out) *logits_out = logits;
 
   // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
+  // The seed σ does not depend on the loss values, so the CE forward and its backward (in place
+  // on the logits) run fused, row by row.
   std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
-  ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);
   r.n_valid = mb.valid_count();
-  for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
   const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
   for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
+  ops::cross_entropy_forward_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(),
+                                      lse.data(), logits.data(), N, V_);
+  for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
 
   // Backward, mirror of forward_.
-  ops::cross_entropy_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(),
-                              logits.data(), N, V_);
   std::vector<float>&dfinal = dfinal_NH_, &dx = dx_NH_;
   dfinal.resize(size_t(N * H_));
   dx.resize(size_t(N * H_));

@@ -76,6 +76,20 @@ void cross_entropy_backward(const T* logits, const int32_t* target, const uint8_
   }
 }
 
+template <typename T>
+void cross_entropy_forward_backward(const T* logits, const int32_t* target, const uint8_t* mask, const T* dloss,
+                                    T* loss, T* lse, T* dlogits, int64_t rows, int64_t V) {
+  for (int64_t n = 0; n < rows; ++n) {
+    const uint8_t* m = mask ? mask + n : nullptr;
+    cross_entropy_forward(logits + n * V, target + n, m, loss + n, lse + n, 1, V);
+    cross_entropy_backward(logits + n * V, target + n, m, lse + n, dloss + n, dlogits + n * V, 1, V);
+  }
+}
+
+template void cross_entropy_forward_backward<float>(const float*, const int32_t*, const uint8_t*, const float*,
+                                                    float*, float*, float*, int64_t, int64_t);
+template void cross_entropy_forward_backward<double>(const double*, const int32_t*, const uint8_t*, const double*,
+                                                     double*, double*, double*, int64_t, int64_t);
 template void cross_entropy_forward<float>(const float*, const int32_t*, const uint8_t*, float*, float*, int64_t,
                                            int64_t);
 template void cross_entropy_forward<double>(const double*, const int32_t*, const uint8_t*, double*, double*,
