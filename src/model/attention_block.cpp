@@ -43,8 +43,11 @@ void AttentionBlock::forward(const float* x, float* out, int64_t S, int64_t B, c
 void AttentionBlock::backward(const float* dout, float* dx, int64_t S, int64_t B, const int32_t* pos,
                               Cache& c) const {
   const int64_t N = S * B;
-  std::vector<float> do_NAD(size_t(N * A_ * D_)), dq(size_t(N * A_ * D_)), dk(size_t(N * G_ * D_)),
-      dv(size_t(N * G_ * D_));
+  std::vector<float>&do_NAD = c.do_NAD, &dq = c.dq_NAD, &dk = c.dk_NGD, &dv = c.dv_NGD;
+  do_NAD.resize(size_t(N * A_ * D_));
+  dq.resize(size_t(N * A_ * D_));
+  dk.resize(size_t(N * G_ * D_));
+  dv.resize(size_t(N * G_ * D_));
   ops::linear_backward(c.o_NAD.data(), wo_.w(), dout, do_NAD.data(), wo_.g(), N, A_ * D_, H_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),

@@ -15,6 +15,7 @@ class AttentionBlock {
 
   struct Cache {
     std::vector<float> x_NH, q_NAD, k_NGD, v_NGD, o_NAD, lse_BAS;
+    std::vector<float> do_NAD, dq_NAD, dk_NGD, dv_NGD;  // backward scratch, reused across calls
   };
   // x_NH: normed input; out_NH overwritten.
   void forward(const float* x_NH, float* out_NH, int64_t S, int64_t B, const int32_t* positions_N, Cache& c) const;

@@ -22,7 +22,9 @@ void DenseMlp::forward(const float* x, float* y, int64_t N, Cache& c) const {
 }
 
 void DenseMlp::backward(const float* dy, float* dx, int64_t N, Cache& c) const {
-  std::vector<float> dh(size_t(N * F_)), dab(size_t(N * 2 * F_));
+  std::vector<float>&dh = c.dh_NF, &dab = c.dab_N2F;
+  dh.resize(size_t(N * F_));
+  dab.resize(size_t(N * 2 * F_));
   ops::linear_backward(c.h_NF.data(), fc2_.w(), dy, dh.data(), fc2_.g(), N, F_, H_);
   ops::swiglu_backward(c.ab_N2F.data(), dh.data(), dab.data(), N, F_);
   ops::linear_backward(c.x_NH.data(), fc1_.w(), dab.data(), dx, fc1_.g(), N, H_, 2 * F_);

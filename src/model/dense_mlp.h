@@ -15,6 +15,7 @@ class DenseMlp {
 
   struct Cache {
     std::vector<float> x_NH, ab_N2F, h_NF;
+    std::vector<float> dh_NF, dab_N2F;  // backward scratch, reused across calls
   };
   void forward(const float* x_NH, float* y_NH, int64_t N, Cache& c) const;
   void backward(const float* dy_NH, float* dx_NH, int64_t N, Cache& c) const;  // dx overwritten

@@ -45,7 +45,8 @@ void Model::forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vecto
   const int64_t N = mb.N();
   for (int32_t id : mb.ids_N)
     if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
-  std::vector<float> x(size_t(N * H_));
+  std::vector<float>& x = x_NH_;
+  x.resize(size_t(N * H_));
   ops::embedding_forward(embedding_.w(), mb.ids_N.data(), x.data(), N, H_);
   r.moe.clear();
   // Router record / replay: one [N, Lm, k] array, each MoE layer reads and writes its own k columns.
@@ -82,22 +83,25 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   ctx.global_seq_B = mb.global_seq_B.data();
   ctx.positions_N = mb.positions_N.data();
   MicroBatchResult r;
-  std::vector<float> logits;
+  std::vector<float>& logits = logits_NV_;
   forward_(mb, ctx, logits, r);
   if (logits_out) *logits_out = logits;
 
   // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
+  // The seed σ does not depend on the loss values, so the CE forward and its backward (in place
+  // on the logits) run fused, row by row.
   std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
-  ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);
   r.n_valid = mb.valid_count();
-  for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
   const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
   for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
+  ops::cross_entropy_forward_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(),
+                                      lse.data(), logits.data(), N, V_);
+  for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
 
   // Backward, mirror of forward_.
-  ops::cross_entropy_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(),
-                              logits.data(), N, V_);
-  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
+  std::vector<float>&dfinal = dfinal_NH_, &dx = dx_NH_;
+  dfinal.resize(size_t(N * H_));
+  dx.resize(size_t(N * H_));
   ops::linear_backward(final_out_NH_.data(), head_.w(), logits.data(), dfinal.data(), head_.g(), N, H_, V_);
   final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
   for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);

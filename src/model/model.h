@@ -59,6 +59,9 @@ class Model {
   std::vector<std::unique_ptr<TransformerLayer::Cache>> caches_;
   RmsNormLayer::Cache final_norm_cache_;
   std::vector<float> final_out_NH_;
+  // Step buffers kept across calls: fresh multi-MB vectors each step cost page faults and zero-fill
+  // (logits alone is N·V floats). Every one is fully overwritten before it is read.
+  std::vector<float> x_NH_, logits_NV_, dfinal_NH_, dx_NH_;
 };
 
 }  // namespace foldmoe

@@ -29,7 +29,9 @@ std::unique_ptr<TransformerLayer::Cache> TransformerLayer::make_cache() const {
 void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, const int32_t* pos,
                                const MoEStepContext& ctx, Cache& c, MoEStats* stats) {
   const int64_t N = S * B;
-  std::vector<float> normed(size_t(N * H_)), branch(size_t(N * H_));
+  std::vector<float>&normed = c.work_a_NH, &branch = c.work_b_NH;
+  normed.resize(size_t(N * H_));
+  branch.resize(size_t(N * H_));
   attn_norm_.forward(x.data(), normed.data(), N, c.attn_norm);
   attn_.forward(normed.data(), branch.data(), S, B, pos, c.attn);
   for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
@@ -43,7 +45,9 @@ void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, cons
 
 void TransformerLayer::backward(std::vector<float>& dx, int64_t S, int64_t B, const int32_t* pos, Cache& c) {
   const int64_t N = S * B;
-  std::vector<float> dbranch(size_t(N * H_)), dnormed(size_t(N * H_));
+  std::vector<float>&dnormed = c.work_a_NH, &dbranch = c.work_b_NH;
+  dnormed.resize(size_t(N * H_));
+  dbranch.resize(size_t(N * H_));
   // MLP branch: dx already holds d(output) = d(residual h) contribution.
   if (moe_)
     moe_->backward(*c.moe, dx.data(), dnormed.data());

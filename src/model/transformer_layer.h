@@ -21,6 +21,9 @@ class TransformerLayer {
     AttentionBlock::Cache attn;
     DenseMlp::Cache mlp;
     std::unique_ptr<MoELayer::Cache> moe;
+    // Scratch for the normed input / branch output (forward) and their gradients (backward): held
+    // here so each call reuses warm pages instead of faulting in fresh N·H vectors.
+    std::vector<float> work_a_NH, work_b_NH;
   };
   std::unique_ptr<Cache> make_cache() const;
 

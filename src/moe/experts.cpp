@@ -10,6 +10,21 @@
 
 namespace foldmoe::moe {
 
+namespace {
+
+// Dot product with 8 independent partial sums: one FP accumulator is a serial chain the compiler
+// may not reorder, the lanes let it vectorise.
+float lane_dot(const float* x, const float* y, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += x[i + l] * y[i + l];
+  for (; i < n; ++i) acc[0] += x[i] * y[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace
+
 Experts::Experts(int layer, int E, int H, int F, int ep_size, int ep_rank, int etp_size, int etp_rank,
                  double init_std, double out_std, ParamArena& arena)
     : H_(H) {
@@ -58,13 +73,7 @@ void Experts::forward(const float* x, const float* p, const std::vector<int64_t>
     const int64_t m = counts[size_t(le)];
     if (m == 0) continue;
     ops::linear_forward<float>(x + o * H, fc1_[size_t(le)].w(), ab + o * 2 * F, m, H, 2 * F);
-    ops::swiglu_forward<float>(ab + o * 2 * F, h + o * F, m, F);
-    for (int64_t i = o; i < o + m; ++i) {
-      const float pi = p[i];
-      const float* hi = h + i * F;
-      float* hpi = hp + i * F;
-      for (int64_t f = 0; f < F; ++f) hpi[f] = hi[f] * pi;
-    }
+    ops::swiglu_forward_scaled(ab + o * 2 * F, p + o, h + o * F, hp + o * F, m, F);
     ops::linear_forward<float>(hp + o * F, fc2_[size_t(le)].w(), y + o * H, m, F, H);
     o += m;
   }
@@ -84,16 +93,9 @@ void Experts::backward(ExpertCache& c, const float* dy) const {
     // dW2 += dYᵀ·h', dh' = dY·W2.
     ops::linear_backward<float>(c.hp_RF.data() + o * F, fc2_[size_t(le)].w(), dy + o * H, dhp + o * F,
                                 fc2_[size_t(le)].g(), m, F, H);
-    for (int64_t i = o; i < o + m; ++i) {
-      const float* hi = h + i * F;
-      float* gi = dhp + i * F;
-      float s = 0;
-      for (int64_t f = 0; f < F; ++f) s += gi[f] * hi[f];
-      dp[i] = s;
-      const float pi = c.p_R[i];
-      for (int64_t f = 0; f < F; ++f) gi[f] *= pi;  // dh = dh' ⊙ p
-    }
-    ops::swiglu_backward<float>(c.ab_R2F.data() + o * 2 * F, dhp + o * F, dab + o * 2 * F, m, F);
+    for (int64_t i = o; i < o + m; ++i) dp[i] = lane_dot(dhp + i * F, h + i * F, F);  // dp = Σ dh'·h
+    // dh = dh' ⊙ p, folded into the SwiGLU backward.
+    ops::swiglu_backward_scaled(c.ab_R2F.data() + o * 2 * F, dhp + o * F, c.p_R + o, dab + o * 2 * F, m, F);
     ops::linear_backward<float>(c.x_RH + o * H, fc1_[size_t(le)].w(), dab + o * 2 * F, dx + o * H,
                                 fc1_[size_t(le)].g(), m, H, 2 * F);
     o += m;

@@ -8,7 +8,11 @@ namespace foldmoe::ops {
 //   p *= 1 − lr·wd;  m = lerp(m, g, 1−β1);  v = β2·v + (1−β2)·g²;
 //   p −= (lr / (1−β1^t)) · m / (sqrt(v) / sqrt(1−β2^t) + eps).
 // The scalar factors are formed in double like torch's Python-side floats.
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& h) {
+namespace {
+
+template <bool kConsume>
+void adamw_kernel(float* param, const float* grad, float* grad_zero, float* m, float* v, int64_t n,
+                  const AdamWHyper& h, float grad_scale) {
   const double t = double(h.step);
   const float decay = float(1.0 - h.lr * h.weight_decay);
   const float w1 = float(1.0 - h.beta1);
@@ -17,13 +21,28 @@ void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, 
   const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(h.beta2, t)));
   const float eps = float(h.eps);
   for (int64_t i = 0; i < n; ++i) {
-    const float g = grad[i];
+    float g = grad[i];
+    if constexpr (kConsume) {
+      g *= grad_scale;
+      grad_zero[i] = 0.0f;
+    }
     const float mi = m[i] + w1 * (g - m[i]);
     const float vi = b2 * v[i] + w2 * g * g;
     m[i] = mi;
     v[i] = vi;
     param[i] = param[i] * decay - step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
   }
+}
+
+}  // namespace
+
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& h) {
+  adamw_kernel<false>(param, grad, nullptr, m, v, n, h, 1.0f);
+}
+
+void adamw_step_consume(float* param, float* grad, float* m, float* v, int64_t n, const AdamWHyper& h,
+                        float grad_scale) {
+  adamw_kernel<true>(param, grad, grad, m, v, n, h, grad_scale);
 }
 
 // Four independent double accumulators: the compiler may not reorder a single FP sum, and the

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "ops/fast_exp.h"
 #include "ops/linear.h"
 
 namespace foldmoe::ops {
@@ -25,31 +26,9 @@ namespace {
 constexpr int64_t kRows = 64;  // queries per tile
 constexpr int64_t kCols = 64;  // keys per tile
 
-// exp for the probability tiles. Float: Cephes-style range reduction x = n·ln2 + r and a degree-6
-// polynomial (about 1 ulp); libm's expf is a scalar call and would dominate the kernel. Written so
-// that GCC vectorises it under its default -ftrapping-math, which forbids if-converting a branch
-// around FP work: n = round(x·log2 e) comes from the 1.5·2^23 trick (the low mantissa bits of kd
-// are n as an integer), and x < −87 (result below FLT_MIN, or n outside the trick's range) is
-// flushed to 0 with an integer mask instead of a float clamp. Domain: x ≤ 88 (callers pass
-// s − max ≤ 0); NaN propagates. Double keeps std::exp (finite-difference tests).
-inline float tile_exp(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23
-  const float kd = x * 1.44269504088896341f + kRound;
-  const int32_t n_int = int32_t(std::bit_cast<uint32_t>(kd) - std::bit_cast<uint32_t>(kRound));
-  const float n = kd - kRound;
-  float r = x - n * 0.693359375f;  // ln2 split into a short high part and a correction
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const float y = e * std::bit_cast<float>(int32_t(uint32_t(n_int + 127) << 23));
-  const int32_t keep = -int32_t(!(x < -87.0f));
-  return std::bit_cast<float>(std::bit_cast<int32_t>(y) & keep);
-}
+// exp for the probability tiles: the vectorisable fast_exp (ops/fast_exp.h) in float; double keeps
+// std::exp (finite-difference tests).
+inline float tile_exp(float x) { return fast_exp(x); }
 inline double tile_exp(double x) { return std::exp(x); }
 
 // Reductions with independent partial lanes: a single FP accumulator is a serial dependency the

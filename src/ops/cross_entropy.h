@@ -17,4 +17,11 @@ template <typename T>
 void cross_entropy_backward(const T* logits, const int32_t* target, const uint8_t* mask, const T* lse,
                             const T* dloss, T* dlogits, int64_t rows, int64_t V);
 
+// Forward then backward row by row, with the same results as the two calls above: the row is
+// still in cache for the backward, instead of streaming all rows·V logits from memory twice.
+// dloss must be known up front (it does not depend on the loss values).
+template <typename T>
+void cross_entropy_forward_backward(const T* logits, const int32_t* target, const uint8_t* mask, const T* dloss,
+                                    T* loss, T* lse, T* dlogits, int64_t rows, int64_t V);
+
 }  // namespace foldmoe::ops

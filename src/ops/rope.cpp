@@ -17,11 +17,14 @@ void rotate(T* x, const int32_t* pos, int64_t rows, int64_t heads, int64_t D, do
   for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = std::pow(theta, -2.0 * double(i) / double(D));
   std::vector<T> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < half; ++i) {
-      const double a = double(pos[r]) * inv_freq[size_t(i)];
-      cs[size_t(i)] = T(std::cos(a));
-      sn[size_t(i)] = T(sign * std::sin(a));
-    }
+    // Rows are n = s·B + b, so runs of rows share a position: reuse the previous row's angles
+    // (the same values, without another `half` double cos/sin pairs).
+    if (r == 0 || pos[r] != pos[r - 1])
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = double(pos[r]) * inv_freq[size_t(i)];
+        cs[size_t(i)] = T(std::cos(a));
+        sn[size_t(i)] = T(sign * std::sin(a));
+      }
     for (int64_t h = 0; h < heads; ++h) {
       T* lo = x + (r * heads + h) * D;
       T* hi = lo + half;

@@ -12,8 +12,9 @@ namespace foldmoe {
 class ArenaAdamW {
  public:
   ArenaAdamW(ParamArena& arena, const OptimConfig& cfg);
-  // One update with learning rate `lr`; `step` is 1-based (bias correction).
-  void step(double lr, int64_t step);
+  // One update with learning rate `lr`; `step` is 1-based (bias correction). The gradients are
+  // used scaled by `grad_scale` (the clip coefficient) and left zeroed for the next step.
+  void step(double lr, int64_t step, float grad_scale);
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
 
@@ -25,7 +26,8 @@ class ArenaAdamW {
 
 // sqrt(Σ g²) over every gradient of the arenas (padding is zero and adds nothing).
 double grad_norm(const std::vector<ParamArena*>& arenas);
-// Scales all gradients by max_norm / (norm + 1e-6) if that is < 1; returns the coefficient applied.
-double clip_grad_norm(const std::vector<ParamArena*>& arenas, double norm, double max_norm);
+// The gradient-clipping coefficient: max_norm / (norm + 1e-6) if that is < 1, else 1 (also when
+// clipping is off). ArenaAdamW::step applies it.
+double clip_coefficient(double norm, double max_norm);
 
 }  // namespace foldmoe

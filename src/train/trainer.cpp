@@ -89,9 +89,11 @@ double Trainer::finalize_and_step(int64_t n_glob) {
     }
     const auto [d, e] = grad_square_norms(dense, expert, groups_);
     norm = std::sqrt(d + e);
-    clip_grad_norm({&dense, &expert}, norm, cfg_.optim.grad_clip);
-    opt_dense_->step(lr, step_ + 1);
-    opt_expert_->step(lr, step_ + 1);
+    // Clipping and zero_grad are folded into the optimizer's single pass over each arena.
+    const float clip = float(clip_coefficient(norm, cfg_.optim.grad_clip));
+    opt_dense_->step(lr, step_ + 1, clip);
+    opt_expert_->step(lr, step_ + 1, clip);
+    return norm;
   }
   dense.zero_grad();
   expert.zero_grad();

@@ -60,3 +60,19 @@ TEST(OpsAdamW, SumSquaresAndScale) {
   EXPECT_EQ(g[1], -1.f);
   EXPECT_EQ(g[5], 2.f);
 }
+
+TEST(OpsAdamW, ConsumeMatchesScaleThenStepAndZeroesGrads) {
+  const std::vector<float> p0 = {0.3f, -1.2f, 2.0f, 0.f, 5e-3f, 7.f, -0.1f, 1e-4f, 3.f};  // > one SIMD width
+  const std::vector<float> g0 = {0.1f, -0.4f, 3.0f, 0.f, 1e-6f, -2.f, 0.7f, 1e-3f, -0.3f};
+  const ops::AdamWHyper h{3e-3, 0.9, 0.95, 1e-8, 0.01, 2};
+  const float scale = 0.37f;
+  std::vector<float> p = p0, g = g0, m(p0.size(), 0.01f), v(p0.size(), 0.02f);
+  ops::scale_inplace(g.data(), int64_t(g.size()), scale);
+  ops::adamw_step(p.data(), g.data(), m.data(), v.data(), int64_t(p.size()), h);
+  std::vector<float> fp = p0, fg = g0, fm(p0.size(), 0.01f), fv(p0.size(), 0.02f);
+  ops::adamw_step_consume(fp.data(), fg.data(), fm.data(), fv.data(), int64_t(fp.size()), h, scale);
+  EXPECT_EQ(fp, p);
+  EXPECT_EQ(fm, m);
+  EXPECT_EQ(fv, v);
+  EXPECT_EQ(fg, std::vector<float>(g0.size(), 0.0f));
+}

@@ -68,3 +68,20 @@ TEST(OpsCrossEntropy, BackwardMatchesFiniteDifferences) {
     for (size_t i = 0; i < inplace.size(); ++i) EXPECT_EQ(inplace[i], dlogits[i]);
   }
 }
+
+TEST(OpsCrossEntropy, FusedForwardBackwardMatchesSeparateCalls) {
+  constexpr int64_t V = 37;  // not a multiple of the 8 SIMD lanes: exercises the tails
+  const auto l64 = test::randn(size_t(kRows * V), "logits_fused", 2.0);
+  std::vector<float> logits(l64.begin(), l64.end()), dloss = {0.5f, 0.0f, 0.25f, 1.0f, 0.0f};
+  std::vector<int32_t> target = {0, 36, 3, 20, 1};
+  std::vector<float> loss(kRows), lse(kRows), d(logits.size());
+  ops::cross_entropy_forward(logits.data(), target.data(), kMask.data(), loss.data(), lse.data(), kRows, V);
+  ops::cross_entropy_backward(logits.data(), target.data(), kMask.data(), lse.data(), dloss.data(), d.data(), kRows,
+                              V);
+  std::vector<float> floss(kRows), flse(kRows), fd = logits;  // fused runs in place on the logits
+  ops::cross_entropy_forward_backward(fd.data(), target.data(), kMask.data(), dloss.data(), floss.data(),
+                                      flse.data(), fd.data(), kRows, V);
+  EXPECT_EQ(floss, loss);
+  EXPECT_EQ(flse, lse);
+  EXPECT_EQ(fd, d);
+}

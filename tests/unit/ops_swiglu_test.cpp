@@ -27,3 +27,22 @@ TEST(OpsSwiglu, BackwardMatchesFiniteDifferences) {
   ops::swiglu_backward(ab.data(), R.data(), dab.data(), rows, F);
   EXPECT_LT(test::rel_err(dab, test::numeric_grad(ab, loss)), test::kFdTol);
 }
+
+TEST(OpsSwiglu, ScaledFormsMatchPlainOnesWithRowWeights) {
+  constexpr int64_t R = 3, F = 11;  // F not a multiple of the SIMD width
+  const auto ab64 = test::randn(size_t(R * 2 * F), "ab_scaled", 4.0);
+  const auto dh64 = test::randn(size_t(R * F), "dh_scaled", 1.0);
+  const std::vector<float> ab(ab64.begin(), ab64.end()), dhp(dh64.begin(), dh64.end()), p = {0.25f, 1.0f, 0.6f};
+  std::vector<float> h(R * F), hp(R * F), ref_h(R * F);
+  ops::swiglu_forward_scaled(ab.data(), p.data(), h.data(), hp.data(), R, F);
+  ops::swiglu_forward(ab.data(), ref_h.data(), R, F);
+  EXPECT_EQ(h, ref_h);
+  std::vector<float> dh(R * F), dab(R * 2 * F), ref_dab(R * 2 * F);
+  for (int64_t i = 0; i < R * F; ++i) {
+    EXPECT_EQ(hp[size_t(i)], ref_h[size_t(i)] * p[size_t(i / F)]);
+    dh[size_t(i)] = dhp[size_t(i)] * p[size_t(i / F)];
+  }
+  ops::swiglu_backward_scaled(ab.data(), dhp.data(), p.data(), dab.data(), R, F);
+  ops::swiglu_backward(ab.data(), dh.data(), ref_dab.data(), R, F);
+  EXPECT_EQ(dab, ref_dab);
+}
