@@ -17,6 +17,7 @@ void register_eval(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_dump_reference(CLI::App& app);
 void register_config(CLI::App& app);
+void register_topology(CLI::App& app);
 
 // Runs the callback of the parsed subcommand; returns the exit status.
 int run_selected(CLI::App& app);

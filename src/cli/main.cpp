@@ -1,4 +1,4 @@
-// `foldmoe`: one binary, one subcommand per file (train, eval, bench, dump-reference, config).
+// `foldmoe`: one binary, one subcommand per file (train, eval, bench, dump-reference, config, topology).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_bench(app);
   foldmoe::cli::register_dump_reference(app);
   foldmoe::cli::register_config(app);
+  foldmoe::cli::register_topology(app);
   try {
     app.parse(argc, argv);
     return foldmoe::cli::run_selected(app);
