@@ -94,12 +94,12 @@ std::string to_table(const Topology& t) {
   out += "\ngroups (member order; groups in generation order):\n";
   for (const auto& [name, groups] : attention_groups(g)) {
     out += fmt::format("  attention.{:<20}", name);
-    for (const auto& m : *groups) out += " " + list_text(m);
+    for (const auto& m : *groups) out += fmt::format(" {}", list_text(m));
     out += "\n";
   }
   for (const auto& [name, groups] : expert_groups(g)) {
     out += fmt::format("  expert.{:<23}", name);
-    for (const auto& m : *groups) out += " " + list_text(m);
+    for (const auto& m : *groups) out += fmt::format(" {}", list_text(m));
     out += "\n";
   }
   return out;

@@ -62,7 +62,7 @@ class MpiCommunicator final : public Communicator {
     check_counts(counts);
     Scope s(*this, CommStats::AllGather, counts[size_t(rank_)] * 4 * (size_ - 1));
     if (size_ == 1) return copy(send, recv, counts[0]);
-    std::vector<int> cnt(size_t(size_)), dsp(size_t(size_));
+    std::vector<int> cnt(static_cast<size_t>(size_)), dsp(static_cast<size_t>(size_));
     int64_t off = 0;
     for (int i = 0; i < size_; ++i) {
       cnt[size_t(i)] = to_int(counts[size_t(i)], "count");
@@ -85,7 +85,7 @@ class MpiCommunicator final : public Communicator {
     Scope s(*this, CommStats::ReduceScatter, (total - mine) * 4);
     if (size_ == 1) return copy(send, recv, mine);
     // Member j's block of every member lands at tmp[i * mine], summed below in member order.
-    std::vector<int> sc(size_t(size_)), sd(size_t(size_)), rc(size_t(size_)), rd(size_t(size_));
+    std::vector<int> sc(static_cast<size_t>(size_)), sd(static_cast<size_t>(size_)), rc(static_cast<size_t>(size_)), rd(static_cast<size_t>(size_));
     int64_t off = 0;
     for (int i = 0; i < size_; ++i) {
       sc[size_t(i)] = to_int(counts[size_t(i)], "count");
@@ -114,7 +114,7 @@ class MpiCommunicator final : public Communicator {
                     send_counts[0], recv_counts[0]);
       return copy(send, recv, send_counts[0]);
     }
-    std::vector<int> sc(size_t(size_)), sd(size_t(size_)), rc(size_t(size_)), rd(size_t(size_));
+    std::vector<int> sc(static_cast<size_t>(size_)), sd(static_cast<size_t>(size_)), rc(static_cast<size_t>(size_)), rd(static_cast<size_t>(size_));
     int64_t so = 0, ro = 0;
     for (int i = 0; i < size_; ++i) {
       sc[size_t(i)] = to_int(send_counts[size_t(i)], "count");
