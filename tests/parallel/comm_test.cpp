@@ -3,6 +3,7 @@
 // topology's groups. Runs on any world size; tests for one layout skip on other sizes.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -62,7 +63,7 @@ TEST(Comm, AllReduceDeterministicMemberOrder) {
   const auto value = [](int rank, int64_t i) {
     return (rank % 2 == 0 ? 1e7f : -1e7f) + float(rank) * 0.1f + float(i) * 1e-3f;
   };
-  std::vector<float> a(size_t(n)), b(size_t(n));
+  std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) a[size_t(i)] = b[size_t(i)] = value(r, i);
   w.all_reduce(a.data(), n);
   w.all_reduce(b.data(), n);
@@ -82,7 +83,7 @@ TEST(Comm, AllGather) {
   for (int i = 0; i < P; ++i)
     for (int k = 0; k < n; ++k) EXPECT_EQ(recv[size_t(i * n + k)], float(i * 100 + k));
   // In place: my block already sits at rank()·n.
-  std::vector<float> inplace(size_t(n * P), -1.f);
+  std::vector<float> inplace(static_cast<size_t>(n * P), -1.f);
   for (int k = 0; k < n; ++k) inplace[size_t(r * n + k)] = float(r * 100 + k);
   w.all_gather(inplace.data() + r * n, inplace.data(), n);
   EXPECT_EQ(inplace, recv);
@@ -91,12 +92,12 @@ TEST(Comm, AllGather) {
 TEST(Comm, AllGatherVUnevenAndZero) {
   Communicator& w = world();
   const int P = w.size(), r = w.rank();
-  std::vector<int64_t> counts(size_t(P));
+  std::vector<int64_t> counts(static_cast<size_t>(P));
   for (int i = 0; i < P; ++i) counts[size_t(i)] = i % 3;  // member 0 (and every third) sends nothing
-  std::vector<float> send(size_t(counts[size_t(r)]));
+  std::vector<float> send(static_cast<size_t>(counts[size_t(r)]));
   for (int64_t k = 0; k < counts[size_t(r)]; ++k) send[size_t(k)] = float(r * 100 + k);
   const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
-  std::vector<float> recv(size_t(total) + 1, -1.f);
+  std::vector<float> recv(static_cast<size_t>(total) + 1, -1.f);
   w.all_gather_v(send.data(), recv.data(), counts);
   int64_t o = 0;
   for (int i = 0; i < P; ++i)
@@ -108,7 +109,7 @@ TEST(Comm, ReduceScatter) {
   Communicator& w = world();
   const int P = w.size(), r = w.rank();
   const int64_t n = 4;
-  std::vector<float> send(size_t(n * P)), recv(size_t(n));
+  std::vector<float> send(static_cast<size_t>(n * P)), recv(static_cast<size_t>(n));
   for (int j = 0; j < P; ++j)
     for (int k = 0; k < n; ++k) send[size_t(j * n + k)] = float(r * 1000 + j * 10 + k);
   w.reduce_scatter(send.data(), recv.data(), n);
@@ -119,16 +120,16 @@ TEST(Comm, ReduceScatter) {
 TEST(Comm, ReduceScatterVUnevenAndZeroDeterministic) {
   Communicator& w = world();
   const int P = w.size(), r = w.rank();
-  std::vector<int64_t> counts(size_t(P));
+  std::vector<int64_t> counts(static_cast<size_t>(P));
   for (int j = 0; j < P; ++j) counts[size_t(j)] = (j * 2 + 1) % 4;  // 1,3,1,3,... ; P=2: 1,3
   if (P > 2) counts[2] = 0;                                           // a zero-length block
   const auto value = [](int rank, int j, int64_t k) { return (rank % 2 ? -3e6f : 3e6f) + float(rank + j) * 0.37f + float(k); };
   const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
-  std::vector<float> send(size_t(total));
+  std::vector<float> send(static_cast<size_t>(total));
   int64_t o = 0;
   for (int j = 0; j < P; ++j)
     for (int64_t k = 0; k < counts[size_t(j)]; ++k) send[size_t(o++)] = value(r, j, k);
-  std::vector<float> recv(size_t(counts[size_t(r)]) + 1, -1.f), again(recv);
+  std::vector<float> recv(static_cast<size_t>(counts[size_t(r)]) + 1, -1.f), again(recv);
   w.reduce_scatter_v(send.data(), recv.data(), counts);
   w.reduce_scatter_v(send.data(), again.data(), counts);
   for (int64_t k = 0; k < counts[size_t(r)]; ++k) {
@@ -144,7 +145,7 @@ TEST(Comm, AllToAllVUnevenAndZero) {
   const int P = w.size(), r = w.rank();
   // Rank a sends (a + 2·b) mod 3 floats a·1000 + b·100 + k to rank b.
   const auto cnt = [](int a, int b) { return int64_t((a + 2 * b) % 3); };
-  std::vector<int64_t> sc(size_t(P)), rc(size_t(P));
+  std::vector<int64_t> sc(static_cast<size_t>(P)), rc(static_cast<size_t>(P));
   for (int j = 0; j < P; ++j) sc[size_t(j)] = cnt(r, j), rc[size_t(j)] = cnt(j, r);
   std::vector<float> send, recv(size_t(std::accumulate(rc.begin(), rc.end(), int64_t(0))), -1.f);
   for (int j = 0; j < P; ++j)
@@ -193,7 +194,7 @@ TEST(Comm, TrafficStatistics) {
   Communicator& w = *g.world;
   const int P = w.size();
   w.reset_stats();
-  std::vector<float> x(10, 1.f), y(size_t(10 * P));
+  std::vector<float> x(10, 1.f), y(static_cast<size_t>(10 * P));
   w.all_gather(x.data(), y.data(), 10);
   w.all_reduce(x.data(), 10);
   w.barrier();
@@ -295,8 +296,8 @@ TEST(Groups, DispatcherMetadataExampleOnFourRanks) {
   const int E = 4;
   const int64_t N = *std::max_element(c.begin(), c.end()), H = 1;
   // Token n goes to expert e iff n < c[e].
-  std::vector<uint8_t> map(size_t(N * E));
-  std::vector<float> probs(size_t(N * E), 0.5f), x(size_t(N * H), 1.f);
+  std::vector<uint8_t> map(static_cast<size_t>(N * E));
+  std::vector<float> probs(static_cast<size_t>(N * E), 0.5f), x(static_cast<size_t>(N * H), 1.f);
   for (int64_t n = 0; n < N; ++n)
     for (int e = 0; e < E; ++e) map[size_t(n * E + e)] = n < c[size_t(e)] ? 1 : 0;
   moe::AlltoAllDispatcher d(g, E);
@@ -319,4 +320,12 @@ TEST(Groups, DispatcherMetadataExampleOnFourRanks) {
   EXPECT_EQ(st.output_splits, in[size_t(r)]);
   EXPECT_EQ(st.tokens_per_local_expert, tple[size_t(r)]);
   EXPECT_EQ(st.num_out, (std::vector<int64_t>{6, 4, 6, 6})[size_t(r)]);
+}
+
+// Self-check of the harness: with FOLDMOE_PARTEST_INJECT_FAILURE=1 rank 1 (only) fails, and the
+// whole mpirun must exit non-zero. Passes (does nothing) otherwise.
+TEST(Harness, InjectedFailureOnOneRank) {
+  const char* inject = std::getenv("FOLDMOE_PARTEST_INJECT_FAILURE");
+  if (inject && std::string(inject) == "1" && world().rank() == std::min(1, world().size() - 1))
+    ADD_FAILURE() << "injected failure";
 }

@@ -41,7 +41,10 @@ std::string error_of(const LayoutSpec& s, const Config* c = nullptr) {
 
 std::string order_string(const std::array<int, 5>& o) {
   std::string s;
-  for (int i = 0; i < 5; ++i) s += (i ? "-" : "") + std::string(kOrderTokens[size_t(o[size_t(i)])]);
+  for (int i = 0; i < 5; ++i) {
+    if (i) s += '-';
+    s += kOrderTokens[size_t(o[size_t(i)])];
+  }
   return s;
 }
 
@@ -76,14 +79,16 @@ TEST(Topology, GeneratorPropertiesAllOrders) {
           if (mask & (1 << t)) request.push_back(t);
         const RankGroups groups = grid.groups(request);
         // P1: partition.
-        std::vector<int> seen(size_t(W), 0);
+        std::vector<int> seen(static_cast<size_t>(W), 0);
         for (const auto& g : groups)
           for (int r : g) ++seen[size_t(r)];
         for (int r = 0; r < W; ++r) ASSERT_EQ(seen[size_t(r)], 1) << order_string(perm) << " mask " << mask;
         for (size_t g = 0; g < groups.size(); ++g) {
           // P3: strictly increasing members; groups ordered by smallest member.
           for (size_t m = 1; m < groups[g].size(); ++m) ASSERT_LT(groups[g][m - 1], groups[g][m]);
-          if (g > 0) ASSERT_LT(groups[g - 1][0], groups[g][0]);
+          if (g > 0) {
+            ASSERT_LT(groups[g - 1][0], groups[g][0]);
+          }
           // P2: member index = mixed-radix number of the masked coordinates, first masked
           // token (in order-string order) least significant.
           for (size_t m = 0; m < groups[g].size(); ++m) {
