@@ -19,3 +19,13 @@ foreach(t ${FOLDMOE_E2E_TESTS})
   add_test(NAME e2e.${name} COMMAND ${FOLDMOE_PYTHON} ${t} $<TARGET_FILE:foldmoe>)
   set_tests_properties(e2e.${name} PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 900)
 endforeach()
+
+# Communicator and process-group tests under mpirun (tests/parallel/). A failure on any rank makes
+# the executable exit non-zero on every rank; only rank 0 prints the GoogleTest report.
+foreach(np 2 3 4 8)
+  add_test(NAME parallel.comm.np${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe --mca mpi_yield_when_idle 1
+                   -np ${np} $<TARGET_FILE:foldmoe_parallel_tests> --gtest_brief=1)
+  set_tests_properties(parallel.comm.np${np} PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 180
+                       PROCESSORS 2)
+endforeach()

@@ -1,4 +1,4 @@
-// `foldmoe`: one binary, one subcommand per file (train, eval, bench, dump-reference, config, generate).
+// `foldmoe`: one binary, one subcommand per file (train, eval, bench, generate, topology, config, dump-reference).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_dump_reference(app);
   foldmoe::cli::register_config(app);
   foldmoe::cli::register_generate(app);
+  foldmoe::cli::register_topology(app);
   try {
     app.parse(argc, argv);
     return foldmoe::cli::run_selected(app);

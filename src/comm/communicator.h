@@ -4,6 +4,7 @@
 // code as multi-rank code.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -12,6 +13,29 @@
 namespace foldmoe {
 
 enum class ReduceOp { Sum, Max };
+
+// Traffic of one communicator as seen by this rank: logical payload bytes this rank sends to other
+// members (independent of the backend's algorithm: an all-reduce of n floats over P members counts
+// 4·n·(P-1), an all-to-all-v the blocks for the other members, a broadcast counts at the root
+// only), the number of calls, and the wall time spent inside collectives.
+struct CommStats {
+  enum Kind { AllReduce, AllGather, ReduceScatter, AllToAll, Broadcast, SendRecv, Barrier, kNumKinds };
+  std::array<int64_t, kNumKinds> bytes{};
+  std::array<int64_t, kNumKinds> calls{};
+  double seconds = 0;
+
+  static const char* kind_name(int kind);  // "all_reduce", "all_gather", ...
+  int64_t total_bytes() const {
+    int64_t t = 0;
+    for (int64_t b : bytes) t += b;
+    return t;
+  }
+  CommStats& operator+=(const CommStats& o) {
+    for (int k = 0; k < kNumKinds; ++k) bytes[size_t(k)] += o.bytes[size_t(k)], calls[size_t(k)] += o.calls[size_t(k)];
+    seconds += o.seconds;
+    return *this;
+  }
+};
 
 class Communicator {
  public:
@@ -38,6 +62,10 @@ class Communicator {
   virtual void send(const float* data, int64_t n, int peer, int tag) = 0;
   virtual void recv(float* data, int64_t n, int peer, int tag) = 0;
   virtual void barrier() = 0;
+
+  // Traffic statistics (backends without accounting report zeros).
+  virtual CommStats stats() const { return {}; }
+  virtual void reset_stats() {}
 };
 
 // The trivial backend: one member, every collective is a copy.

@@ -43,6 +43,12 @@ class SingleRankCommunicator final : public Communicator {
 
 }  // namespace
 
+const char* CommStats::kind_name(int kind) {
+  static constexpr const char* kNames[] = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all",
+                                           "broadcast",  "send_recv",  "barrier"};
+  return kind >= 0 && kind < kNumKinds ? kNames[kind] : "?";
+}
+
 std::unique_ptr<Communicator> make_single_rank_communicator(std::string name) {
   return std::make_unique<SingleRankCommunicator>(std::move(name));
 }

@@ -1,0 +1,96 @@
+"""`foldmoe topology`: spec 01 examples A and D reproduced by --format json; bad layouts exit 2
+with their rule id; the table view says where EP is folded."""
+import json
+import os
+import tempfile
+
+from e2e_common import main, run
+
+
+def topo(*args):
+    return json.loads(run("topology", "--format", "json", *args).stdout)
+
+
+def singletons(n):
+    return [[r] for r in range(n)]
+
+
+def test_example_a():
+    t = topo("--world", "8", "--tp", "2", "--cp", "2", "--pp", "2", "--ep", "4", "--etp", "1")
+    assert (t["world"], t["tp"], t["cp"], t["pp"], t["dp"], t["ep"], t["etp"], t["edp"]) == (8, 2, 2, 2, 1, 4, 1, 1)
+    assert t["order"] == "tp-cp-ep-dp-pp"
+    a, e = t["attention"], t["expert"]
+    assert a["tp"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert a["cp"] == [[0, 2], [1, 3], [4, 6], [5, 7]]
+    assert a["dp"] == singletons(8)
+    assert a["pp"] == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert a["dp_cp"] == [[0, 2], [1, 3], [4, 6], [5, 7]]
+    assert a["tp_cp"] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert a["tp_pp"] == [[0, 1, 4, 5], [2, 3, 6, 7]]
+    assert a["tp_dp_cp"] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert a["embedding"] == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert a["position_embedding"] == [[0], [1], [2], [3]]
+    assert e["etp"] == singletons(8)
+    assert e["ep"] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert e["edp"] == singletons(8)
+    assert e["etp_ep"] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert e["etp_ep_pp"] == [list(range(8))]
+    assert e["pp"] == a["pp"]
+    want = ["0,0,0,0|0,0,0,0", "1,0,0,0|0,1,0,0", "0,1,0,0|0,2,0,0", "1,1,0,0|0,3,0,0",
+            "0,0,0,1|0,0,0,1", "1,0,0,1|0,1,0,1", "0,1,0,1|0,2,0,1", "1,1,0,1|0,3,0,1"]
+    got = [f"{r['tp']},{r['cp']},{r['dp']},{r['pp']}|{r['etp']},{r['ep']},{r['edp']},{r['pp']}" for r in t["ranks"]]
+    assert got == want, got
+    assert [r["rank"] for r in t["ranks"]] == list(range(8))
+
+
+def test_example_d():
+    t = topo("--world", "8", "--tp", "2", "--ep", "8", "--etp", "1")
+    a, e = t["attention"], t["expert"]
+    assert (t["dp"], t["edp"]) == (4, 1)
+    assert a["tp"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    for g in (a["cp"], a["pp"], e["etp"], e["edp"], a["embedding"], a["position_embedding"]):
+        assert g == singletons(8)
+    assert a["dp"] == a["dp_cp"] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert a["tp_cp"] == a["tp_pp"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert a["tp_dp_cp"] == e["ep"] == e["etp_ep"] == e["etp_ep_pp"] == [list(range(8))]
+    for r in t["ranks"]:
+        n = r["rank"]
+        assert (r["tp"], r["dp"], r["ep"], r["cp"], r["pp"], r["etp"], r["edp"]) == (n % 2, n // 2, n, 0, 0, 0, 0)
+
+
+def test_table_names_folding():
+    out = run("topology", "--world", "8", "--tp", "2", "--ep", "8", "--etp", "1").stdout
+    assert "spanning DP replicas" in out, out
+    out = run("topology", "--world", "8", "--tp", "2", "--cp", "2", "--pp", "2", "--ep", "4", "--etp", "1").stdout
+    assert "onto TP×CP" in out, out
+
+
+def expect_layout_error(args, *needles):
+    p = run("topology", *args, check=False)
+    assert p.returncode == 2, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    for n in needles:
+        assert n in p.stderr, f"{n!r} not in:\n{p.stderr}"
+
+
+def test_invalid_layouts_exit_2():
+    expect_layout_error(["--world", "12", "--tp", "2", "--cp", "2", "--pp", "2"],
+                        "layout error L3: world size 12 is not divisible by tp·cp·pp = 2·2·2 = 8.", "fix:")
+    expect_layout_error(["--world", "8", "--tp", "2", "--pp", "2", "--ep", "4", "--etp", "1",
+                         "--order", "tp-cp-ep-pp-dp"], "layout error L5", "pp last")
+    expect_layout_error(["--world", "8", "--order", "tp-cp-ep-dp"], "layout error L2", "missing token \"pp\"")
+
+
+def test_config_model_rules():
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write("[model]\nlayers = 2\nheads = 4\nkv_heads = 2\n[moe]\nnum_experts = 8\n[parallel]\nep = 3\n")
+    try:
+        expect_layout_error(["--world", "3", "--config", f.name], "layout error L6", "ep=3 does not divide num_experts=8")
+        t = topo("--world", "4", "--config", f.name, "--ep", "4")
+        assert t["ep"] == 4 and t["expert"]["ep"] == [[0, 1, 2, 3]]
+    finally:
+        os.unlink(f.name)
+
+
+if __name__ == "__main__":
+    main([test_example_a, test_example_d, test_table_names_folding, test_invalid_layouts_exit_2,
+          test_config_model_rules])
