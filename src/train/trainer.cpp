@@ -16,6 +16,7 @@
 #include "train/flops.h"
 #include "train/lr_schedule.h"
 #include "parallel/grad_sync.h"
+#include "parallel/logical_params.h"
 
 namespace foldmoe {
 
@@ -244,43 +245,76 @@ std::map<std::string, std::vector<float>> moe_buffers(Model& model, const Config
 }
 }  // namespace
 
+// Checkpoints are written in logical (unsharded) form by world rank 0 and load under any layout:
+// every rank gathers/scatters its shards through LogicalParams.
 void Trainer::save_checkpoint(const std::string& dir) {
-  train::TrainState st;
-  st.step = step_;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
-  std::vector<float> md, vd, me, ve;  // arena-shaped moments gathered from ZeRO-1 shards
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  std::vector<float> md, vd, me, ve;
   if (zero_dense_) {
     md = zero_dense_->full_m();
     vd = zero_dense_->full_v();
     me = zero_expert_->full_m();
     ve = zero_expert_->full_v();
+  } else {
+    md = opt_dense_->m();
+    vd = opt_dense_->v();
+    me = opt_expert_->m();
+    ve = opt_expert_->v();
   }
-  st.adam_m_dense = zero_dense_ ? &md : &opt_dense_->m();
-  st.adam_v_dense = zero_dense_ ? &vd : &opt_dense_->v();
-  st.adam_m_expert = zero_dense_ ? &me : &opt_expert_->m();
-  st.adam_v_expert = zero_dense_ ? &ve : &opt_expert_->v();
-  st.buffers = moe_buffers(*model_, cfg_);
-  st.config_toml = config_to_toml(cfg_);
-  st.extra = {{"config", config_to_json(cfg_)}};
-  train::save_checkpoint(dir, st);
+  const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
+  std::vector<float> lmd = lp.gather(dense, md.data()), lvd = lp.gather(dense, vd.data());
+  std::vector<float> lme = lp.gather(expert, me.data()), lve = lp.gather(expert, ve.data());
+  if (groups_.world->rank() == 0) {
+    std::copy(pd.begin(), pd.end(), lp.dense().params());
+    std::copy(pe.begin(), pe.end(), lp.expert().params());
+    train::TrainState st;
+    st.step = step_;
+    st.dense = &lp.dense();
+    st.expert = &lp.expert();
+    st.adam_m_dense = &lmd;
+    st.adam_v_dense = &lvd;
+    st.adam_m_expert = &lme;
+    st.adam_v_expert = &lve;
+    st.buffers = moe_buffers(*model_, cfg_);
+    st.config_toml = config_to_toml(cfg_);
+    st.extra = {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}};
+    train::save_checkpoint(dir, st);
+  }
+  groups_.world->barrier();
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  std::vector<float> lmd(size_t(lp.dense().total())), lvd(lmd.size()), lme(size_t(lp.expert().total())),
+      lve(lme.size());
   train::TrainState st;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
-  std::vector<float> md(size_t(model_->dense().total())), vd(md.size()), me(size_t(model_->expert().total())),
-      ve(me.size());
-  st.adam_m_dense = zero_dense_ ? &md : &opt_dense_->m();
-  st.adam_v_dense = zero_dense_ ? &vd : &opt_dense_->v();
-  st.adam_m_expert = zero_dense_ ? &me : &opt_expert_->m();
-  st.adam_v_expert = zero_dense_ ? &ve : &opt_expert_->v();
+  st.dense = &lp.dense();
+  st.expert = &lp.expert();
+  st.adam_m_dense = &lmd;
+  st.adam_v_dense = &lvd;
+  st.adam_m_expert = &lme;
+  st.adam_v_expert = &lve;
   st.buffers = moe_buffers(*model_, cfg_);
-  train::load_checkpoint(dir, st);
+  train::load_checkpoint(dir, st);  // every rank reads and validates the whole checkpoint
+  lp.scatter(dense, lp.dense().params(), dense.params());
+  lp.scatter(expert, lp.expert().params(), expert.params());
+  std::vector<float> md(size_t(dense.total()), 0.0f), vd(md.size()), me(size_t(expert.total()), 0.0f), ve(me.size());
+  lp.scatter(dense, lmd.data(), md.data());
+  lp.scatter(dense, lvd.data(), vd.data());
+  lp.scatter(expert, lme.data(), me.data());
+  lp.scatter(expert, lve.data(), ve.data());
   if (zero_dense_) {
     zero_dense_->load_full_moments(md, vd);
     zero_expert_->load_full_moments(me, ve);
+  } else {
+    opt_dense_->m() = md;
+    opt_dense_->v() = vd;
+    opt_expert_->m() = me;
+    opt_expert_->v() = ve;
   }
   std::vector<MoELayer*> layers = model_->moe_layers();
   size_t k = 0;
