@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "core/timer.h"
 #include "train/flops.h"
 #include "train/trainer.h"

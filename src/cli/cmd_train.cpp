@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -11,7 +12,8 @@ void register_train(CLI::App& app) {
   auto opts = std::make_shared<ConfigOptions>();
   opts->add_to(sub);
   set_action(sub, [sub, opts] {
-    Trainer trainer(resolve_config(opts->load(sub)));
+    const Config cfg = resolve_config(opts->load(sub));
+    Trainer trainer(cfg, make_groups(cfg));
     trainer.run();
     return 0;
   });

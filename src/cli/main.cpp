@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "core/check.h"
 
 int main(int argc, char** argv) {
@@ -20,11 +21,15 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_topology(app);
   try {
     app.parse(argc, argv);
-    return foldmoe::cli::run_selected(app);
+    const int rc = foldmoe::cli::run_selected(app);
+    foldmoe::cli::shutdown_launch();
+    return rc;
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const foldmoe::UserError& e) {
-    std::fprintf(stderr, "foldmoe: error: %s\n", e.what());
+    // Every rank detects the same user error; one message is enough.
+    if (foldmoe::cli::launcher_rank() == 0) std::fprintf(stderr, "foldmoe: error: %s\n", e.what());
+    foldmoe::cli::shutdown_launch();
     return 2;
   }
 }

@@ -31,7 +31,7 @@ Config resolve_config(Config cfg) {
 }
 
 Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
-    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs && groups_.world->rank() == 0) {
+    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs) {
   corpus_ = std::make_unique<data::SyntheticCorpus>(uint64_t(cfg_.train.seed), cfg_.data.tasks);
   model_ = std::make_unique<Model>(cfg_, groups_);
   if (cfg_.parallel.distributed_optimizer) {
@@ -196,8 +196,9 @@ StepMetrics Trainer::train_step() {
 void Trainer::run() {
   namespace fs = std::filesystem;
   const fs::path run_dir = cfg_.train.run_dir;
+  const bool lead = groups_.world->rank() == 0;  // only world rank 0 prints and writes files
   std::unique_ptr<MetricsWriter> writer;
-  if (write_outputs_) {
+  if (write_outputs_ && lead) {
     fs::create_directories(run_dir);
     std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
     // A fresh run starts a fresh metrics file; a resumed run appends to it.
@@ -206,15 +207,22 @@ void Trainer::run() {
   }
   peak_flops();
   const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
-  ProgressBar bar(cfg_.train.steps, write_outputs_ ? cfg_.log.progress : "off");
-  bar.log_line(fmt::format("foldmoe train: steps {}..{}, {} dense + {} expert parameter tensors, run dir {}", step_ + 1,
-                           cfg_.train.steps, model_->dense().size(), model_->expert().size(), run_dir.string()));
+  // Under a multi-rank launch the launcher relays stdout; "auto" then means no live bar.
+  const std::string progress =
+      !(write_outputs_ && lead) ? "off" : (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
+  ProgressBar bar(cfg_.train.steps, progress);
+  if (lead)
+    bar.log_line(fmt::format("foldmoe train: steps {}..{} on {} rank(s), {} dense + {} expert parameter tensors here, "
+                             "run dir {}",
+                             step_ + 1, cfg_.train.steps, groups_.world->size(), model_->dense().size(),
+                             model_->expert().size(), run_dir.string()));
   while (step_ < cfg_.train.steps) {
     const StepMetrics m = train_step();
     if (writer) writer->write(m);
-    if (cfg_.log.interval > 0 && (m.step % cfg_.log.interval == 0 || step_ == cfg_.train.steps))
+    if (lead && cfg_.log.interval > 0 && (m.step % cfg_.log.interval == 0 || step_ == cfg_.train.steps))
       bar.log_line(format_step_line(m));
-    bar.update(step_);
+    if (lead) bar.update(step_);
+    // Saves are collective (every rank contributes its shards); world rank 0 writes.
     if (write_outputs_ && cfg_.checkpoint.interval > 0 && step_ % cfg_.checkpoint.interval == 0 &&
         step_ < cfg_.train.steps)
       save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
@@ -223,7 +231,7 @@ void Trainer::run() {
   if (write_outputs_ && cfg_.checkpoint.save_final) {
     const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
     save_checkpoint(dir);
-    std::printf("saved checkpoint %s\n", dir.c_str());
+    if (lead) std::printf("saved checkpoint %s\n", dir.c_str());
   }
 }
 
