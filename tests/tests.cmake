@@ -33,18 +33,21 @@ endforeach()
 # Layout parity under mpirun (tests/parallel/parity.py): each layout with both dispatchers,
 # dropless and capacity 1.0 (padded), and with the distributed optimizer.
 set(FOLDMOE_PARITY_LAYOUTS dp2 dp2_ep2 dp4_ep4 dp4_etp2_ep2 dp4_etp4 dp8_ep8 dp8_etp2_ep4)
+# Variant "name=flag,flag,...".
 set(FOLDMOE_PARITY_VARIANTS
-    "alltoall|--moe.dispatcher=alltoall"
-    "allgather|--moe.dispatcher=allgather"
-    "capacity|--moe.capacity_factor=1.0"
-    "capacity_pad_allgather|--moe.capacity_factor=1.0;--moe.pad_to_capacity=true;--moe.dispatcher=allgather"
-    "zero1|--parallel.distributed_optimizer=true"
-    "zero1_capacity_allgather|--parallel.distributed_optimizer=true;--moe.capacity_factor=1.0;--moe.dispatcher=allgather")
+    "alltoall=--moe.dispatcher=alltoall"
+    "allgather=--moe.dispatcher=allgather"
+    "capacity=--moe.capacity_factor=1.0"
+    "capacity_pad_allgather=--moe.capacity_factor=1.0,--moe.pad_to_capacity=true,--moe.dispatcher=allgather"
+    "zero1=--parallel.distributed_optimizer=true"
+    "zero1_capacity_allgather=--parallel.distributed_optimizer=true,--moe.capacity_factor=1.0,--moe.dispatcher=allgather")
 foreach(layout ${FOLDMOE_PARITY_LAYOUTS})
   foreach(variant ${FOLDMOE_PARITY_VARIANTS})
-    string(REPLACE "|" ";" parts "${variant}")
-    list(GET parts 0 vname)
-    list(SUBLIST parts 1 -1 vflags)
+    string(FIND "${variant}" "=" eq)
+    string(SUBSTRING "${variant}" 0 ${eq} vname)
+    math(EXPR start "${eq} + 1")
+    string(SUBSTRING "${variant}" ${start} -1 vflags)
+    string(REPLACE "," ";" vflags "${vflags}")
     add_test(NAME parity.${layout}.${vname}
              COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parallel/parity.py $<TARGET_FILE:foldmoe> ${layout} -- ${vflags})
     set_tests_properties(parity.${layout}.${vname} PROPERTIES TIMEOUT 300 PROCESSORS 2)
