@@ -7,24 +7,36 @@
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "ops/rope.h"
+#include "parallel/mappings.h"
+#include "parallel/sharding.h"
 
 namespace foldmoe {
 
-AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense)
-    : H_(cfg.model.hidden), A_(cfg.model.heads), G_(cfg.model.kv_heads), D_(cfg.head_dim()),
-      theta_(cfg.model.rope_theta) {
+AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp)
+    : tp_(std::move(tp)), H_(cfg.model.hidden), D_(cfg.head_dim()), theta_(cfg.model.rope_theta) {
+  const int T = tp_->size(), t = tp_->rank();
+  const int64_t A = cfg.model.heads, G = cfg.model.kv_heads;
+  A_ = A / T;
+  G_ = G / T;
   const std::string p = fmt::format("layers.{}.attn.", layer);
   const double std_in = cfg.model.init_std;
   const double std_out = cfg.model.init_std / std::sqrt(2.0 * cfg.model.layers);
-  wq_ = dense.add({.name = p + "wq", .shape = {A_ * D_, H_}, .init_std = std_in});
-  wk_ = dense.add({.name = p + "wk", .shape = {G_ * D_, H_}, .init_std = std_in});
-  wv_ = dense.add({.name = p + "wv", .shape = {G_ * D_, H_}, .init_std = std_in});
-  wo_ = dense.add({.name = p + "wo", .shape = {H_, A_ * D_}, .init_std = std_out});
+  auto column = [&](const char* name, int64_t heads, int64_t global_heads, double sd) {
+    return dense.add({.name = p + name, .shape = {heads * D_, H_}, .global_shape = {global_heads * D_, H_},
+                      .init_std = sd, .global_index = row_shard(heads * D_, H_, t)});
+  };
+  wq_ = column("wq", A_, A, std_in);
+  wk_ = column("wk", G_, G, std_in);
+  wv_ = column("wv", G_, G, std_in);
+  wo_ = dense.add({.name = p + "wo", .shape = {H_, A_ * D_}, .global_shape = {H_, A * D_}, .init_std = std_out,
+                   .global_index = col_shard(H_, A_ * D_, t, T)});
 }
 
-void AttentionBlock::forward(const float* x, float* out, int64_t S, int64_t B, const int32_t* pos, Cache& c) const {
-  const int64_t N = S * B;
-  c.x_NH.assign(x, x + N * H_);
+void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int64_t B, const int32_t* pos,
+                             Cache& c) const {
+  const int64_t N = S * B, N_loc = N / tp_->size();
+  const float* x = sp_gather(*tp_, x_loc, N_loc, H_, c.x_full);
+  if (x == x_loc) c.x_full.assign(x_loc, x_loc + N * H_);  // keep the input for the backward
   c.q_NAD.resize(size_t(N * A_ * D_));
   c.k_NGD.resize(size_t(N * G_ * D_));
   c.v_NGD.resize(size_t(N * G_ * D_));
@@ -37,27 +49,40 @@ void AttentionBlock::forward(const float* x, float* out, int64_t S, int64_t B, c
   ops::rope_forward(c.k_NGD.data(), pos, N, G_, D_, theta_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   ops::attention_forward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape);
-  ops::linear_forward(c.o_NAD.data(), wo_.w(), out, N, A_ * D_, H_);
+  if (tp_->size() == 1) {
+    ops::linear_forward(c.o_NAD.data(), wo_.w(), out_loc, N, A_ * D_, H_);
+    return;
+  }
+  c.out_full.resize(size_t(N * H_));
+  ops::linear_forward(c.o_NAD.data(), wo_.w(), c.out_full.data(), N, A_ * D_, H_);  // partial over TP
+  sp_reduce_scatter(*tp_, c.out_full.data(), N_loc, H_, out_loc);
 }
 
-void AttentionBlock::backward(const float* dout, float* dx, int64_t S, int64_t B, const int32_t* pos,
+void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, int64_t B, const int32_t* pos,
                               Cache& c) const {
-  const int64_t N = S * B;
+  const int64_t N = S * B, N_loc = N / tp_->size();
   std::vector<float>&do_NAD = c.do_NAD, &dq = c.dq_NAD, &dk = c.dk_NGD, &dv = c.dv_NGD;
   do_NAD.resize(size_t(N * A_ * D_));
   dq.resize(size_t(N * A_ * D_));
   dk.resize(size_t(N * G_ * D_));
   dv.resize(size_t(N * G_ * D_));
+  const float* dout = sp_gather(*tp_, dout_loc, N_loc, H_, c.dout_full);
   ops::linear_backward(c.o_NAD.data(), wo_.w(), dout, do_NAD.data(), wo_.g(), N, A_ * D_, H_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
                           do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);
   ops::rope_backward(dq.data(), pos, N, A_, D_, theta_);
   ops::rope_backward(dk.data(), pos, N, G_, D_, theta_);
-  const float* x = c.x_NH.data();
+  const float* x = c.x_full.data();
+  float* dx = dx_loc;
+  if (tp_->size() > 1) {
+    c.dx_full.resize(size_t(N * H_));
+    dx = c.dx_full.data();
+  }
   ops::linear_backward(x, wq_.w(), dq.data(), dx, wq_.g(), N, H_, A_ * D_);
   ops::linear_backward(x, wk_.w(), dk.data(), dx, wk_.g(), N, H_, G_ * D_, /*accumulate_dx=*/true);
   ops::linear_backward(x, wv_.w(), dv.data(), dx, wv_.g(), N, H_, G_ * D_, /*accumulate_dx=*/true);
+  if (tp_->size() > 1) sp_reduce_scatter(*tp_, dx, N_loc, H_, dx_loc);  // partial over TP
 }
 
 }  // namespace foldmoe

@@ -1,9 +1,15 @@
-// Self-attention block (GQA + RoPE, no biases): out = Attn(RoPE(x·Wqᵀ), RoPE(x·Wkᵀ), x·Wvᵀ)·Woᵀ.
-// Letters: N rows (n = s·B + b), H hidden, A query heads, G KV heads, D head dim.
+// Self-attention block (GQA + RoPE, no biases): out = Attn(RoPE(x·Wqᵀ), RoPE(x·Wkᵀ), x·Wvᵀ)·Woᵀ,
+// tensor-parallel with sequence parallelism (spec 03 §2.3): TP rank t holds query heads
+// [t·A/TP, (t+1)·A/TP) and KV heads [t·G/TP, (t+1)·G/TP); the SP-sharded input is gathered along
+// the sequence, Q/K/V are column-parallel, Wo is row-parallel and reduce-scattered back.
+// Letters: N rows of the CP-local sequence (n = s·B + b), N_loc = N/TP rows of this SP piece,
+// H hidden, A/G local query/KV heads, D head dim.
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "core/arena.h"
 #include "model/config.h"
 
@@ -11,20 +17,23 @@ namespace foldmoe {
 
 class AttentionBlock {
  public:
-  AttentionBlock(const Config& cfg, int layer, ParamArena& dense);
+  AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp);
 
   struct Cache {
-    std::vector<float> x_NH, q_NAD, k_NGD, v_NGD, o_NAD, lse_BAS;
+    std::vector<float> x_full, q_NAD, k_NGD, v_NGD, o_NAD, lse_BAS;
+    std::vector<float> out_full, dout_full, dx_full;  // SP scratch (TP > 1)
     std::vector<float> do_NAD, dq_NAD, dk_NGD, dv_NGD;  // backward scratch, reused across calls
   };
-  // x_NH: normed input; out_NH overwritten.
-  void forward(const float* x_NH, float* out_NH, int64_t S, int64_t B, const int32_t* positions_N, Cache& c) const;
-  // dx_NH overwritten.
-  void backward(const float* dout_NH, float* dx_NH, int64_t S, int64_t B, const int32_t* positions_N,
+  // x_loc: normed input [N_loc, H]; out_loc [N_loc, H] overwritten. S is the CP-local sequence
+  // length (N = S·B), positions_N the positions of all N rows.
+  void forward(const float* x_loc, float* out_loc, int64_t S, int64_t B, const int32_t* positions_N, Cache& c) const;
+  // dx_loc overwritten.
+  void backward(const float* dout_loc, float* dx_loc, int64_t S, int64_t B, const int32_t* positions_N,
                 Cache& c) const;
 
  private:
-  int64_t H_, A_, G_, D_;
+  std::shared_ptr<Communicator> tp_;
+  int64_t H_, A_, G_, D_;  // A_, G_: heads held on this rank
   double theta_;
   Param wq_, wk_, wv_, wo_;
 };

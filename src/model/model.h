@@ -10,6 +10,7 @@
 #include "model/batch.h"
 #include "model/rmsnorm_layer.h"
 #include "model/transformer_layer.h"
+#include "parallel/vocab_parallel.h"
 
 namespace foldmoe {
 
@@ -50,6 +51,8 @@ class Model {
   Config cfg_;
   ProcessGroups groups_;
   int64_t H_, V_;
+  VocabShard vocab_;  // this TP rank's rows of the (padded) vocabulary
+  int tp_size_ = 1, tp_rank_ = 0;
   ParamArena dense_{ArenaKind::Dense}, expert_{ArenaKind::Expert};
   Param embedding_, head_;
   std::vector<std::unique_ptr<TransformerLayer>> layers_;
@@ -62,6 +65,7 @@ class Model {
   // Step buffers kept across calls: fresh multi-MB vectors each step cost page faults and zero-fill
   // (logits alone is N·V floats). Every one is fully overwritten before it is read.
   std::vector<float> x_NH_, logits_NV_, dfinal_NH_, dx_NH_;
+  std::vector<float> emb_full_, final_full_, dfinal_full_, dx_full_;  // SP scratch (TP > 1)
 };
 
 }  // namespace foldmoe

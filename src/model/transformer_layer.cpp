@@ -9,14 +9,15 @@ namespace foldmoe {
 TransformerLayer::TransformerLayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert,
                                    const ProcessGroups& groups)
     : H_(cfg.model.hidden),
+      tp_size_(groups.tp->size()),
       attn_norm_(fmt::format("layers.{}.attn_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
       mlp_norm_(fmt::format("layers.{}.mlp_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
-      attn_(cfg, layer, dense) {
+      attn_(cfg, layer, dense, groups.tp) {
   if (cfg.is_moe_layer(layer)) {
     moe_ = std::make_unique<MoELayer>(cfg, layer, dense, expert, groups);
   } else {
     mlp_ = std::make_unique<DenseMlp>(fmt::format("layers.{}.mlp.", layer), H_, cfg.model.ffn, cfg.model.init_std,
-                                      cfg.model.init_std / std::sqrt(2.0 * cfg.model.layers), dense);
+                                      cfg.model.init_std / std::sqrt(2.0 * cfg.model.layers), dense, groups.tp);
   }
 }
 
@@ -28,7 +29,7 @@ std::unique_ptr<TransformerLayer::Cache> TransformerLayer::make_cache() const {
 
 void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, const int32_t* pos,
                                const MoEStepContext& ctx, Cache& c, MoEStats* stats) {
-  const int64_t N = S * B;
+  const int64_t N = S * B / tp_size_;  // rows of this rank's SP piece
   std::vector<float>&normed = c.work_a_NH, &branch = c.work_b_NH;
   normed.resize(size_t(N * H_));
   branch.resize(size_t(N * H_));
@@ -44,7 +45,7 @@ void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, cons
 }
 
 void TransformerLayer::backward(std::vector<float>& dx, int64_t S, int64_t B, const int32_t* pos, Cache& c) {
-  const int64_t N = S * B;
+  const int64_t N = S * B / tp_size_;
   std::vector<float>&dnormed = c.work_a_NH, &dbranch = c.work_b_NH;
   dnormed.resize(size_t(N * H_));
   dbranch.resize(size_t(N * H_));

@@ -27,7 +27,8 @@ class TransformerLayer {
   };
   std::unique_ptr<Cache> make_cache() const;
 
-  // x_NH updated in place to the layer output.
+  // x_NH: this rank's SP piece [S·B/TP, H] of the residual stream, updated in place to the layer
+  // output. S is the CP-local sequence length; positions_N covers all S·B rows.
   void forward(std::vector<float>& x_NH, int64_t S, int64_t B, const int32_t* positions_N, const MoEStepContext& ctx,
                Cache& c, MoEStats* stats);
   // dx_NH: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.
@@ -38,6 +39,7 @@ class TransformerLayer {
 
  private:
   int64_t H_;
+  int tp_size_;
   RmsNormLayer attn_norm_, mlp_norm_;
   AttentionBlock attn_;
   std::unique_ptr<DenseMlp> mlp_;

@@ -19,9 +19,16 @@ CONFIG = os.path.join(HERE, "configs", "parity-moe.toml")
 GLOBAL_MICRO_BATCHES = 8  # of the config; a layout with DP replicas runs 8 / DP each
 TOL = 1e-5
 
-# name: (world, attention DP, flags). DP = world / (tp·cp·pp) is derived, as in foldmoe.
+# name: (world, attention DP, flags). DP = world / (tp·cp·pp) is derived, as in foldmoe; etp
+# defaults to tp, so TP layouts name etp explicitly.
 LAYOUTS = {
     "dp2": (2, 2, []),
+    "tp2": (2, 1, ["--parallel.tp=2"]),
+    "tp2_ep2": (2, 1, ["--parallel.tp=2", "--parallel.etp=1", "--parallel.ep=2"]),
+    "tp2_dp2_ep4": (4, 2, ["--parallel.tp=2", "--parallel.etp=1", "--parallel.ep=4"]),
+    "tp4_ep4": (4, 1, ["--parallel.tp=4", "--parallel.etp=1", "--parallel.ep=4", "--model.kv_heads=4"]),
+    "tp2_dp2_etp2_ep2": (4, 2, ["--parallel.tp=2", "--parallel.etp=2", "--parallel.ep=2"]),
+    "tp2_dp4_ep8": (8, 4, ["--parallel.tp=2", "--parallel.etp=1", "--parallel.ep=8"]),
     "dp2_ep2": (2, 2, ["--parallel.ep=2"]),
     "dp4_ep4": (4, 4, ["--parallel.ep=4"]),
     "dp4_etp2_ep2": (4, 4, ["--parallel.etp=2", "--parallel.ep=2"]),
@@ -80,9 +87,15 @@ def main():
     binary, name = sys.argv[1], sys.argv[2]
     extra = sys.argv[4:] if len(sys.argv) > 3 and sys.argv[3] == "--" else []
     world, dp, flags = LAYOUTS[name]
+    tp = world // dp
+    ref_extra = [f for f in flags if f.startswith("--model.")] + extra
+    # Capacity is per rank (spec 02 §3.5): the one-process reference partitions each micro-batch
+    # into the tp SP pieces a TP layout drops within.
+    if tp > 1 and any(f.startswith("--moe.capacity_factor") for f in extra):
+        ref_extra.append(f"--moe.capacity_partition=[{tp},1]")
     tmp = tempfile.mkdtemp(prefix=f"parity-{name}-")
     try:
-        ref_l, ref_p = train(binary, 1, 1, extra, os.path.join(tmp, "ref"))
+        ref_l, ref_p = train(binary, 1, 1, ref_extra, os.path.join(tmp, "ref"))
         lay_l, lay_p = train(binary, world, dp, flags + extra, os.path.join(tmp, "layout"))
         passed = failed = 0
         checks = [("loss curve", rel(lay_l, ref_l))]
