@@ -32,22 +32,26 @@ endforeach()
 
 # Layout parity under mpirun (tests/parallel/parity.py): each layout with both dispatchers,
 # dropless and capacity 1.0 (padded), and with the distributed optimizer.
-set(FOLDMOE_PARITY_LAYOUTS dp2 dp2_ep2 dp4_ep4 dp4_etp2_ep2 dp4_etp4 dp8_ep8 dp8_etp2_ep4)
-# Variant "name=flag,flag,...".
+set(FOLDMOE_PARITY_LAYOUTS dp2 dp2_ep2 dp4_ep4 dp4_etp2_ep2 dp4_etp4 dp8_ep8 dp8_etp2_ep4
+    tp2 tp2_ep2 tp2_dp2_ep4 tp4_ep4 tp2_dp2_etp2_ep2 tp2_dp4_ep8)
+# Variant "name=flag flag ...".
 set(FOLDMOE_PARITY_VARIANTS
     "alltoall=--moe.dispatcher=alltoall"
     "allgather=--moe.dispatcher=allgather"
     "capacity=--moe.capacity_factor=1.0"
-    "capacity_pad_allgather=--moe.capacity_factor=1.0,--moe.pad_to_capacity=true,--moe.dispatcher=allgather"
+    "capacity_pad_allgather=--moe.capacity_factor=1.0 --moe.pad_to_capacity=true --moe.dispatcher=allgather"
     "zero1=--parallel.distributed_optimizer=true"
-    "zero1_capacity_allgather=--parallel.distributed_optimizer=true,--moe.capacity_factor=1.0,--moe.dispatcher=allgather")
+    "zero1_capacity_allgather=--parallel.distributed_optimizer=true --moe.capacity_factor=1.0 --moe.dispatcher=allgather"
+    # Dense + MoE layers, gated shared expert, sigmoid router with expert bias, seq-aux, jitter,
+    # per-token loss, capacity: every MoE feature that crosses ranks at once.
+    "rich=--moe.layer_freq=[1,0] --moe.shared_expert_ffn_hidden_size=32 --moe.shared_expert_gate=true --moe.score_function=sigmoid --moe.enable_expert_bias=true --moe.load_balancing_type=[seq_aux_loss] --moe.aux_loss_coeff=[0.01] --moe.input_jitter_eps=0.01 --train.per_token_loss=true --moe.capacity_factor=1.0")
 foreach(layout ${FOLDMOE_PARITY_LAYOUTS})
   foreach(variant ${FOLDMOE_PARITY_VARIANTS})
     string(FIND "${variant}" "=" eq)
     string(SUBSTRING "${variant}" 0 ${eq} vname)
     math(EXPR start "${eq} + 1")
     string(SUBSTRING "${variant}" ${start} -1 vflags)
-    string(REPLACE "," ";" vflags "${vflags}")
+    string(REPLACE " " ";" vflags "${vflags}")
     add_test(NAME parity.${layout}.${vname}
              COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parallel/parity.py $<TARGET_FILE:foldmoe> ${layout} -- ${vflags})
     set_tests_properties(parity.${layout}.${vname} PROPERTIES TIMEOUT 300 PROCESSORS 2)
