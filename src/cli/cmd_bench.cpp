@@ -31,7 +31,7 @@ void register_bench(CLI::App& app) {
     Stopwatch w;
     for (int i = 0; i < *steps; ++i) trainer.train_step();
     const double secs = w.seconds() / *steps;
-    const double tokens = double(cfg.train.micro_batch) * cfg.train.micro_batches * cfg.train.seq_len;
+    const double tokens = double(cfg.train.micro_batch) * cfg.micro_batches_per_replica(1) * cfg.train.seq_len;
     const double fpt = model_flops_per_token(cfg);
     const double peak = trainer.peak_flops();
     nlohmann::json j = {{"impl", "foldmoe"},

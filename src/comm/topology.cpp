@@ -217,6 +217,14 @@ void model_rules(const LayoutSpec& s, const Config& c, Problems& p) {
   if (has_moe && E > 0 && E % ep != 0)
     p.add("L6", fmt::format("ep={} does not divide num_experts={} (each EP rank owns num_experts/ep experts).", ep, E),
           fmt::format("choose ep dividing {} (e.g. ep={}), or change [moe] num_experts.", E, std::gcd(E, ep)));
+  if (c.train.global_batch > 0 && tp * cp * pp > 0 && s.world % (tp * cp * pp) == 0) {
+    const int dp = s.world / (tp * cp * pp), B = c.train.micro_batch;
+    if (c.train.global_batch % (B * dp) != 0)
+      p.add("L13", fmt::format("[train] global_batch={} is not divisible by micro_batch·dp = {}·{} = {}.",
+                               c.train.global_batch, B, dp, B * dp),
+            fmt::format("use a global_batch that is a multiple of {} (e.g. {}), or change micro_batch.", B * dp,
+                        std::max(1, c.train.global_batch / (B * dp)) * B * dp));
+  }
   if (has_moe && tp > 1 && !sp)
     p.add("L7", fmt::format("tp={} with MoE layers requires [parallel] sequence_parallel = true (got false).", tp),
           "set [parallel] sequence_parallel = true, or tp=1.");
@@ -255,7 +263,7 @@ void model_rules(const LayoutSpec& s, const Config& c, Problems& p) {
             "choose pp and vpp whose product divides layers.");
     // L14 with the default micro-batch group size g = pp: PP <= g <= M and M mod g = 0 (or >= PP,
     // which with g = PP is the same condition).
-    const int M = c.train.micro_batches;
+    const int M = c.micro_batches_per_replica(std::max(1, s.world / std::max(1, s.tp * s.cp * pp)));
     if (pp >= 2 && M >= 1 && (M < pp || M % pp != 0))
       p.add("L14", fmt::format("interleaved pipeline (vpp={}): micro-batch count M = [train] micro_batches = {} must be a "
                                "multiple of the group size g = pp = {}.", v, M, pp),

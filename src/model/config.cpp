@@ -584,8 +584,9 @@ void validate_parallel(const Config& c, Problems& p) {
     else if (L > 0 && L % (pp * v) != 0)
       p.add("L12", fmt::format("[model] layers = {} is not divisible by pp*vpp = {}*{} = {}.", L, pp, v, pp * v), "choose pp and vpp whose product divides layers.");
     // L14 with the default micro-batch group size g = pp
+    // With [train] global_batch, M depends on DP: the layout check (topology) applies the rule then.
     const int M = c.train.micro_batches;
-    if (pp >= 2 && M >= 1 && (M < pp || M % pp != 0))
+    if (c.train.global_batch == 0 && pp >= 2 && M >= 1 && (M < pp || M % pp != 0))
       p.add("L14", fmt::format("interleaved pipeline (vpp = {}): [train] micro_batches = {} must be a multiple of pp = {}.", v, M, pp),
             fmt::format("set micro_batches to a multiple of {}, or vpp = 1.", pp));
   }
@@ -596,6 +597,7 @@ void validate_rest(const Config& c, Problems& p) {
   if (t.steps < 0) p.add("", fmt::format("[train] steps = {} must be >= 0.", t.steps), "set a non-negative number of steps.");
   if (t.micro_batch < 1) p.add("", fmt::format("[train] micro_batch = {} must be >= 1.", t.micro_batch), "set micro_batch >= 1.");
   if (t.micro_batches < 1) p.add("", fmt::format("[train] micro_batches = {} must be >= 1.", t.micro_batches), "set micro_batches >= 1.");
+  if (t.global_batch < 0) p.add("", fmt::format("[train] global_batch = {} must be >= 0.", t.global_batch), "set global_batch = 0 (micro_batch x micro_batches x DP) or a positive multiple of micro_batch.");
   if (t.seq_len < 2) p.add("", fmt::format("[train] seq_len = {} must be >= 2 (next-token targets need two positions).", t.seq_len), "set seq_len >= 2.");
   if (t.run_dir.empty()) p.add("", "[train] run_dir is empty.", "set run_dir, e.g. \"runs/default\".");
 

@@ -66,7 +66,8 @@ struct ParallelConfig {
 struct TrainConfig {
   int steps = 300;
   int micro_batch = 8;     // B sequences per micro-batch
-  int micro_batches = 1;   // M micro-batches per step (gradient accumulation)
+  int micro_batches = 1;   // M micro-batches per step (gradient accumulation) when global_batch = 0
+  int global_batch = 0;    // sequences per step; > 0: M = global_batch / (micro_batch · DP) (rule L13)
   int seq_len = 64;        // S
   int64_t seed = 1234;
   bool per_token_loss = false;
@@ -126,6 +127,10 @@ struct Config {
   int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
   int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }
   bool is_moe_layer(int layer) const;
+  // Micro-batches per step of one data-parallel replica when there are `dp` replicas.
+  int micro_batches_per_replica(int dp) const {
+    return train.global_batch > 0 ? train.global_batch / (train.micro_batch * dp) : train.micro_batches;
+  }
 
   bool operator==(const Config&) const = default;
 };

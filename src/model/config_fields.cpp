@@ -96,7 +96,8 @@ constexpr ConfigField kFields[] = {
     // [train]
     F(train, steps, "optimizer steps"),
     F(train, micro_batch, "sequences per micro-batch B"),
-    F(train, micro_batches, "micro-batches per step M (gradient accumulation)"),
+    F(train, micro_batches, "micro-batches per step M (gradient accumulation), used when global_batch = 0"),
+    F(train, global_batch, "sequences per step (0 = micro_batch x micro_batches x DP); fixes the batch across layouts"),
     F(train, seq_len, "sequence length S"),
     F(train, seed, "seed of parameters, data and every random draw"),
     F(train, per_token_loss, "average the loss over all tokens of the global batch"),

@@ -35,6 +35,11 @@ std::string format_step_line(const StepMetrics& m) {
       m.step, m.lm_loss, m.aux_loss, m.z_loss, m.grad_norm, m.lr, m.tokens_per_s, 100.0 * m.mfu);
   if (!m.tokens_per_expert.empty()) s += fmt::format(" | imb {:.2f}", m.expert_imbalance);
   if (m.dropped_fraction > 0) s += fmt::format(" | drop {:.1f}%", 100.0 * m.dropped_fraction);
+  if (!m.comm_bytes.empty()) {
+    int64_t total = 0;
+    for (const auto& [kind, b] : m.comm_bytes) total += b;
+    s += fmt::format(" | comm {:.2f} MB {:.0f} ms", double(total) / 1e6, 1e3 * m.comm_seconds);
+  }
   return s;
 }
 
@@ -54,6 +59,10 @@ nlohmann::ordered_json step_metrics_json(const StepMetrics& m) {
   j["tokens_per_expert"] = m.tokens_per_expert;
   if (!m.task_tokens_per_expert.empty()) j["task_tokens_per_expert"] = m.task_tokens_per_expert;
   if (!m.aux_loss_per_layer.empty()) j["aux_loss_per_layer"] = m.aux_loss_per_layer;
+  if (!m.comm_bytes.empty()) {
+    j["comm_bytes"] = m.comm_bytes;
+    j["comm_seconds"] = m.comm_seconds;
+  }
   for (const auto& [k, v] : m.extra) j[k] = v;
   return j;
 }

@@ -32,6 +32,10 @@ struct StepMetrics {
   std::map<std::string, std::vector<std::vector<int64_t>>> task_tokens_per_expert;
   // Per-layer logged aux values by load-balancing type (optional), e.g. "aux_loss" -> [layers].
   std::map<std::string, std::vector<double>> aux_loss_per_layer;
+  // Communication of this rank in the step (world rank 0's view): bytes sent per collective kind
+  // ("all_reduce", "all_to_all", ...) and seconds spent inside collectives. Empty on one process.
+  std::map<std::string, int64_t> comm_bytes;
+  double comm_seconds = 0;
   // Further named scalars (e.g. RL rewards); written to the jsonl, not to the step line.
   std::map<std::string, double> extra;
 };

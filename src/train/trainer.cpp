@@ -103,8 +103,9 @@ double Trainer::finalize_and_step(int64_t n_glob) {
 
 StepMetrics Trainer::train_step() {
   Stopwatch timer;
-  const int64_t B = cfg_.train.micro_batch, M = cfg_.train.micro_batches, S = cfg_.train.seq_len;
+  groups_.reset_comm_stats();
   const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  const int64_t B = cfg_.train.micro_batch, M = cfg_.micro_batches_per_replica(DP), S = cfg_.train.seq_len;
   // The global batch does not depend on the layout; replica d reads global micro-batches
   // j = m·DP + d (spec 03 §5).
   const data::Batch batch = corpus_->global_batch(step_, int(B * M * DP), int(S));
@@ -150,6 +151,12 @@ StepMetrics Trainer::train_step() {
   }
   const double norm = finalize_and_step(n_glob);
   ++step_;
+  if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below
+    const CommStats cs = groups_.comm_stats();
+    for (int k = 0; k < CommStats::kNumKinds; ++k)
+      if (cs.calls[size_t(k)] > 0) m.comm_bytes[CommStats::kind_name(k)] = cs.bytes[size_t(k)];
+    m.comm_seconds = cs.seconds;
+  }
 
   // Metrics: losses averaged over DP replicas; expert counts summed over tp_dp_cp.
   double losses[3] = {lm, aux, z};

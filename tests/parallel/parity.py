@@ -2,8 +2,9 @@
 one-process loss curve and the same final (gathered, logical) parameters to relative 1e-5.
 
 usage: parity.py FOLDMOE_BINARY LAYOUT_NAME -- [overrides...]
-LAYOUT_NAME is a key of LAYOUTS. The global batch is fixed (micro_batch x micro_batches x DP), so
-the one-process reference runs DP x the micro-batches of one replica."""
+LAYOUT_NAME is a key of LAYOUTS. The config fixes [train] global_batch, so every layout and the
+one-process reference train on the same global batch (each DP replica runs global/(B·DP)
+micro-batches)."""
 import json
 import os
 import shutil
@@ -16,7 +17,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "configs", "parity-moe.toml")
-GLOBAL_MICRO_BATCHES = 8  # of the config; a layout with DP replicas runs 8 / DP each
 TOL = 1e-5
 
 # name: (world, attention DP, flags). DP = world / (tp·cp·pp) is derived, as in foldmoe; etp
@@ -61,8 +61,7 @@ def run(cmd, env):
 
 def train(binary, world, dp, flags, run_dir):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    args = [binary, "train", "--config", CONFIG, f"--train.run_dir={run_dir}",
-            f"--train.micro_batches={GLOBAL_MICRO_BATCHES // dp}", *flags]
+    args = [binary, "train", "--config", CONFIG, f"--train.run_dir={run_dir}", *flags]
     if world > 1:
         args = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1",
                 "--mca", "btl", "self,vader", "-np", str(world), *args]
