@@ -38,11 +38,11 @@ void round_trip(const Layout& l, const std::string& kind, const RoundTripCase& r
   // Routing: k distinct experts per token from a per-rank random draw (or among EP rank 0's).
   const int choices = rc.only_ep0 ? E / g.ep->size() : E;
   ASSERT_GE(choices, k);
-  std::vector<uint8_t> map(size_t(N * E), 0);
-  std::vector<float> probs(size_t(N * E), 0.0f);
+  std::vector<uint8_t> map(static_cast<size_t>(N * E), 0);
+  std::vector<float> probs(static_cast<size_t>(N * E), 0.0f);
   const CounterRng rng(uint64_t(1000 + me), "rt-route");
   for (int64_t n = 0; n < N; ++n) {
-    std::vector<int> perm(size_t(choices));
+    std::vector<int> perm(static_cast<size_t>(choices));
     std::iota(perm.begin(), perm.end(), 0);
     for (int i = choices - 1; i > 0; --i)
       std::swap(perm[size_t(i)], perm[size_t(rng.bits(uint64_t(n * 64 + i))[0] % uint32_t(i + 1))]);
@@ -62,7 +62,7 @@ void round_trip(const Layout& l, const std::string& kind, const RoundTripCase& r
   const int64_t R = std::accumulate(st.tokens_per_local_expert.begin(), st.tokens_per_local_expert.end(), int64_t(0));
   ASSERT_EQ(int64_t(st.tokens_per_local_expert.size()), E / g.ep->size());
   // Identity experts: out = row·p.
-  std::vector<float> out(size_t(R * H));
+  std::vector<float> out(static_cast<size_t>(R * H));
   for (int64_t r = 0; r < R; ++r)
     for (int64_t h = 0; h < H; ++h) out[size_t(r * H + h)] = st.rows[r * H + h] * st.rows_p[r];
   // Each routed pair is handed to every ETP shard of its expert.
@@ -70,19 +70,21 @@ void round_trip(const Layout& l, const std::string& kind, const RoundTripCase& r
   g.etp_ep->all_reduce(&rows_total, 1);
   g.etp_ep->all_reduce(&routed_total, 1);
   EXPECT_EQ(rows_total, routed_total * ETP) << "each routed pair is seen by the ETP shards of its expert";
-  if (rc.only_ep0 && g.ep->rank() != 0) EXPECT_EQ(R, 0) << "EP rank " << g.ep->rank() << " must receive nothing";
+  if (rc.only_ep0 && g.ep->rank() != 0) {
+    EXPECT_EQ(R, 0) << "EP rank " << g.ep->rank() << " must receive nothing";
+  }
 
-  std::vector<float> y(size_t(N * H), -7.0f);
+  std::vector<float> y(static_cast<size_t>(N * H), -7.0f);
   D->combine_preprocess(st, out.data());
   D->combine_exchange(st);
   D->combine_postprocess(st, y.data());
-  std::vector<float> want(size_t(N * H));
+  std::vector<float> want(static_cast<size_t>(N * H));
   for (size_t i = 0; i < want.size(); ++i) want[i] = float(ETP) * x[i];
   expect_close(y, want, 1e-6, 1e-7, "y = ETP·x");
 
   // Backward.
   D->combine_backward(st, gy.data());
-  std::vector<float> d_rows(size_t(R * H)), d_p(size_t(R));
+  std::vector<float> d_rows(static_cast<size_t>(R * H)), d_p(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) {
     double dp = 0;
     for (int64_t h = 0; h < H; ++h) {
@@ -92,11 +94,11 @@ void round_trip(const Layout& l, const std::string& kind, const RoundTripCase& r
     }
     d_p[size_t(r)] = float(dp);
   }
-  std::vector<float> dx(size_t(N * H), -7.0f), dprobs(size_t(N * E), -7.0f);
+  std::vector<float> dx(static_cast<size_t>(N * H), -7.0f), dprobs(static_cast<size_t>(N * E), -7.0f);
   D->dispatch_backward(st, d_rows.data(), d_p.data(), dx.data(), dprobs.data());
   for (size_t i = 0; i < want.size(); ++i) want[i] = float(ETP) * gy[i];
   expect_close(dx, want, 1e-6, 1e-7, "dx = ETP·g");
-  std::vector<float> want_p(size_t(N * E), 0.0f);
+  std::vector<float> want_p(static_cast<size_t>(N * E), 0.0f);
   for (int64_t n = 0; n < N; ++n) {
     double dot = 0;
     for (int64_t h = 0; h < H; ++h) dot += double(gy[size_t(n * H + h)]) * x[size_t(n * H + h)];

@@ -1,6 +1,7 @@
 // The full MoE layer under mpirun (spec 02 §12 items 4 and 7, spec 03 §12):
 //  - AllGather == AlltoAll: same layout, weights and tokens; outputs, input gradients and every
-//    local parameter gradient within 1e-6 absolute (dropless, capacity with and without padding).
+//    local parameter gradient within 1e-6 absolute at O(1) scale, i.e. 1e-6·(1 + |x| + max|x|)
+//    (dropless, capacity with and without padding, zero tokens to some EP ranks).
 //  - Sharded vs unsharded: each rank's tokens (its SP piece of its DP slice) through the
 //    distributed layer vs the single-process layer on each replica's full token set (capacity
 //    runs use capacity_partition = [TP, 1], spec 02 §3.5): local output rows and input gradients
@@ -84,14 +85,16 @@ void allgather_equals_alltoall(const Layout& l, const Variant& v) {
   a.run(gt.x_loc(d, t, TP), gt.dy_loc(d, t, TP), kS / TP, kB, kS, ya, dxa);
   b.run(gt.x_loc(d, t, TP), gt.dy_loc(d, t, TP), kS / TP, kB, kS, yb, dxb);
   EXPECT_EQ(moe::cached_tokens_per_local_expert(*a.cache), moe::cached_tokens_per_local_expert(*b.cache));
-  expect_close(yb, ya, 0.0, 1e-6, "y");
-  expect_close(dxb, dxa, 0.0, 1e-6, "dx");
+  // 1e-6 absolute for O(1) values (spec 02 §6.5); these tensors reach O(10), so the bound is
+  // 1e-6·(1 + |want| + max|want|): one or two fp32 ulps at the tensor's scale.
+  expect_close(yb, ya, 1e-6, 1e-6, "y");
+  expect_close(dxb, dxa, 1e-6, 1e-6, "dx");
   ASSERT_EQ(a.dense.total(), b.dense.total());
   ASSERT_EQ(a.expert.total(), b.expert.total());
   for (ParamArena* pa : {&a.dense, &a.expert}) {
     ParamArena* pb = pa == &a.dense ? &b.dense : &b.expert;
     for (int i = 0; i < pa->size(); ++i)
-      expect_close(pb->grads() + pb->offset(i), pa->grads() + pa->offset(i), shape_numel(pa->spec(i).shape), 0.0,
+      expect_close(pb->grads() + pb->offset(i), pa->grads() + pa->offset(i), shape_numel(pa->spec(i).shape), 1e-6,
                    1e-6, "grad " + pa->spec(i).name);
   }
 }
@@ -141,8 +144,11 @@ void sharded_vs_unsharded(const Layout& l, const Variant& v, const std::string& 
     const std::vector<int64_t> tple = moe::cached_tokens_per_local_expert(*dist.cache);
     for (int le = 0; le < nle; ++le) {
       const int e = g.ep->rank() * nle + le;
-      if (e >= k) EXPECT_EQ(tple[size_t(le)], 0) << "expert " << e;
-      if (e < k) EXPECT_GT(tple[size_t(le)], 0) << "expert " << e;
+      if (e >= k) {
+        EXPECT_EQ(tple[size_t(le)], 0) << "expert " << e;
+      } else {
+        EXPECT_GT(tple[size_t(le)], 0) << "expert " << e;
+      }
     }
     for (int i = 0; i < dist.expert.size(); ++i) {
       const std::string& name = dist.expert.spec(i).name;
