@@ -20,8 +20,11 @@ foreach(t ${FOLDMOE_E2E_TESTS})
   set_tests_properties(e2e.${name} PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 900)
 endforeach()
 
-# Communicator and process-group tests under mpirun (tests/parallel/). A failure on any rank makes
-# the executable exit non-zero on every rank; only rank 0 prints the GoogleTest report.
+# Communicator and process-group tests, and the module-level sharded-vs-unsharded tests (dispatcher
+# round trip, MoE layer, partitioned aux gradient, dense TP modules, vocab parallel, distributed
+# optimizer; each picks the layouts that fit the world size) under mpirun (tests/parallel/). A
+# failure on any rank makes the executable exit non-zero on every rank; only rank 0 prints the
+# GoogleTest report.
 foreach(np 2 3 4 8)
   add_test(NAME parallel.comm.np${np}
            COMMAND ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe --mca mpi_yield_when_idle 1
