@@ -12,6 +12,7 @@ Prints ONE JSON line on stdout:
   {"impl": "pytorch-eager", "tokens_per_s": ..., "step_ms": ..., "flops_per_token": ..., "threads": 1}
 """
 import argparse
+import os
 import json
 import math
 import sys
@@ -247,7 +248,23 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ddp", type=int, default=1,
+                    help="processes for torch.distributed DistributedDataParallel (gloo); 1 = plain eager")
     a = ap.parse_args()
+    if a.ddp > 1:
+        import torch.multiprocessing as mp
+        mp.spawn(run, args=(a,), nprocs=a.ddp, join=True)
+        return 0
+    return run(0, a)
+
+
+def run(rank, a):
+    world = a.ddp
+    if world > 1:
+        import torch.distributed as dist
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29517")
+        dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(a.threads)
     try:
         torch.set_num_interop_threads(1)
@@ -256,13 +273,15 @@ def main():
     c = Cfg(load_toml(a.config))
     torch.manual_seed(c.seed)
     model = Model(c)
+    if world > 1:  # each replica runs the same micro-batch count on its own data (weak scaling)
+        model = torch.nn.parallel.DistributedDataParallel(model)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=c.lr, betas=c.betas, eps=c.eps)
     M, B, S = c.micro_batches, c.micro_batch, c.seq_len
-    gen = torch.Generator().manual_seed(c.seed)
+    gen = torch.Generator().manual_seed(c.seed + rank)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -287,10 +306,18 @@ def main():
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     step_s = sorted(times)[len(times) // 2]  # median: robust to noise from other processes
-    tokens = M * B * S
+    tokens = M * B * S * world
+    if world > 1:
+        import torch.distributed as dist
+        t = torch.tensor([step_s])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the step ends when the slowest replica ends
+        step_s = float(t[0])
+        if rank != 0:
+            return 0
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, step times "
           f"{[round(t * 1e3, 1) for t in times]} ms, last loss {loss:.4f}", file=sys.stderr)
-    print(json.dumps({"impl": "pytorch-eager", "tokens_per_s": round(tokens / step_s, 2),
+    print(json.dumps({"impl": "pytorch-eager" if world == 1 else f"pytorch-ddp-gloo-{world}", "processes": world,
+                      "tokens_per_s": round(tokens / step_s, 2),
                       "step_ms": round(step_s * 1e3, 3), "flops_per_token": int(c.flops_per_token()),
                       "threads": torch.get_num_threads(),
                       # process CPU time per step (median): less sensitive to a loaded machine

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -26,12 +27,16 @@ void register_bench(CLI::App& app) {
     cfg.train.steps = *warmup + *steps;
     cfg.checkpoint.save_final = false;
     cfg.log.progress = "off";
-    Trainer trainer(cfg, ProcessGroups::single_process(), /*write_outputs=*/false);
+    const ProcessGroups groups = make_groups(cfg);  // one process, or the ranks of an mpirun launch
+    Trainer trainer(cfg, groups, /*write_outputs=*/false);
     for (int i = 0; i < *warmup; ++i) trainer.train_step();
+    groups.world->barrier();
     Stopwatch w;
     for (int i = 0; i < *steps; ++i) trainer.train_step();
+    groups.world->barrier();
     const double secs = w.seconds() / *steps;
-    const double tokens = double(cfg.train.micro_batch) * cfg.micro_batches_per_replica(1) * cfg.train.seq_len;
+    const int dp = groups.dp->size(), world = groups.world->size();
+    const double tokens = double(cfg.train.micro_batch) * cfg.micro_batches_per_replica(dp) * dp * cfg.train.seq_len;
     const double fpt = model_flops_per_token(cfg);
     const double peak = trainer.peak_flops();
     nlohmann::json j = {{"impl", "foldmoe"},
@@ -40,10 +45,14 @@ void register_bench(CLI::App& app) {
                         {"flops_per_token", fpt},
                         {"achieved_gflops", fpt * tokens / secs / 1e9},
                         {"peak_gflops", peak / 1e9},
-                        {"mfu", fpt * tokens / secs / peak},
+                        {"mfu", fpt * tokens / secs / (peak * world)},
+                        {"ranks", world},
+                        {"layout", fmt::format("tp{} cp{} pp{} dp{} | etp{} ep{} edp{}", groups.tp->size(),
+                                               groups.cp->size(), groups.pp->size(), dp, groups.etp->size(),
+                                               groups.ep->size(), groups.edp->size())},
                         {"tokens_per_step", tokens},
                         {"timed_steps", *steps}};
-    std::printf("%s\n", j.dump().c_str());
+    if (groups.world->rank() == 0) std::printf("%s\n", j.dump().c_str());
     return 0;
   });
 }

@@ -91,6 +91,24 @@ def test_checkpoint_of_another_model_names_the_parameter():
                   "--train.micro_batch=2"], "embedding.weight")
 
 
+def test_bad_layouts_name_their_rule():
+    expect_error(["train", "--parallel.tp=2"], "L3", "world size 1")
+    expect_error(["train", "--parallel.ep=3"], "ep = 3", "num_experts")
+    expect_error(["topology", "--world", "8", "--tp", "2", "--pp", "2", "--ep", "4", "--etp", "1", "--order",
+                  "tp-cp-ep-pp-dp"], "L5")
+    expect_error(["topology", "--world", "12", "--tp", "2", "--cp", "2", "--pp", "2"], "L3")
+
+
+def test_mpi_layout_error_is_reported_once():
+    import subprocess
+    from e2e_common import BIN, ENV
+    p = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3", BIN, "train",
+                        "--parallel.tp=2", "--parallel.etp=1"], capture_output=True, text=True, env=ENV)
+    assert p.returncode != 0
+    assert p.stderr.count("layout error L3: world size 3") == 1, p.stderr
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+
+
 def test_vocab_too_small_for_the_data():
     expect_error(["train", "--model.vocab=50"], "vocab")
 
@@ -99,4 +117,5 @@ if __name__ == "__main__":
     main([test_unknown_key_suggests_the_right_one, test_impossible_values_name_key_and_rule, test_missing_config_file,
           test_bad_toml_reports_the_location, test_missing_checkpoint,
           test_truncated_and_corrupted_checkpoints_are_rejected_and_left_alone, test_incomplete_checkpoint_is_rejected,
-          test_checkpoint_of_another_model_names_the_parameter, test_vocab_too_small_for_the_data])
+          test_checkpoint_of_another_model_names_the_parameter, test_bad_layouts_name_their_rule,
+          test_mpi_layout_error_is_reported_once, test_vocab_too_small_for_the_data])
