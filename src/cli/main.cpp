@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_dump_reference(app);
   foldmoe::cli::register_config(app);
   foldmoe::cli::register_generate(app);
+  foldmoe::cli::register_rl(app);
   try {
     app.parse(argc, argv);
     return foldmoe::cli::run_selected(app);

@@ -105,6 +105,37 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   return r;
 }
 
+MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx_in,
+                                                const LogitsGradFn& loss_grad) {
+  const int64_t N = mb.N();
+  MoEStepContext ctx = ctx_in;
+  ctx.S_loc = mb.S;
+  ctx.B = mb.B;
+  ctx.S_full = mb.S;
+  ctx.valid_N = nullptr;
+  ctx.global_seq_B = mb.global_seq_B.data();
+  ctx.positions_N = mb.positions_N.data();
+  MicroBatchResult r;
+  std::vector<float> logits;
+  forward_(mb, ctx, logits, r);
+  r.n_valid = mb.valid_count();
+  std::vector<float> dlogits(size_t(N * V_), 0.0f);
+  loss_grad(logits, dlogits);
+  FOLDMOE_CHECK(int64_t(dlogits.size()) == N * V_, "loss_grad resized dlogits to {} (expected {})", dlogits.size(),
+                N * V_);
+  backward_(mb, dlogits);
+  return r;
+}
+
+void Model::backward_(const MicroBatch& mb, std::vector<float>& dlogits) {
+  const int64_t N = mb.N();
+  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
+  ops::linear_backward(final_out_NH_.data(), head_.w(), dlogits.data(), dfinal.data(), head_.g(), N, H_, V_);
+  final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
+  for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
+  ops::embedding_backward(mb.ids_N.data(), dx.data(), embedding_.g(), N, H_);
+}
+
 void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, MicroBatchResult* result) {
   MoEStepContext ctx;
   ctx.training = false;
