@@ -88,7 +88,7 @@ def main():
              "Held-out accuracy = mean over questions of the mean over samples (spec 04 §8, scaled down: "
              "samples/temperature/top-p as in the config), in percent; final = last evaluation, best = maximum over "
              "evaluations (per task, then averaged, as in the HAPO table). mean ± std over seeds.", "",
-             f"Starting point (step 0, same for every method): avg {100 * start['accuracy']:.1f}%"
+             f"Starting point (step 0, identical for every method and seed: the evaluation stream is fixed): avg {100 * start['accuracy']:.1f}%"
              + "".join(f", {t} {100 * start['accuracy_' + t]:.1f}%" for t in tasks) + ".", "",
              "| Method | final avg | best avg | " + " | ".join(f"final {t} | best {t}" for t in tasks) + " | Δ final vs step 0 |",
              "|---|---|---|" + "---|---|" * len(tasks) + "---|"]
