@@ -630,8 +630,9 @@ RlEvalResult RlTrainer::evaluate() {
   sp.top_p = float(rl_.eval.top_p);
   opt.max_new_tokens = int(rl_.max_response_tokens);
   opt.samples_per_prompt = rl_.eval.samples;
-  // The same evaluation stream at every evaluation (common random numbers across steps).
-  opt.seed = uint64_t(rl_.seed) ^ 0xE7A1E7A1ull;
+  // The same evaluation stream at every evaluation, for every rl.seed and preset (common random
+  // numbers: step-0 results are identical across runs from one checkpoint).
+  opt.seed = uint64_t(cfg_.train.seed) ^ 0xE7A1E7A1ull;
   opt.step = 0;
   opt.eos_id = CharTokenizer::kEos;
   opt.record_routing = false;
