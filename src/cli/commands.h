@@ -19,6 +19,7 @@ void register_dump_reference(CLI::App& app);
 void register_config(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_topology(CLI::App& app);
+void register_rl(CLI::App& app);
 
 // Runs the callback of the parsed subcommand; returns the exit status.
 int run_selected(CLI::App& app);

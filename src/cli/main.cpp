@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_config(app);
   foldmoe::cli::register_generate(app);
   foldmoe::cli::register_topology(app);
+  foldmoe::cli::register_rl(app);
   try {
     app.parse(argc, argv);
     const int rc = foldmoe::cli::run_selected(app);

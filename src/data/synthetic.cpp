@@ -16,12 +16,14 @@ namespace {
 constexpr int kAddMaxDigits = 3;
 constexpr int kSeqMinLen = 3, kSeqMaxLen = 6;  // reverse and sort
 constexpr int kKvMinPairs = 2, kKvMaxPairs = 5;
+constexpr int kChainMinOperands = 3, kChainMaxOperands = 5;  // one-digit operands; totals in [-36, 45]
 
-constexpr std::array<Task, kNumTasks> kAllTasks = {Task::Add, Task::Reverse, Task::Sort, Task::Lookup};
+constexpr std::array<Task, kNumTasks> kAllTasks = {Task::Add, Task::Reverse, Task::Sort, Task::Lookup, Task::Chain};
 
 // Independent RNG streams: one for training batches, one for evaluation sets.
 constexpr std::string_view kTrainStream = "data.synthetic.train";
 constexpr std::string_view kEvalStream = "data.synthetic.eval";
+constexpr std::string_view kRlStream = "data.synthetic.rl";
 
 // Sequential 32-bit draws from a counter-based stream: block b of item `item` is counter
 // (item << 32 | b), so every item (a sequence, an eval example) has its own 2^32 blocks and can
@@ -92,6 +94,20 @@ TaskExample generate(Task task, Draws& d) {
       ex.answer = std::string(1, values[size_t(q)]);
       break;
     }
+    case Task::Chain: {
+      const int n = d.uniform(kChainMinOperands, kChainMaxOperands);
+      int total = d.uniform(0, 9);
+      ex.prompt += std::to_string(total);
+      for (int i = 1; i < n; ++i) {
+        const bool plus = d.uniform(0, 1) == 1;
+        const int v = d.uniform(0, 9);
+        total += plus ? v : -v;
+        ex.prompt += fmt::format("{}{}", plus ? '+' : '-', v);
+        ex.answer += fmt::format("{}{}", i > 1 ? "," : "", total);
+      }
+      ex.prompt += "=";
+      break;
+    }
   }
   return ex;
 }
@@ -104,6 +120,7 @@ const char* task_name(Task t) {
     case Task::Reverse: return "reverse";
     case Task::Sort: return "sort";
     case Task::Lookup: return "lookup";
+    case Task::Chain: return "chain";
   }
   return "?";
 }
@@ -114,6 +131,7 @@ const char* task_tag(Task t) {
     case Task::Reverse: return "rev";
     case Task::Sort: return "sort";
     case Task::Lookup: return "kv";
+    case Task::Chain: return "chain";
   }
   return "?";
 }
@@ -121,7 +139,7 @@ const char* task_tag(Task t) {
 Task task_from_name(std::string_view name) {
   for (Task t : kAllTasks)
     if (name == task_name(t)) return t;
-  user_error("unknown synthetic task '{}' in data.tasks; valid tasks are add, reverse, sort, lookup", name);
+  user_error("unknown synthetic task '{}' in data.tasks; valid tasks are add, reverse, sort, lookup, chain", name);
 }
 
 int max_line_tokens(Task t) {
@@ -131,6 +149,8 @@ int max_line_tokens(Task t) {
     case Task::Reverse:
     case Task::Sort: return tag + 2 * kSeqMaxLen + 1 + 1;                         // s=s'\n
     case Task::Lookup: return tag + 3 * kKvMaxPairs + (kKvMaxPairs - 1) + 4 + 1;   // pairs;k=v\n
+    case Task::Chain: return tag + (2 * kChainMaxOperands - 1) + 1 + 3 * (kChainMaxOperands - 1) +
+                             (kChainMaxOperands - 2) + 1;                                  // expr=t1,..,tn\n
   }
   return 0;
 }
@@ -140,7 +160,7 @@ Batch Batch::slice(int64_t begin, int64_t end) const {
 }
 
 SyntheticCorpus::SyntheticCorpus(uint64_t seed, std::vector<std::string> tasks) : seed_(seed) {
-  if (tasks.empty()) user_error("data.tasks is empty; list at least one of add, reverse, sort, lookup");
+  if (tasks.empty()) user_error("data.tasks is empty; list at least one of add, reverse, sort, lookup, chain");
   for (const std::string& name : tasks) {
     const Task t = task_from_name(name);
     if (std::find(tasks_.begin(), tasks_.end(), t) != tasks_.end())
@@ -204,6 +224,18 @@ std::vector<TaskExample> SyntheticCorpus::eval_set(const std::string& task, int 
     out.push_back(generate(t, d));
   }
   return out;
+}
+
+TaskExample SyntheticCorpus::rl_example(const std::string& task, uint64_t index) const {
+  const Task t = task_from_name(task);
+  const CounterRng rng(seed_, kRlStream, uint64_t(t));
+  Draws d(rng, index);
+  return generate(t, d);
+}
+
+std::string_view chain_final_value(std::string_view answer) {
+  const size_t comma = answer.rfind(',');
+  return comma == std::string_view::npos ? answer : answer.substr(comma + 1);
 }
 
 std::string extract_answer(std::string_view continuation) {

@@ -6,6 +6,9 @@
 //   reverse  rev:abcd=dcba           3-6 lowercase letters
 //   sort     sort:5183=1358          3-6 digits, sorted ascending (repeats kept)
 //   lookup   kv:a=3,b=7,c=1;b=7      2-5 distinct one-letter keys with one-digit values, one queried
+//   chain    chain:7+5-9+3=12,3,6    3-5 one-digit operands joined by + or -, evaluated left to right;
+//                                    the answer lists every running total, the final result last
+//                                    (a multi-step task; verifiers may check only the final value)
 // The prompt is everything up to and including the last '=', the answer the rest of the line.
 // Sized so a 2-layer, hidden-64 model learns much of it in a few hundred steps but not all of it.
 //
@@ -33,14 +36,14 @@
 namespace foldmoe::data {
 
 // Canonical task ids, stable across runs and configs (metrics index by them).
-enum class Task : uint8_t { Add = 0, Reverse = 1, Sort = 2, Lookup = 3 };
-inline constexpr int kNumTasks = 4;
+enum class Task : uint8_t { Add = 0, Reverse = 1, Sort = 2, Lookup = 3, Chain = 4 };
+inline constexpr int kNumTasks = 5;
 // task_ids value of a position whose target is padding.
 inline constexpr uint8_t kNoTask = 255;
 
-// "add", "reverse", "sort", "lookup" (the DataConfig.tasks names).
+// "add", "reverse", "sort", "lookup", "chain" (the DataConfig.tasks names).
 const char* task_name(Task t);
-// The tag that starts a line: "add", "rev", "sort", "kv".
+// The tag that starts a line: "add", "rev", "sort", "kv", "chain".
 const char* task_tag(Task t);
 // Parses a DataConfig.tasks name; UserError listing the valid names otherwise.
 Task task_from_name(std::string_view name);
@@ -79,6 +82,10 @@ class SyntheticCorpus {
   // list). Example i depends only on (seed, task, i): eval_set(t, 10) is a prefix of eval_set(t, 20).
   std::vector<TaskExample> eval_set(const std::string& task, int count) const;
 
+  // Example `index` of a third stream (neither the training batches nor the evaluation sets), for
+  // RL prompts: depends only on (seed, task, index).
+  TaskExample rl_example(const std::string& task, uint64_t index) const;
+
   const std::vector<Task>& tasks() const { return tasks_; }
   uint64_t seed() const { return seed_; }
   static int32_t vocab_size();
@@ -97,6 +104,9 @@ std::string extract_answer(std::span<const int32_t> continuation_ids);
 // Whether the continuation's answer equals the example's answer exactly.
 bool exact_match(const TaskExample& ex, std::string_view continuation);
 bool exact_match(const TaskExample& ex, std::span<const int32_t> continuation_ids);
+// The final result of a chain answer: the text after the last ',' ("12,3,6" -> "6").
+std::string_view chain_final_value(std::string_view answer);
+
 // Fraction of examples answered exactly (continuations[i] belongs to examples[i]); 0 if empty.
 double exact_match_rate(const std::vector<TaskExample>& examples, const std::vector<std::string>& continuations);
 

@@ -23,13 +23,13 @@ AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, 
   const double std_out = cfg.model.init_std / std::sqrt(2.0 * cfg.model.layers);
   auto column = [&](const char* name, int64_t heads, int64_t global_heads, double sd) {
     return dense.add({.name = p + name, .shape = {heads * D_, H_}, .global_shape = {global_heads * D_, H_},
-                      .init_std = sd, .global_index = row_shard(heads * D_, H_, t)});
+                      .init_std = sd, .global_index = when_sharded(T, row_shard(heads * D_, H_, t))});
   };
   wq_ = column("wq", A_, A, std_in);
   wk_ = column("wk", G_, G, std_in);
   wv_ = column("wv", G_, G, std_in);
   wo_ = dense.add({.name = p + "wo", .shape = {H_, A_ * D_}, .global_shape = {H_, A * D_}, .init_std = std_out,
-                   .global_index = col_shard(H_, A_ * D_, t, T)});
+                   .global_index = when_sharded(T, col_shard(H_, A_ * D_, t, T))});
 }
 
 void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int64_t B, const int32_t* pos,

@@ -16,6 +16,7 @@
 
 #include "core/check.h"
 #include "model/config_fields.h"
+#include "rl/rl_config_bridge.h"
 
 namespace foldmoe {
 
@@ -615,11 +616,11 @@ void validate_rest(const Config& c, Problems& p) {
 
   const DataConfig& d = c.data;
   check_choice(p, "[data] source", d.source, {"synthetic"});
-  if (d.tasks.empty()) p.add("", "[data] tasks is empty.", "list at least one of add, reverse, sort, lookup.");
+  if (d.tasks.empty()) p.add("", "[data] tasks is empty.", "list at least one of add, reverse, sort, lookup, chain.");
   std::set<std::string> seen;
   for (const std::string& task : d.tasks) {
-    if (!one_of(task, {"add", "reverse", "sort", "lookup"}))
-      p.add("", fmt::format("[data] tasks entry \"{}\" is not a synthetic task.", task), "use tasks from add, reverse, sort, lookup.");
+    if (!one_of(task, {"add", "reverse", "sort", "lookup", "chain"}))
+      p.add("", fmt::format("[data] tasks entry \"{}\" is not a synthetic task.", task), "use tasks from add, reverse, sort, lookup, chain.");
     else if (!seen.insert(task).second)
       p.add("", fmt::format("[data] tasks = {} lists \"{}\" twice.", list_text(d.tasks), task), "list each task once.");
   }
@@ -653,11 +654,32 @@ Config config_from_toml(const std::string& text, const std::string& source) {
     }
     const toml::table* tbl = snode.as_table();
     if (!tbl) user_error("{}: `{}` must be a section [{}], got {}", where, section, section, describe(snode));
-    for (const auto& [kkey, node] : *tbl) {
-      const ConfigField* f = find_config_field(section, kkey.str());
-      if (!f)
-        user_error("{}: unknown key [{}] {}{}", where, section, kkey.str(), suggest_key(section, kkey.str(), false));
-      TomlReader{where, *f}.read(node, c);
+    // Dotted keys (`hapo.ats.tau = 0.05` or a [rl.hapo.ats] sub-table) name fields whose key
+    // contains dots; a sub-table that is no field's prefix is an unknown key as before.
+    std::vector<std::pair<std::string, const toml::node*>> entries;
+    auto collect = [&](auto&& self, const toml::table& t, const std::string& prefix) -> void {
+      for (const auto& [kkey, node] : t) {
+        const std::string key = prefix + std::string(kkey.str());
+        if (node.is_table() && !find_config_field(section, key)) {
+          bool is_prefix = false;
+          for (const ConfigField& f : config_fields())
+            is_prefix = is_prefix || (f.section == section && f.key.starts_with(key + "."));
+          if (is_prefix) {
+            self(self, *node.as_table(), key + ".");
+            continue;
+          }
+        }
+        entries.emplace_back(key, &node);
+      }
+    };
+    collect(collect, *tbl, "");
+    // rl.preset resets the fields it controls, so it is applied before every other [rl] key.
+    std::stable_partition(entries.begin(), entries.end(), [](const auto& e) { return e.first == "preset"; });
+    for (const auto& [key, node] : entries) {
+      const ConfigField* f = find_config_field(section, key);
+      if (!f) user_error("{}: unknown key [{}] {}{}", where, section, key, suggest_key(section, key, false));
+      TomlReader{where, *f}.read(*node, c);
+      if (section == "rl" && key == "preset") rl::apply_rl_preset_section(c.rl);
     }
   }
   return c;
@@ -681,6 +703,7 @@ void apply_overrides(Config& c, const std::vector<std::string>& flags) {
       user_error("{}: unknown key [{}] {}{}", where, section, key, suggest_key(section, key, true));
     }
     TextReader{where, *f}.read(s.substr(eq + 1), c);
+    if (section == "rl" && key == "preset") rl::apply_rl_preset_section(c.rl);
   }
 }
 

@@ -114,6 +114,78 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// [rl] RL post-training (spec 04 §13; src/rl/rl_config_bridge.h turns it into rl::RlConfig). Keys
+// are dotted like the spec's (`[rl] hapo.ats.tau = 0.05`, `--rl.hapo.ats.tau=0.05`); enums are
+// strings parsed by the rl_config parse_* functions. Setting `preset` first resets every field the
+// preset controls (TOML: `preset` is applied before the other [rl] keys; flags: in order), so keys
+// set explicitly override the preset. Defaults are the `hapo` preset's.
+struct RlSection {
+  std::string preset = "hapo";
+  int64_t prompts_per_step = 512;
+  int group_size = 16;
+  int64_t minibatch_prompts = 32;
+  int ppo_epochs = 1;
+  int64_t max_prompt_tokens = 1024;
+  int64_t max_response_tokens = 10240;
+  int64_t seed = 1234;
+  // foldmoe additions: run length, data, micro-batching, checkpoints.
+  int steps = 100;
+  std::vector<std::string> tasks = {"add"};  // synthetic RL tasks (when data is empty)
+  std::string data;                          // JSONL {"prompt", "answer"} training file ("" = synthetic)
+  std::string eval_data;                     // JSONL held-out file ("" = synthetic eval sets / none)
+  int eval_questions = 200;                  // held-out questions per synthetic task
+  int micro_batch = 64;                      // sequences per forward
+  int checkpoint_every = 0;                  // 0 = only at the end
+  double rollout_temperature = 1.0;
+  double rollout_top_p = 1.0;
+  std::optional<int> rollout_top_k;
+  std::string advantage_estimator = "tlga";
+  double advantage_eps = 1e-6;
+  bool advantage_norm_by_std = true;
+  double advantage_tlga_fallback_threshold = 5.0;
+  std::string advantage_tlga_fallback_scope = "valid-and-zero";
+  double loss_clip_low = 0.2;
+  double loss_clip_high = 0.28;
+  double loss_dual_clip_c = 10.0;
+  std::string loss_aggregation = "token-mean";
+  double loss_kl_coef = 0.0;
+  double loss_entropy_coef = 0.0;
+  bool reward_overlong_enabled = true;
+  int64_t reward_overlong_buffer_tokens = 4096;
+  double reward_overlong_penalty_factor = 1.0;
+  std::string reward_equivalence_fallback = "none";
+  std::string reward_template = "dapo-math";
+  bool dapo_overlong_filter = false;
+  bool dynamic_sampling_enabled = false;
+  std::optional<int> dynamic_sampling_gen_prompts_per_round;  // none = 3·P
+  std::string dynamic_sampling_metric = "acc";
+  int dynamic_sampling_max_rounds = 10;
+  std::string hapo_hhat_sign = "intended";
+  std::string hapo_hhat_scope = "minibatch-old";
+  double hapo_entropy_pivot = 0.8;
+  bool hapo_ats_enabled = true;
+  double hapo_ats_tau = 0.05;
+  bool hapo_dar_enabled = true;
+  double hapo_dar_beta = 1.0;
+  bool hapo_aac_enabled = true;
+  double hapo_aac_alpha = 1.0;
+  double optim_lr = 1e-6;
+  int optim_warmup_steps = 10;
+  double optim_weight_decay = 0.1;
+  std::vector<double> optim_betas = {0.9, 0.999};
+  double optim_eps = 1e-8;
+  double optim_grad_clip = 1.0;
+  bool eval_before_train = true;
+  int eval_every = 5;
+  int eval_samples = 8;
+  double eval_temperature = 0.5;
+  double eval_top_p = 0.7;
+  std::string router_replay_mode = "auto";  // auto (rollout for MoE, off for dense) | rollout | old | off
+  bool router_replay_freeze_expert_bias = true;
+
+  bool operator==(const RlSection&) const = default;
+};
+
 struct Config {
   ModelConfig model;
   MoEConfig moe;
@@ -123,6 +195,7 @@ struct Config {
   DataConfig data;
   CheckpointConfig checkpoint;
   LogConfig log;
+  RlSection rl;
 
   int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
   int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }

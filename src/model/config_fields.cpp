@@ -42,6 +42,12 @@ ConstFieldRef cref_of(const Config& c) {
         &ref_of<&Config::sec, &decltype(Config::sec)::key>,                               \
         &cref_of<&Config::sec, &decltype(Config::sec)::key>                               \
   }
+// [rl] keys are dotted (`hapo.ats.tau`); the member is the key with '.' -> '_'.
+#define FOLDMOE_RL_FIELD(member, key, help)                                               \
+  ConfigField {                                                                           \
+    "rl", key, help, type_of<decltype(RlSection::member)>(), false,                       \
+        &ref_of<&Config::rl, &RlSection::member>, &cref_of<&Config::rl, &RlSection::member> \
+  }
 #define F(sec, key, help) FOLDMOE_FIELD_IMPL(sec, key, false, help)
 #define F_LIST_OR_SCALAR(sec, key, help) FOLDMOE_FIELD_IMPL(sec, key, true, help)
 
@@ -114,7 +120,7 @@ constexpr ConfigField kFields[] = {
     F(optim, grad_clip, "clip the global gradient norm to this (0 = off)"),
     // [data]
     F(data, source, "data source: synthetic"),
-    F(data, tasks, "synthetic tasks: add reverse sort lookup"),
+    F(data, tasks, "synthetic tasks: add reverse sort lookup chain"),
     F(data, eval_samples, "samples per task for `foldmoe eval`"),
     // [checkpoint]
     F(checkpoint, dir, "checkpoint directory (empty = <run_dir>/checkpoints)"),
@@ -124,11 +130,74 @@ constexpr ConfigField kFields[] = {
     // [log]
     F(log, interval, "print a step line every N steps"),
     F(log, progress, "live progress bar: auto (only on a TTY) | on | off"),
+    // [rl]
+    FOLDMOE_RL_FIELD(preset, "preset", "preset: grpo | dapo | hapo | hapo-released (applied first; other keys override it)"),
+    FOLDMOE_RL_FIELD(prompts_per_step, "prompts_per_step", "P: prompts per RL step"),
+    FOLDMOE_RL_FIELD(group_size, "group_size", "n: responses per prompt"),
+    FOLDMOE_RL_FIELD(minibatch_prompts, "minibatch_prompts", "prompts per mini-batch (M = P / minibatch_prompts updates per step)"),
+    FOLDMOE_RL_FIELD(ppo_epochs, "ppo_epochs", "passes over the batch per step"),
+    FOLDMOE_RL_FIELD(max_prompt_tokens, "max_prompt_tokens", "left-truncate prompts to this many tokens"),
+    FOLDMOE_RL_FIELD(max_response_tokens, "max_response_tokens", "L_max: maximum response tokens"),
+    FOLDMOE_RL_FIELD(seed, "seed", "seed of prompts, sampling and permutations"),
+    FOLDMOE_RL_FIELD(steps, "steps", "RL steps"),
+    FOLDMOE_RL_FIELD(tasks, "tasks", "synthetic RL tasks (when data is empty): add chain reverse sort lookup"),
+    FOLDMOE_RL_FIELD(data, "data", "JSONL training file of {\"prompt\", \"answer\"} lines (empty = synthetic tasks)"),
+    FOLDMOE_RL_FIELD(eval_data, "eval_data", "JSONL held-out file (empty = synthetic eval sets; none for JSONL data)"),
+    FOLDMOE_RL_FIELD(eval_questions, "eval_questions", "held-out questions per synthetic task"),
+    FOLDMOE_RL_FIELD(micro_batch, "micro_batch", "sequences per forward pass (old log-probs and updates)"),
+    FOLDMOE_RL_FIELD(checkpoint_every, "checkpoint_every", "save an RL checkpoint every N steps (0 = only at the end)"),
+    FOLDMOE_RL_FIELD(rollout_temperature, "rollout.temperature", "T_base: rollout temperature"),
+    FOLDMOE_RL_FIELD(rollout_top_p, "rollout.top_p", "rollout top-p (1 = off)"),
+    FOLDMOE_RL_FIELD(rollout_top_k, "rollout.top_k", "rollout top-k (none = off)"),
+    FOLDMOE_RL_FIELD(advantage_estimator, "advantage.estimator", "advantage: tlga | grpo"),
+    FOLDMOE_RL_FIELD(advantage_eps, "advantage.eps", "advantage denominator epsilon"),
+    FOLDMOE_RL_FIELD(advantage_norm_by_std, "advantage.norm_by_std", "GRPO: divide by the group std (false = Dr. GRPO)"),
+    FOLDMOE_RL_FIELD(advantage_tlga_fallback_threshold, "advantage.tlga_fallback_threshold", "TLGA -> GRPO fallback threshold (<= 0 disables)"),
+    FOLDMOE_RL_FIELD(advantage_tlga_fallback_scope, "advantage.tlga_fallback_scope", "TLGA fallback scope: valid-and-zero | valid"),
+    FOLDMOE_RL_FIELD(loss_clip_low, "loss.clip_low", "epsilon_low"),
+    FOLDMOE_RL_FIELD(loss_clip_high, "loss.clip_high", "epsilon_high"),
+    FOLDMOE_RL_FIELD(loss_dual_clip_c, "loss.dual_clip_c", "dual-clip constant c (0 disables; else > 1)"),
+    FOLDMOE_RL_FIELD(loss_aggregation, "loss.aggregation", "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm"),
+    FOLDMOE_RL_FIELD(loss_kl_coef, "loss.kl_coef", "KL to a reference model (not supported: must be 0)"),
+    FOLDMOE_RL_FIELD(loss_entropy_coef, "loss.entropy_coef", "entropy bonus (not supported: must be 0)"),
+    FOLDMOE_RL_FIELD(reward_overlong_enabled, "reward.overlong.enabled", "soft overlong punishment"),
+    FOLDMOE_RL_FIELD(reward_overlong_buffer_tokens, "reward.overlong.buffer_tokens", "L_cache: overlong buffer"),
+    FOLDMOE_RL_FIELD(reward_overlong_penalty_factor, "reward.overlong.penalty_factor", "overlong penalty factor f"),
+    FOLDMOE_RL_FIELD(reward_equivalence_fallback, "reward.equivalence_fallback", "math answers: none | numeric"),
+    FOLDMOE_RL_FIELD(reward_template, "reward.template", "prompt template for JSONL data: dapo-math | none"),
+    FOLDMOE_RL_FIELD(dapo_overlong_filter, "dapo.overlong_filter", "mask truncated responses out of the loss"),
+    FOLDMOE_RL_FIELD(dynamic_sampling_enabled, "dynamic_sampling.enabled", "DAPO dynamic sampling"),
+    FOLDMOE_RL_FIELD(dynamic_sampling_gen_prompts_per_round, "dynamic_sampling.gen_prompts_per_round", "prompts per generation round (none = 3 P)"),
+    FOLDMOE_RL_FIELD(dynamic_sampling_metric, "dynamic_sampling.metric", "acc | reward"),
+    FOLDMOE_RL_FIELD(dynamic_sampling_max_rounds, "dynamic_sampling.max_rounds", "generation rounds per step (<= 0 = unlimited)"),
+    FOLDMOE_RL_FIELD(hapo_hhat_sign, "hapo.hhat_sign", "intended | paper-code"),
+    FOLDMOE_RL_FIELD(hapo_hhat_scope, "hapo.hhat_scope", "minibatch-old | microbatch-current"),
+    FOLDMOE_RL_FIELD(hapo_entropy_pivot, "hapo.entropy_pivot", "rho: entropy quantile"),
+    FOLDMOE_RL_FIELD(hapo_ats_enabled, "hapo.ats.enabled", "adaptive temperature sampling"),
+    FOLDMOE_RL_FIELD(hapo_ats_tau, "hapo.ats.tau", "ATS strength tau"),
+    FOLDMOE_RL_FIELD(hapo_dar_enabled, "hapo.dar.enabled", "differential advantage redistribution"),
+    FOLDMOE_RL_FIELD(hapo_dar_beta, "hapo.dar.beta", "DAR strength beta"),
+    FOLDMOE_RL_FIELD(hapo_aac_enabled, "hapo.aac.enabled", "asymmetric adaptive clipping"),
+    FOLDMOE_RL_FIELD(hapo_aac_alpha, "hapo.aac.alpha", "AAC strength alpha"),
+    FOLDMOE_RL_FIELD(optim_lr, "optim.lr", "peak learning rate"),
+    FOLDMOE_RL_FIELD(optim_warmup_steps, "optim.warmup_steps", "linear warm-up in RL steps"),
+    FOLDMOE_RL_FIELD(optim_weight_decay, "optim.weight_decay", "AdamW decoupled weight decay"),
+    FOLDMOE_RL_FIELD(optim_betas, "optim.betas", "AdamW (beta1, beta2)"),
+    FOLDMOE_RL_FIELD(optim_eps, "optim.eps", "AdamW epsilon"),
+    FOLDMOE_RL_FIELD(optim_grad_clip, "optim.grad_clip", "global gradient-norm clip"),
+    FOLDMOE_RL_FIELD(eval_before_train, "eval.before_train", "evaluate the initial weights (step 0)"),
+    FOLDMOE_RL_FIELD(eval_every, "eval.every", "evaluate every N steps (and at the last)"),
+    FOLDMOE_RL_FIELD(eval_samples, "eval.samples", "samples per held-out question"),
+    FOLDMOE_RL_FIELD(eval_temperature, "eval.temperature", "evaluation temperature"),
+    FOLDMOE_RL_FIELD(eval_top_p, "eval.top_p", "evaluation top-p"),
+    FOLDMOE_RL_FIELD(router_replay_mode, "router_replay.mode", "auto | rollout | old | off"),
+    FOLDMOE_RL_FIELD(router_replay_freeze_expert_bias, "router_replay.freeze_expert_bias", "freeze expert-bias updates during RL"),
 };
 
 #undef F
 #undef F_LIST_OR_SCALAR
 #undef FOLDMOE_FIELD_IMPL
+#undef FOLDMOE_RL_FIELD
 
 // --- Completeness: every member of every section struct is in the table. ---------------------
 // Counts an aggregate's members by brace-initialising it with ever more convertible arguments.
@@ -154,7 +223,8 @@ static_assert(member_count<OptimConfig>() == fields_in("optim"), "[optim]: table
 static_assert(member_count<DataConfig>() == fields_in("data"), "[data]: table incomplete");
 static_assert(member_count<CheckpointConfig>() == fields_in("checkpoint"), "[checkpoint]");
 static_assert(member_count<LogConfig>() == fields_in("log"), "[log]: table incomplete");
-static_assert(member_count<Config>() == 8, "Config gained a section: add it to the table");
+static_assert(member_count<RlSection>() == fields_in("rl"), "[rl]: table incomplete");
+static_assert(member_count<Config>() == 9, "Config gained a section: add it to the table");
 
 std::string quote(const std::string& s) {
   std::string out = "\"";

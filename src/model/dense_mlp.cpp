@@ -12,9 +12,9 @@ DenseMlp::DenseMlp(const std::string& prefix, int64_t H, int64_t F, double std_i
     : tp_(std::move(tp)), H_(H), F_(F / tp_->size()) {
   const int T = tp_->size(), t = tp_->rank();
   fc1_ = arena.add({.name = prefix + "fc1", .shape = {2 * F_, H}, .global_shape = {2 * F, H}, .init_std = std_in,
-                    .global_index = paired_row_shard(F_, H, t, T)});
+                    .global_index = when_sharded(T, paired_row_shard(F_, H, t, T))});
   fc2_ = arena.add({.name = prefix + "fc2", .shape = {H, F_}, .global_shape = {H, F}, .init_std = std_out,
-                    .global_index = col_shard(H, F_, t, T)});
+                    .global_index = when_sharded(T, col_shard(H, F_, t, T))});
 }
 
 void DenseMlp::forward(const float* x_loc, float* y_loc, int64_t N_loc, Cache& c) const {

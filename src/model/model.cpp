@@ -23,7 +23,7 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
   const double std_in = cfg.model.init_std;
   auto vocab_param = [&](const char* name) {
     return dense_.add({.name = name, .shape = {vocab_.rows, H_}, .global_shape = {V_, H_}, .init_std = std_in,
-                       .global_index = vocab_shard(vocab_.rows, H_, tp_rank_, V_)});
+                       .global_index = when_sharded(tp_size_, vocab_shard(vocab_.rows, H_, tp_rank_, V_))});
   };
   embedding_ = vocab_param("embedding.weight");
   for (int i = 0; i < cfg.model.layers; ++i)
@@ -152,6 +152,39 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
     vp_embedding_backward(mb.ids_N.data(), d, embedding_.g(), N, H_, vocab_);
   }
   return r;
+}
+
+MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx_in,
+                                                const LogitsGradFn& loss_grad) {
+  // The RL loss needs whole-vocabulary rows per token; RL runs with TP = 1 (rl_trainer checks).
+  FOLDMOE_CHECK(tp_size_ == 1, "forward_backward_logits with tensor parallelism");
+  const int64_t N = mb.N();
+  MoEStepContext ctx = ctx_in;
+  ctx.S_loc = mb.S;
+  ctx.B = mb.B;
+  ctx.S_full = mb.S;
+  ctx.valid_N = nullptr;
+  ctx.global_seq_B = mb.global_seq_B.data();
+  ctx.positions_N = mb.positions_N.data();
+  MicroBatchResult r;
+  std::vector<float> logits;
+  forward_(mb, ctx, logits, r);
+  r.n_valid = mb.valid_count();
+  std::vector<float> dlogits(size_t(N * V_), 0.0f);
+  loss_grad(logits, dlogits);
+  FOLDMOE_CHECK(int64_t(dlogits.size()) == N * V_, "loss_grad resized dlogits to {} (expected {})", dlogits.size(),
+                N * V_);
+  backward_(mb, dlogits);
+  return r;
+}
+
+void Model::backward_(const MicroBatch& mb, std::vector<float>& dlogits) {
+  const int64_t N = mb.N();
+  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
+  ops::linear_backward(final_out_NH_.data(), head_.w(), dlogits.data(), dfinal.data(), head_.g(), N, H_, V_);
+  final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
+  for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
+  ops::embedding_backward(mb.ids_N.data(), dx.data(), embedding_.g(), N, H_);
 }
 
 void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, MicroBatchResult* result) {

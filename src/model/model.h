@@ -2,6 +2,7 @@
 // Model math knows nothing of parallelism beyond the process groups it is handed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -39,6 +40,14 @@ class Model {
   // logits (rows n = s·B + b).
   MicroBatchResult forward_backward(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>* logits_NV = nullptr);
 
+  // Forward and backward under a loss on the logits that the caller computes (the RL policy loss,
+  // spec 04 §2 stage 7): the same forward as forward_backward, then loss_grad(logits_NV, dlogits_NV)
+  // fills dL/dlogits (dlogits_NV arrives zeroed, [N, V]), then the same backward. The returned
+  // ce_sum/n_valid describe the CE of the masked targets (diagnostics only). Router replay via
+  // mb.replay_NLK as in forward_backward.
+  using LogitsGradFn = std::function<void(const std::vector<float>& logits_NV, std::vector<float>& dlogits_NV)>;
+  MicroBatchResult forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx, const LogitsGradFn& loss_grad);
+
   // Forward only (evaluation / generation): logits [N, V], no MoE counters updated.
   void forward_logits(const MicroBatch& mb, std::vector<float>& logits_NV, MicroBatchResult* result = nullptr);
 
@@ -46,6 +55,7 @@ class Model {
   void finalize_global_batch();
 
  private:
+  void backward_(const MicroBatch& mb, std::vector<float>& dlogits_NV);
   void forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>& logits, MicroBatchResult& r);
 
   Config cfg_;

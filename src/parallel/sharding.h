@@ -20,4 +20,8 @@ IndexMap paired_row_shard(int64_t local_half_rows, int64_t cols, int rank, int s
 // that row is >= vocab. Padding elements are zero and absent from checkpoints.
 IndexMap vocab_shard(int64_t local_rows, int64_t cols, int rank, int64_t vocab);
 
+// The map to store in a ParamSpec: empty (identity) when the parameter is not split at all, so an
+// unsharded model's parameters are plain (checkpoint code relies on that).
+inline IndexMap when_sharded(int size, IndexMap map) { return size > 1 ? std::move(map) : IndexMap{}; }
+
 }  // namespace foldmoe

@@ -1,0 +1,29 @@
+// `foldmoe rl --config FILE --init CHECKPOINT`: RL post-training (GRPO / DAPO / HAPO, spec 04)
+// from a pretrained checkpoint. [model]/[moe]/[data] come from the checkpoint; [rl] from the file.
+#include <memory>
+
+#include "cli/commands.h"
+#include "rl/rl_trainer.h"
+
+namespace foldmoe::cli {
+
+namespace {
+struct RlArgs {
+  std::string init;
+};
+}  // namespace
+
+void register_rl(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand("rl", "RL post-training (presets grpo, dapo, hapo) from a checkpoint");
+  auto opts = std::make_shared<ConfigOptions>();
+  auto a = std::make_shared<RlArgs>();
+  opts->add_to(sub);
+  sub->add_option("--init", a->init, "Checkpoint to start from (…/checkpoints/step-NNNNNNNN)")->required();
+  set_action(sub, [sub, opts, a] {
+    rl::RlTrainer trainer(rl::rl_run_config(opts->load(sub), a->init), a->init);
+    trainer.run();
+    return 0;
+  });
+}
+
+}  // namespace foldmoe::cli

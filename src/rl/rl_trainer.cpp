@@ -1,0 +1,732 @@
+#include "rl/rl_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "core/check.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "data/tokenizer.h"
+#include "parallel/grad_sync.h"
+#include "rl/rl_advantage.h"
+#include "rl/rl_aggregation.h"
+#include "rl/rl_config_bridge.h"
+#include "rl/rl_dynamic_sampling.h"
+#include "rl/rl_metrics.h"
+#include "rl/rl_overlong.h"
+#include "rl/rl_policy_loss.h"
+#include "rl/rl_temperature.h"
+#include "rl/rollout.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace foldmoe::rl {
+
+namespace fs = std::filesystem;
+using data::CharTokenizer;
+
+// One response of the step with everything the later stages need.
+struct RlTrainer::Sample {
+  RlProblem problem;
+  int64_t problem_index = 0;      // global training-problem index (RNG key of its rollout)
+  std::vector<int32_t> prompt;    // <bos> + prompt tokens (left-truncated)
+  std::vector<int32_t> tokens;    // response tokens (EOS included when present)
+  std::vector<int32_t> routing;   // rollout router record [P + L, Lm, k] (mode rollout)
+  std::vector<int32_t> old_routing;  // stage-4 selection [P + L - 1, Lm, k] (mode old)
+  std::vector<float> temperature;    // sampling temperature per token
+  std::vector<float> logprob_rollout;  // rollout log-prob at T = 1 (diagnostics)
+  int64_t length = 0;
+  bool truncated = false;
+  float reward = 0, penalty = 0;
+  bool acc = false;
+  std::vector<float> logp_old, ent_old;  // stage 4
+};
+
+namespace {
+
+std::map<std::string, std::vector<float>> moe_buffers(Model& model, const Config& cfg) {
+  std::map<std::string, std::vector<float>> out;
+  std::vector<MoELayer*> layers = model.moe_layers();
+  size_t k = 0;
+  for (int l = 0; l < cfg.model.layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    MoELayer* m = layers[k++];
+    if (!m->expert_bias().empty()) out[fmt::format("layers.{}.moe.router.expert_bias", l)] = m->expert_bias();
+  }
+  return out;
+}
+
+void restore_moe_buffers(Model& model, const Config& cfg, const std::map<std::string, std::vector<float>>& buffers) {
+  std::vector<MoELayer*> layers = model.moe_layers();
+  size_t k = 0;
+  for (int l = 0; l < cfg.model.layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    MoELayer* m = layers[k++];
+    auto it = buffers.find(fmt::format("layers.{}.moe.router.expert_bias", l));
+    if (it != buffers.end()) m->expert_bias() = it->second;
+  }
+}
+
+nlohmann::json stats_json(const std::optional<EntropyStats>& s) {
+  if (!s) return nullptr;
+  return {{"q", s->q},         {"sigma", s->sigma},     {"h_max", s->h_max}, {"h_min", s->h_min},
+          {"s_plus", s->s_plus}, {"s_minus", s->s_minus}, {"count", s->count}};
+}
+
+std::optional<EntropyStats> stats_from_json(const nlohmann::json& j) {
+  if (j.is_null()) return std::nullopt;
+  EntropyStats s;
+  s.q = j.at("q").get<float>();
+  s.sigma = j.at("sigma").get<float>();
+  s.h_max = j.at("h_max").get<float>();
+  s.h_min = j.at("h_min").get<float>();
+  s.s_plus = j.at("s_plus").get<float>();
+  s.s_minus = j.at("s_minus").get<float>();
+  s.count = j.at("count").get<int64_t>();
+  return s;
+}
+
+// Seeded permutation of [0, n) for (seed, step, epoch).
+std::vector<int64_t> permutation(uint64_t seed, int64_t step, int epoch, int64_t n) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  const CounterRng rng(seed, "rl.minibatch.perm", uint64_t(step) * 1024 + uint64_t(epoch));
+  for (int64_t k = n - 1; k > 0; --k) {
+    const uint32_t u = rng.bits(uint64_t(k))[0];
+    std::swap(p[size_t(k)], p[size_t((uint64_t(u) * uint64_t(k + 1)) >> 32)]);
+  }
+  return p;
+}
+
+std::string response_text(const std::vector<int32_t>& tokens) {
+  std::vector<int32_t> ids;
+  for (int32_t t : tokens) {
+    if (t == CharTokenizer::kEos) break;
+    ids.push_back(t);
+  }
+  return CharTokenizer::decode(ids);
+}
+
+}  // namespace
+
+Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint) {
+  const nlohmann::json manifest = train::read_checkpoint_manifest(init_checkpoint);
+  const Config ck = config_from_toml(manifest.at("config").get<std::string>(), init_checkpoint + "/manifest.json");
+  const Config defaults;
+  if (!(file_cfg.model == defaults.model) && !(file_cfg.model == ck.model))
+    std::fprintf(stderr, "warning: [model] of the RL config differs from the checkpoint's; the checkpoint's is used\n");
+  if (!(file_cfg.moe == defaults.moe) && !(file_cfg.moe == ck.moe))
+    std::fprintf(stderr, "warning: [moe] of the RL config differs from the checkpoint's; the checkpoint's is used\n");
+  Config c = ck;
+  c.rl = file_cfg.rl;
+  c.parallel = file_cfg.parallel;
+  c.checkpoint = file_cfg.checkpoint;
+  c.log = file_cfg.log;
+  c.train.run_dir = file_cfg.train.run_dir;
+  // An RL checkpoint's step is the RL step; keep it loadable by `foldmoe eval`/`generate`.
+  c.train.steps = std::max(c.train.steps, file_cfg.rl.steps);
+  return resolve_config(c);
+}
+
+RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups, bool write_outputs)
+    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs && groups_.world->rank() == 0) {
+  rl_ = rl_config_from(cfg_.rl);
+  if (groups_.tp->size() > 1 || groups_.cp->size() > 1 || groups_.pp->size() > 1)
+    user_error("foldmoe rl runs data-parallel (and with the model's expert layout) only: got tp = {}, cp = {}, pp = {}."
+               "\n  fix: set [parallel] tp = cp = pp = 1 for RL.",
+               groups_.tp->size(), groups_.cp->size(), groups_.pp->size());
+  RlRunFacts facts;
+  facts.model_is_moe = cfg_.moe.num_experts > 0;
+  facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor >= 0;
+  validate_rl_config(rl_, facts);
+  {
+    std::vector<std::string> errs;
+    const RlSection& s = cfg_.rl;
+    if (s.steps < 1) errs.push_back(fmt::format("config error rl.steps: {} must be >= 1\n  fix: set rl.steps >= 1", s.steps));
+    if (s.micro_batch < 1)
+      errs.push_back(fmt::format("config error rl.micro_batch: {} must be >= 1\n  fix: set rl.micro_batch = 64", s.micro_batch));
+    if (s.eval_questions < 0)
+      errs.push_back(fmt::format("config error rl.eval_questions: {} must be >= 0\n  fix: set rl.eval_questions = 200", s.eval_questions));
+    if (s.loss_entropy_coef != 0)
+      errs.push_back("config error rl.loss.entropy_coef: the entropy bonus is not implemented\n  fix: set rl.loss.entropy_coef = 0");
+    if (!errs.empty()) {
+      std::string msg;
+      for (const auto& e : errs) msg += (msg.empty() ? "" : "\n") + e;
+      user_error("{}", msg);
+    }
+  }
+  source_ = make_problem_source(cfg_.rl, rl_, uint64_t(cfg_.train.seed));
+  model_ = std::make_unique<Model>(cfg_, groups_);
+  OptimConfig oc;
+  oc.weight_decay = rl_.optim.weight_decay;
+  oc.beta1 = rl_.optim.beta1;
+  oc.beta2 = rl_.optim.beta2;
+  oc.eps = rl_.optim.eps;
+  oc.grad_clip = rl_.optim.grad_clip;
+  opt_dense_ = std::make_unique<ArenaAdamW>(model_->dense(), oc);
+  opt_expert_ = std::make_unique<ArenaAdamW>(model_->expert(), oc);
+  n_moe_ = model_->num_moe_layers();
+  topk_ = cfg_.moe.topk;
+  replay_ = n_moe_ > 0 ? rl_.router_replay_mode(true) : RouterReplayMode::Off;
+  if (!cfg_.checkpoint.load.empty())
+    load_weights(cfg_.checkpoint.load, /*with_state=*/true);
+  else
+    load_weights(init_checkpoint, /*with_state=*/false);
+}
+
+void RlTrainer::load_weights(const std::string& dir, bool with_state) {
+  train::TrainState st;
+  st.dense = &model_->dense();
+  st.expert = &model_->expert();
+  if (with_state) {
+    st.adam_m_dense = &opt_dense_->m();
+    st.adam_v_dense = &opt_dense_->v();
+    st.adam_m_expert = &opt_expert_->m();
+    st.adam_v_expert = &opt_expert_->v();
+  }
+  st.buffers = moe_buffers(*model_, cfg_);
+  train::load_checkpoint(dir, st);
+  restore_moe_buffers(*model_, cfg_, st.buffers);
+  if (with_state) {
+    if (!st.extra.contains("rl_step"))
+      user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
+                 "its weights, and use checkpoint.load only to resume an RL run",
+                 dir);
+    step_ = st.extra.at("rl_step").get<int64_t>();
+    prompts_consumed_ = st.extra.at("prompts_consumed").get<int64_t>();
+    opt_step_ = st.extra.at("optimizer_steps").get<int64_t>();
+    ats_.restore(stats_from_json(st.extra.at("ats_stats")));
+  }
+}
+
+void RlTrainer::save_checkpoint(const std::string& dir) {
+  train::TrainState st;
+  st.step = step_;
+  st.dense = &model_->dense();
+  st.expert = &model_->expert();
+  st.adam_m_dense = &opt_dense_->m();
+  st.adam_v_dense = &opt_dense_->v();
+  st.adam_m_expert = &opt_expert_->m();
+  st.adam_v_expert = &opt_expert_->v();
+  st.buffers = moe_buffers(*model_, cfg_);
+  st.config_toml = config_to_toml(cfg_);
+  st.extra = {{"rl_step", step_},
+              {"prompts_consumed", prompts_consumed_},
+              {"optimizer_steps", opt_step_},
+              {"ats_stats", stats_json(ats_.for_rollout())},
+              {"preset", std::string(to_string(rl_.preset))}};
+  train::save_checkpoint(dir, st);
+}
+
+std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t k) {
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<RlProblem> problems;
+  RolloutOptions opt;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t idx = prompts_consumed_ + j;
+    problems.push_back(source_->train_problem(idx));
+    std::vector<int32_t> ids = {CharTokenizer::kBos};
+    for (int32_t t : CharTokenizer::encode(problems.back().prompt)) ids.push_back(t);
+    if (int64_t(ids.size()) > rl_.max_prompt_tokens)
+      ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
+    prompts.push_back(std::move(ids));
+    opt.prompt_ids.push_back(idx);
+  }
+  SamplingParams sp;
+  sp.temperature = float(rl_.rollout.temperature);
+  sp.top_p = float(rl_.rollout.top_p);
+  sp.top_k = rl_.rollout.top_k.value_or(0);
+  const AtsParams ap = ats_params(rl_);
+  const std::optional<EntropyStats> prev = ats_.for_rollout();
+  if (ap.enabled && prev) sp.temperature_fn = [ap, prev](float H) { return ats_temperature(H, prev, ap); };
+  opt.max_new_tokens = int(rl_.max_response_tokens);
+  opt.samples_per_prompt = rl_.group_size;
+  opt.seed = uint64_t(rl_.seed);
+  opt.step = k;
+  opt.eos_id = CharTokenizer::kEos;
+  opt.record_routing = replay_ == RouterReplayMode::Rollout;
+  std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  const OverlongParams op = overlong_params(rl_);
+  std::vector<Sample> samples;
+  samples.reserve(out.size());
+  for (Response& r : out) {
+    Sample s;
+    s.problem = problems[size_t(r.prompt)];
+    s.problem_index = prompts_consumed_ + r.prompt;
+    s.prompt = prompts[size_t(r.prompt)];
+    s.tokens = std::move(r.tokens);
+    s.routing = std::move(r.routing);
+    s.temperature = std::move(r.temperature);
+    s.logprob_rollout = std::move(r.logprob_policy);
+    s.length = int64_t(s.tokens.size());
+    s.truncated = r.finish == FinishReason::Length;
+    const ScoreResult sc = source_->score(s.problem, response_text(s.tokens));
+    const ResponseReward rr = assemble_reward(sc.score, s.length, op);
+    s.reward = rr.reward;
+    s.acc = rr.acc;
+    s.penalty = overlong_penalty(s.length, op);
+    samples.push_back(std::move(s));
+  }
+  prompts_consumed_ += count;
+  return samples;
+}
+
+// Rows n = s·B + b; sequence b = prompt + response, inputs seq[0..T-1), targets seq[1..T); the mask
+// marks the positions that predict response tokens.
+MicroBatch RlTrainer::build_micro_batch(const std::vector<Sample>& batch, const std::vector<int64_t>& idx,
+                                        bool for_update) const {
+  MicroBatch mb;
+  mb.B = int64_t(idx.size());
+  int64_t S = 1;
+  for (int64_t i : idx) S = std::max<int64_t>(S, int64_t(batch[size_t(i)].prompt.size() + batch[size_t(i)].tokens.size()) - 1);
+  mb.S = S;
+  const int64_t N = mb.N(), LK = int64_t(n_moe_) * topk_;
+  mb.ids_N.assign(size_t(N), CharTokenizer::kPad);
+  mb.targets_N.assign(size_t(N), CharTokenizer::kPad);
+  mb.mask_N.assign(size_t(N), 0);
+  mb.positions_N.resize(size_t(N));
+  const bool replay = (replay_ == RouterReplayMode::Rollout) || (replay_ == RouterReplayMode::Old && for_update);
+  if (replay && LK > 0) mb.replay_NLK.assign(size_t(N * LK), -1);
+  for (int64_t b = 0; b < mb.B; ++b) {
+    const Sample& x = batch[size_t(idx[size_t(b)])];
+    mb.global_seq_B.push_back(idx[size_t(b)]);
+    const int64_t P = int64_t(x.prompt.size()), T = P + x.length;
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t n = s * mb.B + b;
+      mb.positions_N[size_t(n)] = int32_t(s);
+      if (s + 1 >= T) continue;
+      mb.ids_N[size_t(n)] = s < P ? x.prompt[size_t(s)] : x.tokens[size_t(s - P)];
+      mb.targets_N[size_t(n)] = s + 1 < P ? x.prompt[size_t(s + 1)] : x.tokens[size_t(s + 1 - P)];
+      mb.mask_N[size_t(n)] = s + 1 >= P ? 1 : 0;
+      if (!mb.replay_NLK.empty()) {
+        const std::vector<int32_t>& rec = replay_ == RouterReplayMode::Rollout ? x.routing : x.old_routing;
+        FOLDMOE_CHECK(int64_t(rec.size()) >= (s + 1) * LK, "router record too short: {} < {}", rec.size(), (s + 1) * LK);
+        std::copy_n(rec.begin() + s * LK, LK, mb.replay_NLK.begin() + n * LK);
+      }
+    }
+  }
+  return mb;
+}
+
+nlohmann::ordered_json RlTrainer::step() {
+  Stopwatch step_timer;
+  const int64_t k = step_ + 1;
+  const int n = rl_.group_size;
+  const int64_t P = rl_.prompts_per_step;
+  const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  const float t_base = float(rl_.rollout.temperature);
+
+  // ---- stages 1-3 (+3b): rollouts and rewards ----
+  Stopwatch rollout_timer;
+  std::vector<Sample> batch;
+  RolloutSummary gen_summary;
+  SeriesSummary temp_summary;
+  int rounds = 1;
+  int64_t generated_tokens = 0;
+  auto summarize_round = [&](const std::vector<Sample>& round) {
+    std::vector<float> rewards, pens;
+    std::vector<uint8_t> acc, trunc;
+    std::vector<int64_t> lens;
+    for (const Sample& s : round) {
+      rewards.push_back(s.reward);
+      pens.push_back(s.penalty);
+      acc.push_back(s.acc);
+      trunc.push_back(s.truncated);
+      lens.push_back(s.length);
+      generated_tokens += s.length;
+      temp_summary.add(summarize(s.temperature));
+    }
+    gen_summary.add(summarize_rollout(rewards, acc, lens, trunc, pens, n));
+  };
+  if (rl_.dynamic_sampling.enabled) {
+    DynamicSampler ds(P, rl_.dynamic_sampling.max_rounds);
+    std::vector<std::vector<Sample>> round_samples;
+    for (;;) {
+      round_samples.push_back(generate_round(rl_.gen_prompts_per_round(), k));
+      const std::vector<Sample>& r = round_samples.back();
+      summarize_round(r);
+      std::vector<float> values;
+      for (const Sample& s : r) values.push_back(dynamic_sampling_value(rl_.dynamic_sampling.metric, s.acc, s.reward));
+      if (ds.add_round(values, n) == DynamicSampler::Status::Done) break;
+    }
+    rounds = ds.rounds();
+    for (const GroupRef& g : ds.batch())
+      for (int i = 0; i < n; ++i)
+        batch.push_back(std::move(round_samples[size_t(g.round)][size_t(g.group * n + i)]));
+  } else {
+    batch = generate_round(P, k);
+    summarize_round(batch);
+  }
+  const double rollout_s = rollout_timer.seconds();
+  const int64_t R = int64_t(batch.size());
+  FOLDMOE_CHECK(R == P * n, "training batch has {} responses, expected {}", R, P * n);
+
+  // Mini-batch partitions (one seeded permutation per epoch), fixed before stage 4.
+  const int64_t M = rl_.num_minibatches(), mbs = R / M;
+  std::vector<std::vector<int64_t>> perms;
+  for (int e = 0; e < rl_.ppo_epochs; ++e) perms.push_back(permutation(uint64_t(rl_.seed), k, e, R));
+  // The responses of mini-batch b of epoch e trained on this rank, cut into micro-batches.
+  auto micro_batches = [&](int e, int64_t b) {
+    std::vector<std::vector<int64_t>> out;
+    std::vector<int64_t> local;
+    for (int64_t j = 0; j < mbs; ++j)
+      if (j % DP == d) local.push_back(perms[size_t(e)][size_t(b * mbs + j)]);
+    for (size_t i = 0; i < local.size(); i += size_t(cfg_.rl.micro_batch))
+      out.emplace_back(local.begin() + int64_t(i), local.begin() + int64_t(std::min(local.size(), i + size_t(cfg_.rl.micro_batch))));
+    return out;
+  };
+
+  // ---- stage 4: old log-probs and entropies (same micro-batches as epoch 0's updates) ----
+  Stopwatch train_timer;
+  int64_t train_tokens = 0;
+  const int64_t V = cfg_.model.vocab, LK = int64_t(n_moe_) * topk_;
+  for (Sample& s : batch) {
+    s.logp_old.assign(size_t(s.length), 0.0f);
+    s.ent_old.assign(size_t(s.length), 0.0f);
+  }
+  std::vector<float> logits;
+  for (int64_t b = 0; b < M; ++b)
+    for (const std::vector<int64_t>& idx : micro_batches(0, b)) {
+      const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/false);
+      MicroBatchResult res;
+      model_->forward_logits(mb, logits, &res);
+      train_tokens += mb.N();
+      for (int64_t bi = 0; bi < mb.B; ++bi) {
+        Sample& x = batch[size_t(idx[size_t(bi)])];
+        const int64_t Pl = int64_t(x.prompt.size());
+        for (int64_t t = 0; t < x.length; ++t) {
+          const int64_t row = (Pl - 1 + t) * mb.B + bi;
+          const TokenLogProb tl = token_logprob_entropy(
+              std::span<const float>(logits.data() + row * V, size_t(V)), x.tokens[size_t(t)], t_base);
+          x.logp_old[size_t(t)] = tl.logp;
+          x.ent_old[size_t(t)] = tl.entropy;
+        }
+        if (replay_ == RouterReplayMode::Old && LK > 0) {
+          const int64_t T = Pl + x.length;
+          x.old_routing.assign(size_t((T - 1) * LK), -1);
+          for (int64_t s = 0; s < T - 1; ++s)
+            std::copy_n(res.routing_NLK.begin() + (s * mb.B + bi) * LK, LK, x.old_routing.begin() + s * LK);
+        }
+      }
+    }
+  if (DP > 1) {
+    // Each response was computed on one rank, zeros elsewhere: the sum is exact.
+    std::vector<float> flat;
+    for (const Sample& s : batch) {
+      flat.insert(flat.end(), s.logp_old.begin(), s.logp_old.end());
+      flat.insert(flat.end(), s.ent_old.begin(), s.ent_old.end());
+    }
+    groups_.dp->all_reduce(flat.data(), int64_t(flat.size()));
+    size_t o = 0;
+    for (Sample& s : batch) {
+      std::copy_n(flat.begin() + int64_t(o), s.length, s.logp_old.begin());
+      o += size_t(s.length);
+      std::copy_n(flat.begin() + int64_t(o), s.length, s.ent_old.begin());
+      o += size_t(s.length);
+    }
+    FOLDMOE_CHECK(replay_ != RouterReplayMode::Old, "router_replay.mode = old with DP > 1 is not supported");
+  }
+
+  // ---- stage 5: entropy statistics ----
+  std::vector<float> ent_flat;
+  std::vector<int64_t> offset(size_t(R) + 1, 0);
+  for (int64_t i = 0; i < R; ++i) {
+    const Sample& s = batch[size_t(i)];
+    ent_flat.insert(ent_flat.end(), s.ent_old.begin(), s.ent_old.end());
+    offset[size_t(i) + 1] = offset[size_t(i)] + s.length;
+  }
+  const std::optional<EntropyStats> s_k = compute_entropy_stats(ent_flat, rl_.hapo.entropy_pivot);
+  const SeriesSummary ent_summary = summarize(ent_flat);
+  const bool modulate = rl_.hapo.dar.enabled || rl_.hapo.aac.enabled;
+  const bool scope_old = rl_.hapo.hhat_scope == HhatScope::MinibatchOld;
+  std::vector<std::vector<float>> hhat_epoch;  // per epoch, flat over tokens
+  if (modulate && scope_old)
+    for (int e = 0; e < rl_.ppo_epochs; ++e) {
+      std::vector<int32_t> mb_of(ent_flat.size(), -1);
+      for (int64_t j = 0; j < R; ++j) {
+        const int64_t i = perms[size_t(e)][size_t(j)];
+        for (int64_t t = offset[size_t(i)]; t < offset[size_t(i) + 1]; ++t) mb_of[size_t(t)] = int32_t(j / mbs);
+      }
+      hhat_epoch.push_back(minibatch_old_hhat(ent_flat, mb_of, int32_t(M), rl_.hapo.entropy_pivot, rl_.hapo.hhat_sign).hhat);
+    }
+
+  // ---- stage 6: advantages ----
+  std::vector<float> rewards;
+  std::vector<int64_t> lengths;
+  for (const Sample& s : batch) {
+    rewards.push_back(s.reward);
+    lengths.push_back(s.length);
+  }
+  const BatchAdvantages adv = batch_advantages(rewards, lengths, n, advantage_params(rl_));
+
+  // ---- stage 7: mini-batch updates ----
+  const double lr = rl_.learning_rate(k);
+  const PolicyLossParams pp = policy_loss_params(rl_);
+  std::vector<ParamArena*> arenas = {&model_->dense(), &model_->expert()};
+  PolicyLossCounters counters, first_counters;
+  double sum_norm = 0, loss_sum = 0;
+  int64_t updates = 0, skipped = 0;
+  double first_max_abs_logr = 0;
+  std::vector<int64_t> loss_tokens(static_cast<size_t>(R));
+  for (int64_t i = 0; i < R; ++i)
+    loss_tokens[size_t(i)] = loss_token_count(batch[size_t(i)].length, batch[size_t(i)].truncated, rl_.dapo.overlong_filter);
+  for (int e = 0; e < rl_.ppo_epochs; ++e)
+    for (int64_t b = 0; b < M; ++b) {
+      std::vector<int64_t> mb_loss_tokens;
+      for (int64_t j = 0; j < mbs; ++j) mb_loss_tokens.push_back(loss_tokens[size_t(perms[size_t(e)][size_t(b * mbs + j)])]);
+      const MinibatchCounts counts = count_minibatch(mb_loss_tokens, rl_.max_response_tokens);
+      double mb_loss = 0;
+      for (const std::vector<int64_t>& idx : micro_batches(e, b)) {
+        const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/true);
+        train_tokens += mb.N();
+        MoEStepContext ctx;
+        ctx.training = true;
+        ctx.step = opt_step_;
+        ctx.loss_seed = 0.0;  // no MoE auxiliary losses during RL
+        ctx.dp_size = DP;
+        model_->forward_backward_logits(mb, ctx, [&](const std::vector<float>& lg, std::vector<float>& dlg) {
+          // Per-token inputs over the valid positions of this micro-batch, response by response.
+          std::vector<float> lp, lp_old, av, hh, w, lse, ent_live;
+          std::vector<int64_t> rows;
+          std::vector<int32_t> toks;
+          for (int64_t bi = 0; bi < mb.B; ++bi) {
+            const int64_t i = idx[size_t(bi)];
+            const Sample& x = batch[size_t(i)];
+            const int64_t Pl = int64_t(x.prompt.size());
+            const float wi = aggregation_weight(rl_.loss.aggregation, loss_tokens[size_t(i)], counts);
+            for (int64_t t = 0; t < x.length; ++t) {
+              const int64_t row = (Pl - 1 + t) * mb.B + bi;
+              const TokenLogProb tl = token_logprob_entropy(std::span<const float>(lg.data() + row * V, size_t(V)),
+                                                            x.tokens[size_t(t)], t_base);
+              lp.push_back(tl.logp);
+              lse.push_back(tl.lse);
+              ent_live.push_back(tl.entropy);
+              lp_old.push_back(x.logp_old[size_t(t)]);
+              av.push_back(adv.adv[size_t(i)]);
+              if (modulate && scope_old) hh.push_back(hhat_epoch[size_t(e)][size_t(offset[size_t(i)] + t)]);
+              w.push_back(t < loss_tokens[size_t(i)] ? wi : 0.0f);
+              rows.push_back(row);
+              toks.push_back(x.tokens[size_t(t)]);
+            }
+          }
+          if (modulate && !scope_old) hh = population_hhat(ent_live, rl_.hapo.entropy_pivot, rl_.hapo.hhat_sign);
+          PolicyLossInputs in{lp, lp_old, av, hh, w, {}};
+          const PolicyLossResult res = policy_loss(in, pp);
+          counters.add(res.counters);
+          if (e == 0 && b == 0) {
+            first_counters.add(res.counters);
+            for (size_t j = 0; j < lp.size(); ++j)
+              if (w[j] > 0) first_max_abs_logr = std::max(first_max_abs_logr, double(std::abs(lp[j] - lp_old[j])));
+          }
+          mb_loss += res.loss;
+          for (size_t j = 0; j < rows.size(); ++j)
+            if (res.dloss_dlogp[j] != 0.0f)
+              token_logprob_backward(std::span<const float>(lg.data() + rows[j] * V, size_t(V)), toks[j], lse[j],
+                                     res.dloss_dlogp[j], std::span<float>(dlg.data() + rows[j] * V, size_t(V)), t_base);
+        });
+      }
+      if (DP > 1) reduce_gradients(model_->dense(), model_->expert(), groups_, /*per_token_loss=*/true);
+      const auto [sq_d, sq_e] = grad_square_norms(model_->dense(), model_->expert(), groups_);
+      const double norm = std::sqrt(sq_d + sq_e);
+      if (!std::isfinite(norm)) {
+        ++skipped;
+      } else {
+        // Clipping is folded into the optimizer pass (which also zeroes the gradients).
+        const float clip = float(clip_coefficient(norm, rl_.optim.grad_clip));
+        ++opt_step_;
+        opt_dense_->step(lr, opt_step_, clip);
+        opt_expert_->step(lr, opt_step_, clip);
+        if (!rl_.router_replay.freeze_expert_bias) model_->finalize_global_batch();
+        sum_norm += norm;
+        ++updates;
+      }
+      model_->dense().zero_grad();
+      model_->expert().zero_grad();
+      loss_sum += mb_loss;
+    }
+  skipped_total_ += skipped;
+  const double train_s = train_timer.seconds();
+  ats_.finish_step(s_k);
+  step_ = k;
+
+  // ---- metrics ----
+  RolloutSummary batch_summary;
+  {
+    std::vector<float> pens;
+    std::vector<uint8_t> acc, trunc;
+    for (const Sample& s : batch) {
+      pens.push_back(s.penalty);
+      acc.push_back(s.acc);
+      trunc.push_back(s.truncated);
+    }
+    batch_summary = summarize_rollout(rewards, acc, lengths, trunc, pens, n);
+  }
+  double sum_abs_rollout_diff = 0;
+  int64_t n_tok = 0;
+  for (const Sample& s : batch)
+    for (int64_t t = 0; t < s.length; ++t) {
+      sum_abs_rollout_diff += std::abs(double(s.logprob_rollout[size_t(t)]) - double(s.logp_old[size_t(t)]));
+      ++n_tok;
+    }
+  nlohmann::ordered_json j;
+  j["type"] = "train";
+  j["step"] = k;
+  j["reward_mean"] = gen_summary.reward_mean();
+  j["accuracy"] = gen_summary.accuracy();
+  j["batch_reward_mean"] = batch_summary.reward_mean();
+  j["batch_accuracy"] = batch_summary.accuracy();
+  j["identical_group_rate"] = gen_summary.identical_group_rate();
+  j["tlga_fallback_rate"] = double(adv.fallback_groups) / double(P);
+  j["response_length_mean"] = gen_summary.length_mean();
+  j["response_length_max"] = gen_summary.max_length;
+  j["truncation_rate"] = gen_summary.truncation_rate();
+  j["overlong_penalty_mean"] = gen_summary.overlong_penalty_mean();
+  j["entropy_mean"] = ent_summary.mean();
+  j["stats"] = stats_json(s_k);
+  j["temperature_mean"] = temp_summary.mean();
+  j["temperature_min"] = temp_summary.count ? double(temp_summary.min) : t_base;
+  j["temperature_max"] = temp_summary.count ? double(temp_summary.max) : t_base;
+  j["hhat_nonpositive_frac"] = counters.frac(counters.hhat_nonpositive);
+  j["hhat_mean"] = counters.tokens ? counters.sum_hhat / double(counters.tokens) : 0.0;
+  j["dar_neutral_frac"] = counters.frac(counters.neutral_zone);
+  j["dar_amplified_frac"] = counters.frac(counters.dar_amplified);
+  j["dar_damped_frac"] = counters.frac(counters.dar_damped);
+  j["clip_high_frac"] = counters.frac(counters.clip_high);
+  j["clip_low_frac"] = counters.frac(counters.clip_low);
+  j["clip_dual_frac"] = counters.frac(counters.clip_dual);
+  j["ratio_mean"] = counters.mean_ratio();
+  j["abs_log_ratio_mean"] = counters.mean_abs_log_ratio();
+  j["first_minibatch_max_abs_log_ratio"] = first_max_abs_logr;
+  j["rollout_vs_old_abs_logprob_mean"] = n_tok ? sum_abs_rollout_diff / double(n_tok) : 0.0;
+  j["loss"] = loss_sum / double(M * rl_.ppo_epochs);
+  j["grad_norm"] = updates ? sum_norm / double(updates) : 0.0;
+  j["updates"] = updates;
+  j["skipped_updates"] = skipped;
+  j["lr"] = lr;
+  j["ds_rounds"] = rounds;
+  j["rollout_tokens_per_s"] = rollout_s > 0 ? double(generated_tokens) / rollout_s : 0.0;
+  j["train_tokens_per_s"] = train_s > 0 ? double(train_tokens) / train_s : 0.0;
+  j["step_time_s"] = step_timer.seconds();
+  return j;
+}
+
+RlEvalResult RlTrainer::evaluate() {
+  RlEvalResult r;
+  r.step = step_;
+  const std::vector<RlProblem>& probs = source_->eval_problems();
+  if (probs.empty()) return r;
+  std::vector<std::vector<int32_t>> prompts;
+  RolloutOptions opt;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    std::vector<int32_t> ids = {CharTokenizer::kBos};
+    for (int32_t t : CharTokenizer::encode(probs[i].prompt)) ids.push_back(t);
+    if (int64_t(ids.size()) > rl_.max_prompt_tokens) ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
+    prompts.push_back(std::move(ids));
+    opt.prompt_ids.push_back(int64_t(i));
+  }
+  SamplingParams sp;
+  sp.temperature = float(rl_.eval.temperature);
+  sp.greedy = rl_.eval.temperature <= 0;
+  sp.top_p = float(rl_.eval.top_p);
+  opt.max_new_tokens = int(rl_.max_response_tokens);
+  opt.samples_per_prompt = rl_.eval.samples;
+  // The same evaluation stream at every evaluation, for every rl.seed and preset (common random
+  // numbers: step-0 results are identical across runs from one checkpoint).
+  opt.seed = uint64_t(cfg_.train.seed) ^ 0xE7A1E7A1ull;
+  opt.step = 0;
+  opt.eos_id = CharTokenizer::kEos;
+  opt.record_routing = false;
+  const std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  std::map<std::string, std::pair<double, int64_t>> per_task;
+  double len = 0;
+  for (const Response& resp : out) {
+    const RlProblem& p = probs[size_t(resp.prompt)];
+    const ScoreResult sc = source_->score(p, response_text(resp.tokens));
+    auto& acc = per_task[p.task];
+    acc.first += sc.acc ? 1.0 : 0.0;
+    acc.second += 1;
+    len += double(resp.tokens.size());
+  }
+  for (const std::string& t : source_->eval_tasks()) {
+    const auto& a = per_task[t];
+    r.accuracy[t] = a.second ? a.first / double(a.second) : 0.0;
+    r.avg += r.accuracy[t];
+  }
+  r.avg /= double(std::max<size_t>(r.accuracy.size(), 1));
+  r.mean_length = out.empty() ? 0.0 : len / double(out.size());
+  return r;
+}
+
+void RlTrainer::log_line(const std::string& s) {
+  if (groups_.world->rank() != 0) return;
+  std::printf("%s\n", s.c_str());
+  std::fflush(stdout);
+}
+
+void RlTrainer::write_record(const nlohmann::ordered_json& j) {
+  if (!metrics_.is_open()) return;
+  metrics_ << j.dump() << "\n";
+  metrics_.flush();
+}
+
+void RlTrainer::run() {
+  const fs::path run_dir = cfg_.train.run_dir;
+  if (write_outputs_) {
+    fs::create_directories(run_dir);
+    std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
+    if (step_ == 0) fs::remove(run_dir / "metrics.jsonl");
+    metrics_.open(run_dir / "metrics.jsonl", std::ios::app);
+    if (!metrics_) user_error("cannot write {}: check that the run directory is writable", (run_dir / "metrics.jsonl").string());
+  }
+  const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
+  log_line(fmt::format("foldmoe rl: preset {}, steps {}..{}, P {} x n {}, {} updates/step, L_max {}, replay {}, run dir {}",
+                       to_string(rl_.preset), step_ + 1, cfg_.rl.steps, rl_.prompts_per_step, rl_.group_size,
+                       rl_.num_minibatches(), rl_.max_response_tokens, to_string(replay_), run_dir.string()));
+  auto do_eval = [&] {
+    const RlEvalResult ev = evaluate();
+    if (ev.accuracy.empty()) return;
+    std::string line = fmt::format("eval step {:4d} |", ev.step);
+    nlohmann::ordered_json j;
+    j["type"] = "eval";
+    j["step"] = ev.step;
+    for (const auto& [t, a] : ev.accuracy) {
+      line += fmt::format(" {} {:.1f}% |", t, 100 * a);
+      j["accuracy_" + t] = a;
+    }
+    line += fmt::format(" avg {:.1f}% | len {:.1f}", 100 * ev.avg, ev.mean_length);
+    j["accuracy"] = ev.avg;
+    j["response_length_mean"] = ev.mean_length;
+    log_line(line);
+    write_record(j);
+  };
+  if (step_ == 0 && rl_.eval.before_train) do_eval();
+  while (step_ < cfg_.rl.steps) {
+    const nlohmann::ordered_json m = step();
+    write_record(m);
+    if (cfg_.log.interval > 0 && (step_ % cfg_.log.interval == 0 || step_ == cfg_.rl.steps))
+      log_line(fmt::format(
+          "rl step {:4d} | reward {:+.3f} | acc {:5.1f}% | len {:5.1f} | ent {:.3f} | T {:.3f} | clip {:.1f}%/{:.1f}%/{:.1f}% "
+          "| |logr| {:.4f} | gnorm {:.3f} | lr {:.2e} | ds {} | {:.0f} tok/s",
+          step_, m["reward_mean"].get<double>(), 100 * m["accuracy"].get<double>(),
+          m["response_length_mean"].get<double>(), m["entropy_mean"].get<double>(),
+          m["temperature_mean"].get<double>(), 100 * m["clip_high_frac"].get<double>(),
+          100 * m["clip_low_frac"].get<double>(), 100 * m["clip_dual_frac"].get<double>(),
+          m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
+          m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
+    if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
+    if (write_outputs_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 && step_ < cfg_.rl.steps)
+      save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
+  }
+  if (write_outputs_ && cfg_.checkpoint.save_final) {
+    const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
+    save_checkpoint(dir);
+    log_line("saved checkpoint " + dir);
+  }
+}
+
+}  // namespace foldmoe::rl

@@ -1,0 +1,107 @@
+// The RL post-training loop (spec 04 §2): GRPO, DAPO and HAPO over one pipeline.
+//
+// Per RL step k (1-based):
+//   1-3  prompt batch (seeded), n responses per prompt with rl::generate (ATS from S_{k-1} under
+//        hapo), ±1 rewards at the last valid token, soft overlong punishment;
+//   3b   (dynamic sampling) rounds of gen_prompts_per_round prompts until P groups with
+//        non-identical outcomes are kept;
+//   4    old log-probs and entropies: the training forward without gradient (Model::forward_logits),
+//        teacher-forced over prompt + response at T_base, with router replay, over exactly the
+//        micro-batches of the first mini-batch epoch, so that r = 1 bit for bit in the first update;
+//   5    entropy statistics S_k (kept for the next rollout and in checkpoints) and, for DAR/AAC with
+//        scope minibatch-old, h̃ per token from each mini-batch's statistics;
+//   6    advantages (TLGA with GRPO fallback, or GRPO);
+//   7    M mini-batch updates: Model::forward_backward_logits with the per-token policy loss pushed
+//        through the LM head's log-softmax, true token mean (or the configured aggregation), global
+//        gradient-norm clip (non-finite norm: the update is skipped and counted), AdamW;
+//   8    learning rate lr·min(1, k/W) for all updates of the step;
+//   9    evaluation every eval.every steps and at the last step (and at step 0), ATS off;
+//   10   checkpoints (weights, AdamW moments, RL step, prompt position, S_k).
+//
+// Data parallelism: the seam is the ProcessGroups. Every rank generates the whole batch (the
+// sampling stream is keyed by prompt and sample, so all ranks produce the same responses); response
+// j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
+// (zeros elsewhere, so the sum is exact); gradients are summed over dp. Only DP = 1 is tested.
+// MoE auxiliary losses are not applied during RL (their gradient seed is 0); expert-bias updates
+// follow rl.router_replay.freeze_expert_bias.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "comm/process_groups.h"
+#include "model/model.h"
+#include "rl/rl_config.h"
+#include "rl/rl_entropy.h"
+#include "rl/rl_tasks.h"
+#include "train/optimizer.h"
+
+namespace foldmoe::rl {
+
+struct RlEvalResult {
+  int64_t step = 0;
+  std::map<std::string, double> accuracy;  // task -> mean over questions of the mean over samples (0..1)
+  double avg = 0;                          // unweighted mean over tasks
+  double mean_length = 0;                  // response tokens
+};
+
+// The configuration of an RL run: [model], [moe], [data], [optim] and [train] (except run_dir) come
+// from the initial checkpoint's manifest; [rl], [parallel], [checkpoint], [log] and train.run_dir
+// from `file_cfg` (the --config file with its overrides). Warns on stderr if file_cfg sets a
+// different [model] or [moe].
+Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint);
+
+class RlTrainer {
+ public:
+  // cfg: from rl_run_config (vocab resolved). init_checkpoint: weights to start from (ignored when
+  // cfg.checkpoint.load names an RL checkpoint to resume). Validates the [rl] section first.
+  RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups = ProcessGroups::single_process(),
+            bool write_outputs = true);
+
+  // Runs steps until rl.steps, logging, evaluating and checkpointing.
+  void run();
+  // One RL step; returns its metrics record.
+  nlohmann::ordered_json step();
+  // Held-out evaluation (§8): samples per question, eval temperature and top-p, ATS off.
+  RlEvalResult evaluate();
+  void save_checkpoint(const std::string& dir);
+
+  Model& model() { return *model_; }
+  const Config& config() const { return cfg_; }
+  const RlConfig& rl() const { return rl_; }
+  int64_t rl_step() const { return step_; }
+  const std::optional<EntropyStats>& ats_stats() const { return ats_.for_rollout(); }
+
+ private:
+  struct Sample;
+  std::vector<Sample> generate_round(int64_t count, int64_t k);
+  MicroBatch build_micro_batch(const std::vector<Sample>& batch, const std::vector<int64_t>& idx, bool for_update) const;
+  void load_weights(const std::string& dir, bool with_state);
+  void log_line(const std::string& s);
+  void write_record(const nlohmann::ordered_json& j);
+
+  Config cfg_;
+  RlConfig rl_;
+  ProcessGroups groups_;
+  bool write_outputs_;
+  std::unique_ptr<ProblemSource> source_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
+  RouterReplayMode replay_ = RouterReplayMode::Off;
+  int n_moe_ = 0, topk_ = 0;
+  int64_t step_ = 0;              // RL steps completed
+  int64_t prompts_consumed_ = 0;  // training problems drawn so far
+  int64_t opt_step_ = 0;          // AdamW updates so far (bias correction)
+  int64_t skipped_total_ = 0;
+  AtsStatsLag ats_;
+  std::ofstream metrics_;
+};
+
+}  // namespace foldmoe::rl

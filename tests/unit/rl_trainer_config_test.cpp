@@ -1,0 +1,163 @@
+// The [rl] section of the configuration table, the RlConfig bridge, presets, the JSONL loader and
+// the synthetic RL tasks (chain) with their verifiers.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/check.h"
+#include "data/synthetic.h"
+#include "model/config.h"
+#include "rl/rl_config_bridge.h"
+#include "rl/rl_tasks.h"
+
+namespace foldmoe {
+namespace {
+
+TEST(RlSectionConfig, DefaultsAreTheHapoPreset) {
+  const Config c;
+  EXPECT_EQ(rl::rl_config_from(c.rl), rl::rl_preset_config(rl::RlPreset::Hapo));
+}
+
+TEST(RlSectionConfig, DottedKeysSubTablesAndFlags) {
+  const Config c = config_from_toml(R"(
+[rl]
+prompts_per_step = 32
+hapo.ats.tau = 0.1
+loss.aggregation = "seq-mean-token-sum"
+[rl.dynamic_sampling]
+max_rounds = 3
+)", "test.toml");
+  const rl::RlConfig r = rl::rl_config_from(c.rl);
+  EXPECT_EQ(r.prompts_per_step, 32);
+  EXPECT_DOUBLE_EQ(r.hapo.ats.tau, 0.1);
+  EXPECT_EQ(r.loss.aggregation, rl::LossAggregation::SeqMeanTokenSum);
+  EXPECT_EQ(r.dynamic_sampling.max_rounds, 3);
+  Config d = c;
+  apply_overrides(d, {"--rl.hapo.dar.beta=0.5", "--rl.optim.betas=[0.8,0.9]"});
+  const rl::RlConfig r2 = rl::rl_config_from(d.rl);
+  EXPECT_DOUBLE_EQ(r2.hapo.dar.beta, 0.5);
+  EXPECT_DOUBLE_EQ(r2.optim.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(r2.optim.beta2, 0.9);
+  // The dump reads back to the same configuration.
+  EXPECT_EQ(config_from_toml(config_to_toml(d), "dump"), d);
+}
+
+TEST(RlSectionConfig, PresetAppliesFirstAndExplicitKeysOverrideIt) {
+  // `preset` sorts after `loss` but is applied first.
+  const Config c = config_from_toml("[rl]\nloss.clip_high = 0.3\npreset = \"grpo\"\n", "t.toml");
+  const rl::RlConfig r = rl::rl_config_from(c.rl);
+  EXPECT_EQ(r.preset, rl::RlPreset::Grpo);
+  EXPECT_EQ(r.advantage.estimator, rl::AdvantageEstimator::Grpo);
+  EXPECT_EQ(r.loss.aggregation, rl::LossAggregation::SeqMeanTokenMean);
+  EXPECT_DOUBLE_EQ(r.loss.clip_high, 0.3);
+  EXPECT_FALSE(r.hapo.ats.enabled);
+  Config d;
+  apply_overrides(d, {"--rl.preset=dapo", "--rl.dynamic_sampling.enabled=false"});
+  const rl::RlConfig rd = rl::rl_config_from(d.rl);
+  EXPECT_EQ(rd.preset, rl::RlPreset::Dapo);
+  EXPECT_FALSE(rd.dynamic_sampling.enabled);
+  EXPECT_DOUBLE_EQ(rd.loss.clip_high, 0.28);
+  // Non-preset fields survive a preset.
+  Config e;
+  apply_overrides(e, {"--rl.prompts_per_step=8", "--rl.preset=grpo"});
+  EXPECT_EQ(e.rl.prompts_per_step, 8);
+}
+
+TEST(RlSectionConfig, BadEnumNamesTheKey) {
+  Config c;
+  apply_overrides(c, {"--rl.loss.aggregation=token-sum"});
+  try {
+    rl::rl_config_from(c.rl);
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("rl.loss.aggregation"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(config_from_toml("[rl]\nhapo.ats.taux = 1.0\n", "t.toml"), UserError);
+}
+
+std::string write_tmp(const std::string& name, const std::string& text) {
+  const auto p = std::filesystem::temp_directory_path() / ("foldmoe-rl-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+void expect_error(const std::string& path, const std::vector<std::string>& parts) {
+  try {
+    rl::load_jsonl_problems(path);
+    FAIL() << "expected UserError for " << path;
+  } catch (const UserError& e) {
+    for (const std::string& s : parts) EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what();
+  }
+}
+
+TEST(RlJsonl, LoadsAndReportsFileLineAndFix) {
+  const std::string ok = write_tmp("ok.jsonl", "{\"prompt\": \"1+1?\", \"answer\": \"2\"}\n\n{\"prompt\": \"2+2?\", \"answer\": 4}\n");
+  const auto probs = rl::load_jsonl_problems(ok);
+  ASSERT_EQ(probs.size(), 2u);
+  EXPECT_EQ(probs[1].answer, "4");
+  expect_error(write_tmp("bad.jsonl", "{\"prompt\": \"a\", \"answer\": \"1\"}\n{\"prompt\": \"b\", \n"),
+               {"bad.jsonl:2", "invalid JSON", "fix:"});
+  expect_error(write_tmp("miss.jsonl", "{\"prompt\": \"a\"}\n"), {"miss.jsonl:1", "missing key \"answer\"", "fix:"});
+  expect_error(write_tmp("type.jsonl", "{\"prompt\": 3, \"answer\": \"1\"}\n"), {"type.jsonl:1", "\"prompt\" must be a string"});
+  expect_error(write_tmp("arr.jsonl", "[1, 2]\n"), {"arr.jsonl:1", "expected a JSON object"});
+  expect_error(write_tmp("empty.jsonl", "\n  \n"), {"empty.jsonl", "no problems"});
+  expect_error("/nonexistent/x.jsonl", {"/nonexistent/x.jsonl", "cannot open"});
+}
+
+TEST(RlJsonl, SourceDeduplicatesShufflesAndScoresWithTheMathReward) {
+  Config c;
+  c.rl.data = write_tmp("train.jsonl",
+                        "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p2\", \"answer\": \"2\"}\n"
+                        "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p3\", \"answer\": \"3\"}\n");
+  c.rl.reward_template = "none";
+  const auto src = rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 1);
+  std::set<std::string> epoch0, epoch1;
+  for (int i = 0; i < 3; ++i) epoch0.insert(src->train_problem(i).prompt);
+  for (int i = 3; i < 6; ++i) epoch1.insert(src->train_problem(i).prompt);
+  EXPECT_EQ(epoch0, (std::set<std::string>{"p1", "p2", "p3"}));  // duplicate dropped, no repeats in an epoch
+  EXPECT_EQ(epoch1, epoch0);
+  const rl::RlProblem p{"jsonl", "p", "1,000"};
+  EXPECT_TRUE(src->score(p, "so the total is...\nAnswer: 1000").acc);
+  EXPECT_FALSE(src->score(p, "\\boxed{1000}").acc);
+  EXPECT_TRUE(src->eval_problems().empty());
+}
+
+TEST(RlSynthetic, ChainTaskAndVerifiers) {
+  const data::SyntheticCorpus corpus(3, {"add", "chain"});
+  for (int i = 0; i < 200; ++i) {
+    const data::TaskExample ex = corpus.rl_example("chain", uint64_t(i));
+    // Evaluate the prompt left to right and compare every running total.
+    const std::string expr = ex.prompt.substr(6, ex.prompt.size() - 7);
+    int total = expr[0] - '0';
+    std::string totals;
+    for (size_t j = 1; j + 1 < expr.size() + 1; j += 2) {
+      total += (expr[j] == '+' ? 1 : -1) * (expr[j + 1] - '0');
+      if (!totals.empty()) totals.push_back(',');
+      totals.append(std::to_string(total));
+    }
+    ASSERT_EQ(ex.answer, totals) << ex.prompt;
+    ASSERT_LE(int(ex.line().size()), data::max_line_tokens(data::Task::Chain));
+  }
+  Config c;
+  c.rl.tasks = {"add", "chain"};
+  c.rl.eval_questions = 10;
+  const auto src = rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 7);
+  EXPECT_EQ(src->eval_problems().size(), 20u);
+  EXPECT_EQ(src->eval_tasks(), (std::vector<std::string>{"add", "chain"}));
+  const rl::RlProblem chain{"chain", "chain:7+5-9+3=", "12,3,6"};
+  EXPECT_TRUE(src->score(chain, "12,3,6").acc);
+  EXPECT_TRUE(src->score(chain, "6").acc);        // only the final value counts
+  EXPECT_TRUE(src->score(chain, "1,2,6").acc);
+  EXPECT_FALSE(src->score(chain, "12,3,7").acc);
+  EXPECT_FALSE(src->score(chain, "").acc);
+  const rl::RlProblem add{"add", "add:12+345=", "357"};
+  EXPECT_TRUE(src->score(add, "357").acc);
+  EXPECT_EQ(src->score(add, "3570").score, -1.0f);
+  // Training problems are a pure function of (seed, index).
+  EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 7)->train_problem(5).prompt);
+}
+
+}  // namespace
+}  // namespace foldmoe
