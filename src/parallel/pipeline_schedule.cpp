@@ -113,7 +113,7 @@ std::vector<PipeAction> pipeline_compute_schedule(const PipeScheduleSpec& s, int
 std::vector<std::vector<PipeAction>> pipeline_schedules(const PipeScheduleSpec& s) {
   validate_pipeline_schedule(s);
   const int pp = s.pp, v = s.vpp, M = s.micro_batches;
-  std::vector<std::vector<PipeAction>> comp(size_t(pp)), out(size_t(pp));
+  std::vector<std::vector<PipeAction>> comp(static_cast<size_t>(pp)), out(static_cast<size_t>(pp));
   for (int r = 0; r < pp; ++r) comp[size_t(r)] = pipeline_compute_schedule(s, r);
   // produced[dir][stage][chunk][mb]: lock-step at which the compute finished (-1: not yet).
   // received[...]: the input of that compute has been transferred.

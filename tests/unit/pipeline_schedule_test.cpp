@@ -304,7 +304,7 @@ TEST(PipelineSchedule, EachMicroBatchChunkOnceBackwardAfterForward) {
       }
       EXPECT_EQ(int(pos.size()), 2 * s.micro_batches * s.vpp) << spec_name(s);
       for (int m = 0; m < s.micro_batches; ++m)
-        for (int ch = 0; ch < s.vpp; ++ch) EXPECT_LT(pos[{0, m, ch}], pos[{1, m, ch}]) << spec_name(s) << " stage " << r << " mb " << m << " chunk " << ch;
+        for (int ch = 0; ch < s.vpp; ++ch) EXPECT_LT(pos[std::make_tuple(0, m, ch)], pos[std::make_tuple(1, m, ch)]) << spec_name(s) << " stage " << r << " mb " << m << " chunk " << ch;
     }
 }
 
@@ -346,8 +346,8 @@ TEST(PipelineSchedule, PlacedExampleReadsNaturally) {
   const std::vector<std::vector<PipeAction>> l = pipeline_schedules({.pp = 2, .micro_batches = 2});
   EXPECT_EQ(to_string(compute_only(l[0])), "F0 F1 B0 B1");
   EXPECT_EQ(to_string(compute_only(l[1])), "F0 B0 F1 B1");
-  for (const std::string& want : {"SF0>1", "SF1>1", "RB0<1", "RB1<1"}) EXPECT_NE(to_string(l[0]).find(want), std::string::npos) << to_string(l[0]);
-  for (const std::string& want : {"RF0<0", "RF1<0", "SB0>0", "SB1>0"}) EXPECT_NE(to_string(l[1]).find(want), std::string::npos) << to_string(l[1]);
+  for (const char* want : {"SF0>1", "SF1>1", "RB0<1", "RB1<1"}) EXPECT_NE(to_string(l[0]).find(want), std::string::npos) << to_string(l[0]);
+  for (const char* want : {"RF0<0", "RF1<0", "SB0>0", "SB1>0"}) EXPECT_NE(to_string(l[1]).find(want), std::string::npos) << to_string(l[1]);
 }
 
 }  // namespace
