@@ -4,9 +4,10 @@
 
 namespace foldmoe {
 
-void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::vector<PipeAction>& actions, Communicator& pp,
-                          const PipelineCallbacks& cb, int tag_base) {
-  FOLDMOE_CHECK(pp.size() == spec.pp, "pipeline communicator has {} members, the schedule {} stages", pp.size(), spec.pp);
+void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::vector<PipeAction>& actions,
+                          Communicator& pp, const PipelineCallbacks& cb, int tag_base) {
+  FOLDMOE_CHECK(pp.size() == spec.pp, "pipeline communicator has {} members, the schedule {} stages", pp.size(),
+                spec.pp);
   FOLDMOE_CHECK(pp.rank() == stage, "pipeline communicator rank {} runs the schedule of stage {}", pp.rank(), stage);
   for (const PipeAction& a : actions) {
     switch (a.op) {

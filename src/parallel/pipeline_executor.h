@@ -29,8 +29,8 @@ struct PipelineCallbacks {
 
 // Executes `actions` (normally pipeline_schedule(spec, stage)) in order. `pp.rank()` must be
 // `stage` and `pp.size()` must be spec.pp.
-void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::vector<PipeAction>& actions, Communicator& pp,
-                          const PipelineCallbacks& cb, int tag_base = 0);
+void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::vector<PipeAction>& actions,
+                          Communicator& pp, const PipelineCallbacks& cb, int tag_base = 0);
 
 // pipeline_schedule(spec, pp.rank()) run with run_pipeline_actions.
 void run_pipeline_step(const PipeScheduleSpec& spec, Communicator& pp, const PipelineCallbacks& cb, int tag_base = 0);

@@ -39,26 +39,35 @@ void validate_pipeline_schedule(const PipeScheduleSpec& s) {
   const int M = s.micro_batches, pp = s.pp, v = s.vpp;
   if (pp < 1) items.push_back(problem("L1", fmt::format("[parallel] pp = {} must be >= 1.", pp), "set pp >= 1."));
   if (v < 1) items.push_back(problem("L1", fmt::format("[parallel] vpp = {} must be >= 1.", v), "set vpp >= 1."));
-  if (M < 1) items.push_back(problem("", fmt::format("[train] micro_batches = {} must be >= 1.", M), "set micro_batches >= 1."));
+  if (M < 1)
+    items.push_back(problem("", fmt::format("[train] micro_batches = {} must be >= 1.", M), "set micro_batches >= 1."));
   if (v > 1 && pp < 2)
-    items.push_back(problem("L12", fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", v, pp), "set vpp = 1, or pp >= 2."));
+    items.push_back(problem("L12", fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", v, pp),
+                            "set vpp = 1, or pp >= 2."));
   if (items.empty() && v > 1) {
     const int g = s.g();
     if (g < pp || g > M || (M % g != 0 && M % g < pp)) {
       std::string why;
-      if (g < pp) why = fmt::format("g = {} < pp = {}", g, pp);
-      else if (g > M) why = fmt::format("g = {} > M = {}", g, M);
-      else why = fmt::format("M mod g = {} mod {} = {} is neither 0 nor >= pp = {}", M, g, M % g, pp);
+      if (g < pp)
+        why = fmt::format("g = {} < pp = {}", g, pp);
+      else if (g > M)
+        why = fmt::format("g = {} > M = {}", g, M);
+      else
+        why = fmt::format("M mod g = {} mod {} = {} is neither 0 nor >= pp = {}", M, g, M % g, pp);
       const int gg = std::max(g, pp);
       const int m_fix = (std::max(M, gg) + gg - 1) / gg * gg;
       std::string fix = fmt::format("set micro_batches to a multiple of {} (e.g. {})", gg, m_fix);
-      if (M >= pp && M % pp == 0 && g != pp) fix += fmt::format(", or the group size g = pp = {}", pp);
-      else if (M >= pp && g != M) fix += fmt::format(", or the group size g = M = {}", M);
+      if (M >= pp && M % pp == 0 && g != pp)
+        fix += fmt::format(", or the group size g = pp = {}", pp);
+      else if (M >= pp && g != M)
+        fix += fmt::format(", or the group size g = M = {}", M);
       fix += ", or vpp = 1.";
-      items.push_back(problem("L14", fmt::format("interleaved pipeline (vpp = {}): micro-batch group size g = {}, micro_batches M = {}, pp = {}: "
-                                                 "the rule pp <= g <= M and (M mod g = 0 or M mod g >= pp) fails: {}.",
-                                                 v, g, M, pp, why),
-                              fix));
+      items.push_back(problem(
+          "L14",
+          fmt::format("interleaved pipeline (vpp = {}): micro-batch group size g = {}, micro_batches M = {}, pp = {}: "
+                      "the rule pp <= g <= M and (M mod g = 0 or M mod g >= pp) fails: {}.",
+                      v, g, M, pp, why),
+          fix));
     }
   }
   if (items.empty()) return;
@@ -98,7 +107,9 @@ std::vector<PipeAction> pipeline_compute_schedule(const PipeScheduleSpec& s, int
   const int total = int(table.size());
   const int v = s.vpp;
   auto fwd = [&](int k) { return PipeAction{PipeOp::Forward, table[size_t(k)].first, table[size_t(k)].second}; };
-  auto bwd = [&](int k) { return PipeAction{PipeOp::Backward, table[size_t(k)].first, v - 1 - table[size_t(k)].second}; };
+  auto bwd = [&](int k) {
+    return PipeAction{PipeOp::Backward, table[size_t(k)].first, v - 1 - table[size_t(k)].second};
+  };
   std::vector<PipeAction> out;
   out.reserve(size_t(2 * total));
   for (int k = 0; k < W; ++k) out.push_back(fwd(k));
@@ -129,7 +140,9 @@ std::vector<std::vector<PipeAction>> pipeline_schedules(const PipeScheduleSpec& 
       if (next[size_t(r)] >= comp[size_t(r)].size()) continue;
       const PipeAction& a = comp[size_t(r)][next[size_t(r)]];
       const bool f = a.op == PipeOp::Forward;
-      if (!f) FOLDMOE_CHECK(produced[0][idx(r, a.chunk, a.microbatch)] >= 0, "stage {}: backward of mb {} chunk {} before its forward", r, a.microbatch, a.chunk);
+      if (!f)
+        FOLDMOE_CHECK(produced[0][idx(r, a.chunk, a.microbatch)] >= 0,
+                      "stage {}: backward of mb {} chunk {} before its forward", r, a.microbatch, a.chunk);
       const Source src = f ? forward_source(s, r, a.chunk) : backward_source(s, r, a.chunk);
       if (src.peer < 0) {
         ready[size_t(r)] = true;
@@ -137,8 +150,10 @@ std::vector<std::vector<PipeAction>> pipeline_schedules(const PipeScheduleSpec& 
       }
       const int when = produced[f ? 0 : 1][idx(src.peer, src.peer_chunk, a.microbatch)];
       if (when < 0 || when >= step) continue;
-      out[size_t(src.peer)].push_back(PipeAction{f ? PipeOp::SendForward : PipeOp::SendBackward, a.microbatch, src.peer_chunk, r, a.chunk});
-      out[size_t(r)].push_back(PipeAction{f ? PipeOp::RecvForward : PipeOp::RecvBackward, a.microbatch, a.chunk, src.peer, src.peer_chunk});
+      out[size_t(src.peer)].push_back(
+          PipeAction{f ? PipeOp::SendForward : PipeOp::SendBackward, a.microbatch, src.peer_chunk, r, a.chunk});
+      out[size_t(r)].push_back(
+          PipeAction{f ? PipeOp::RecvForward : PipeOp::RecvBackward, a.microbatch, a.chunk, src.peer, src.peer_chunk});
       ready[size_t(r)] = true;
     }
     // Phase 2: computes.
@@ -151,7 +166,8 @@ std::vector<std::vector<PipeAction>> pipeline_schedules(const PipeScheduleSpec& 
       --remaining;
       progress = true;
     }
-    FOLDMOE_CHECK(progress || remaining == 0, "pipeline schedule (pp {}, M {}, vpp {}, g {}) deadlocks at lock-step {}", pp, M, v, s.g(), step);
+    FOLDMOE_CHECK(progress || remaining == 0, "pipeline schedule (pp {}, M {}, vpp {}, g {}) deadlocks at lock-step {}",
+                  pp, M, v, s.g(), step);
     FOLDMOE_CHECK(step < 4 * (2 * M * v * pp + 4), "pipeline schedule simulation does not terminate");
   }
   return out;
@@ -162,7 +178,9 @@ std::vector<PipeAction> pipeline_schedule(const PipeScheduleSpec& s, int stage) 
   return pipeline_schedules(s)[size_t(stage)];
 }
 
-int pipeline_p2p_tag_count(const PipeScheduleSpec& s) { return s.micro_batches * s.pp * s.vpp * 2; }
+int pipeline_p2p_tag_count(const PipeScheduleSpec& s) {
+  return s.micro_batches * s.pp * s.vpp * 2;
+}
 
 int pipeline_p2p_tag(const PipeScheduleSpec& s, int stage, const PipeAction& a) {
   FOLDMOE_CHECK(!a.is_compute(), "pipeline_p2p_tag of a compute action");

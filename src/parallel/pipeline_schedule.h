@@ -32,7 +32,9 @@ struct PipeAction {
   bool is_compute() const { return op == PipeOp::Forward || op == PipeOp::Backward; }
   bool is_send() const { return op == PipeOp::SendForward || op == PipeOp::SendBackward; }
   bool is_recv() const { return op == PipeOp::RecvForward || op == PipeOp::RecvBackward; }
-  bool is_forward_direction() const { return op == PipeOp::Forward || op == PipeOp::RecvForward || op == PipeOp::SendForward; }
+  bool is_forward_direction() const {
+    return op == PipeOp::Forward || op == PipeOp::RecvForward || op == PipeOp::SendForward;
+  }
   bool operator==(const PipeAction&) const = default;
 };
 

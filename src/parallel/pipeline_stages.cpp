@@ -25,11 +25,13 @@ std::string l12(const std::string& what, const std::string& fix) {
 
 // Problems shared by both constructors: sizes ≥ 1, vpp > 1 needs pp ≥ 2.
 void check_sizes(int layers, int pp, int vpp, std::vector<std::string>& items) {
-  if (layers < 1) items.push_back(l12(fmt::format("[model] layers = {} must be >= 1 for a pipeline.", layers), "set layers >= 1."));
+  if (layers < 1)
+    items.push_back(l12(fmt::format("[model] layers = {} must be >= 1 for a pipeline.", layers), "set layers >= 1."));
   if (pp < 1) items.push_back(l12(fmt::format("[parallel] pp = {} must be >= 1.", pp), "set pp >= 1."));
   if (vpp < 1) items.push_back(l12(fmt::format("[parallel] vpp = {} must be >= 1.", vpp), "set vpp >= 1."));
   if (vpp > 1 && pp < 2)
-    items.push_back(l12(fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", vpp, pp), "set vpp = 1, or pp >= 2."));
+    items.push_back(
+        l12(fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", vpp, pp), "set vpp = 1, or pp >= 2."));
 }
 
 }  // namespace
@@ -51,14 +53,18 @@ PipelineLayout PipelineLayout::even(int layers, int pp, int vpp) {
   check_sizes(layers, pp, vpp, items);
   if (items.empty()) {
     if (vpp == 1 && layers % pp != 0)
-      items.push_back(l12(fmt::format("[model] layers = {} is not divisible by pp = {} (even pipeline split).", layers, pp),
-                          fmt::format("choose pp dividing {}, or give an explicit per-stage layer list summing to {}.", layers, layers)));
+      items.push_back(
+          l12(fmt::format("[model] layers = {} is not divisible by pp = {} (even pipeline split).", layers, pp),
+              fmt::format("choose pp dividing {}, or give an explicit per-stage layer list summing to {}.", layers,
+                          layers)));
     else if (vpp > 1 && layers % (pp * vpp) != 0)
-      items.push_back(l12(fmt::format("[model] layers = {} is not divisible by pp*vpp = {}*{} = {}.", layers, pp, vpp, pp * vpp),
-                          fmt::format("choose pp and vpp whose product divides {}, or set vpp = 1.", layers)));
+      items.push_back(
+          l12(fmt::format("[model] layers = {} is not divisible by pp*vpp = {}*{} = {}.", layers, pp, vpp, pp * vpp),
+              fmt::format("choose pp and vpp whose product divides {}, or set vpp = 1.", layers)));
     else if (layers < pp * vpp)
-      items.push_back(l12(fmt::format("[model] layers = {} is fewer than pp*vpp = {} virtual stages.", layers, pp * vpp),
-                          "use fewer stages or more layers."));
+      items.push_back(
+          l12(fmt::format("[model] layers = {} is fewer than pp*vpp = {} virtual stages.", layers, pp * vpp),
+              "use fewer stages or more layers."));
   }
   raise_l12(items);
   return PipelineLayout(layers, pp, vpp, std::vector<int>(size_t(pp * vpp), layers / (pp * vpp)));
@@ -70,25 +76,30 @@ PipelineLayout PipelineLayout::explicit_counts(int layers, int pp, const std::ve
   raise_l12(items);
   const int n = pp * vpp;
   if (int(counts.size()) != n)
-    items.push_back(l12(fmt::format("the explicit pipeline layer list has {} entries; pp*vpp = {}*{} = {} are needed (one per virtual stage).",
-                                    counts.size(), pp, vpp, n),
-                        fmt::format("give exactly {} layer counts.", n)));
+    items.push_back(l12(
+        fmt::format(
+            "the explicit pipeline layer list has {} entries; pp*vpp = {}*{} = {} are needed (one per virtual stage).",
+            counts.size(), pp, vpp, n),
+        fmt::format("give exactly {} layer counts.", n)));
   for (size_t s = 0; s < counts.size(); ++s)
     if (counts[s] < 1)
-      items.push_back(l12(fmt::format("the explicit pipeline layer list gives virtual stage {} (stage {}, chunk {}) {} layers; each needs >= 1.",
+      items.push_back(l12(fmt::format("the explicit pipeline layer list gives virtual stage {} (stage {}, chunk {}) {} "
+                                      "layers; each needs >= 1.",
                                       s, int(s) % pp, int(s) / pp, counts[s]),
                           "give every stage at least one layer."));
   const long sum = std::accumulate(counts.begin(), counts.end(), 0L);
   if (sum != layers)
-    items.push_back(l12(fmt::format("the explicit pipeline layer list sums to {} but [model] layers = {}.", sum, layers),
-                        fmt::format("make the counts sum to {} (e.g. move {} layer(s) {} a stage).", layers, sum > layers ? sum - layers : layers - sum,
-                                    sum > layers ? "off" : "onto")));
+    items.push_back(
+        l12(fmt::format("the explicit pipeline layer list sums to {} but [model] layers = {}.", sum, layers),
+            fmt::format("make the counts sum to {} (e.g. move {} layer(s) {} a stage).", layers,
+                        sum > layers ? sum - layers : layers - sum, sum > layers ? "off" : "onto")));
   raise_l12(items);
   return PipelineLayout(layers, pp, vpp, counts);
 }
 
 const std::vector<int>& PipelineLayout::layers_of(int stage, int chunk) const {
-  FOLDMOE_CHECK(stage >= 0 && stage < pp_ && chunk >= 0 && chunk < vpp_, "stage {} chunk {} out of range (pp {}, vpp {})", stage, chunk, pp_, vpp_);
+  FOLDMOE_CHECK(stage >= 0 && stage < pp_ && chunk >= 0 && chunk < vpp_,
+                "stage {} chunk {} out of range (pp {}, vpp {})", stage, chunk, pp_, vpp_);
   return by_vstage_[size_t(virtual_stage(stage, chunk))];
 }
 

@@ -1,5 +1,7 @@
 // The pipeline executor over an in-process communicator of PP threads whose send is synchronous
 // (it returns only after the matching receive took the data): the strictest p2p semantics.
+#include "parallel/pipeline_executor.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -11,8 +13,6 @@
 #include <thread>
 #include <tuple>
 #include <vector>
-
-#include "parallel/pipeline_executor.h"
 
 namespace foldmoe {
 namespace {
@@ -37,7 +37,9 @@ class RendezvousComm final : public Communicator {
   void all_gather_v(const float*, float*, std::span<const int64_t>) override { unsupported(); }
   void reduce_scatter(const float*, float*, int64_t) override { unsupported(); }
   void reduce_scatter_v(const float*, float*, std::span<const int64_t>) override { unsupported(); }
-  void all_to_all_v(const float*, std::span<const int64_t>, float*, std::span<const int64_t>) override { unsupported(); }
+  void all_to_all_v(const float*, std::span<const int64_t>, float*, std::span<const int64_t>) override {
+    unsupported();
+  }
   void broadcast(float*, int64_t, int) override { unsupported(); }
   void broadcast_bytes(void*, int64_t, int) override { unsupported(); }
   void barrier() override { unsupported(); }
@@ -90,7 +92,10 @@ void run_toy(const PipeScheduleSpec& s) {
   auto body = [&](int r) {
     RendezvousComm comm(st, r, pp);
     // [mb][chunk] buffers: input/output activations and gradients.
-    auto mk = [&] { return std::vector<std::vector<std::vector<float>>>(size_t(M), std::vector<std::vector<float>>(size_t(v), std::vector<float>(n, -1))); };
+    auto mk = [&] {
+      return std::vector<std::vector<std::vector<float>>>(
+          size_t(M), std::vector<std::vector<float>>(size_t(v), std::vector<float>(n, -1)));
+    };
     auto act_in = mk(), act_out = mk(), grad_in = mk(), grad_out = mk();
     PipelineCallbacks cb;
     cb.forward = [&](int m, int c) {

@@ -1,5 +1,7 @@
 // Pipeline schedules (spec 03 §6.3–6.4, §12; spec 01 L14): exact tables, warm-up formulas, and a
 // simulator that executes every stage's action list together with matched sends and receives.
+#include "parallel/pipeline_schedule.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "core/check.h"
-#include "parallel/pipeline_schedule.h"
 
 namespace foldmoe {
 namespace {
@@ -22,7 +23,9 @@ std::vector<PipeAction> compute_only(const std::vector<PipeAction>& a) {
 }
 
 // "F0c0 F1c0 ..." of the compute actions, in the spec's notation.
-std::string compute_string(const PipeScheduleSpec& s, int stage) { return to_string(pipeline_compute_schedule(s, stage), s.vpp); }
+std::string compute_string(const PipeScheduleSpec& s, int stage) {
+  return to_string(pipeline_compute_schedule(s, stage), s.vpp);
+}
 
 TEST(PipelineSchedule, OneF1BTableOfSpec63) {
   const PipeScheduleSpec s{.pp = 4, .micro_batches = 6};
@@ -103,7 +106,8 @@ std::string error_of(const PipeScheduleSpec& s) {
 
 TEST(PipelineSchedule, InvalidGroupRejectedWithL14) {
   // g < pp, g > M, M mod g neither 0 nor >= pp.
-  for (auto [pp, M, g] : std::vector<std::tuple<int, int, int>>{{4, 8, 2}, {2, 3, 4}, {2, 5, 4}, {4, 6, 4}, {2, 3, 0}, {4, 2, 0}}) {
+  for (auto [pp, M, g] :
+       std::vector<std::tuple<int, int, int>>{{4, 8, 2}, {2, 3, 4}, {2, 5, 4}, {4, 6, 4}, {2, 3, 0}, {4, 2, 0}}) {
     const std::string e = error_of({.pp = pp, .micro_batches = M, .vpp = 2, .group = g});
     EXPECT_NE(e.find("layout error L14:"), std::string::npos) << pp << " " << M << " " << g << ": " << e;
     EXPECT_NE(e.find("  fix: "), std::string::npos) << e;
@@ -126,7 +130,7 @@ enum class P2pMode { Rendezvous, Buffered };
 
 struct SimResult {
   bool deadlock = false;
-  std::string error;           // first violated rule ("" if none)
+  std::string error;              // first violated rule ("" if none)
   std::vector<int> max_inflight;  // per stage: max (mb, chunk) forwarded and not yet backwarded
 };
 
@@ -166,7 +170,8 @@ SimResult simulate(const PipeScheduleSpec& s, const std::vector<std::vector<Pipe
   };
   auto complete_recv = [&](int r, const PipeAction& a) {
     const int dir = a.is_forward_direction() ? 0 : 1;
-    if (!got_input.insert({r, dir, a.microbatch, a.chunk}).second) fail(fmt::format("stage {}: {} received twice", r, to_string(a, v)));
+    if (!got_input.insert({r, dir, a.microbatch, a.chunk}).second)
+      fail(fmt::format("stage {}: {} received twice", r, to_string(a, v)));
   };
   for (bool progress = true; progress;) {
     progress = false;
@@ -178,8 +183,10 @@ SimResult simulate(const PipeScheduleSpec& s, const std::vector<std::vector<Pipe
           const bool fwd = a.op == PipeOp::Forward;
           if (needs_input(r, fwd, a.chunk) && !got_input.count({r, dir, a.microbatch, a.chunk}))
             fail(fmt::format("stage {}: {} runs without its input", r, to_string(a, v)));
-          if (!fwd && !done.count({r, 0, a.microbatch, a.chunk})) fail(fmt::format("stage {}: {} before its forward", r, to_string(a, v)));
-          if (!done.insert({r, dir, a.microbatch, a.chunk}).second) fail(fmt::format("stage {}: {} computed twice", r, to_string(a, v)));
+          if (!fwd && !done.count({r, 0, a.microbatch, a.chunk}))
+            fail(fmt::format("stage {}: {} before its forward", r, to_string(a, v)));
+          if (!done.insert({r, dir, a.microbatch, a.chunk}).second)
+            fail(fmt::format("stage {}: {} computed twice", r, to_string(a, v)));
           inflight[size_t(r)] += fwd ? 1 : -1;
           res.max_inflight[size_t(r)] = std::max(res.max_inflight[size_t(r)], inflight[size_t(r)]);
         } else if (mode == P2pMode::Buffered) {
@@ -197,10 +204,13 @@ SimResult simulate(const PipeScheduleSpec& s, const std::vector<std::vector<Pipe
           const int q = a.peer;
           if (q < 0 || q >= pp || pc[size_t(q)] >= lists[size_t(q)].size()) break;
           const PipeAction& b = lists[size_t(q)][pc[size_t(q)]];
-          const PipeOp want = a.op == PipeOp::SendForward ? PipeOp::RecvForward : a.op == PipeOp::RecvForward ? PipeOp::SendForward
-                              : a.op == PipeOp::SendBackward                        ? PipeOp::RecvBackward
-                                                                                    : PipeOp::SendBackward;
-          if (!(b.op == want && b.peer == r && b.microbatch == a.microbatch && b.chunk == a.peer_chunk && b.peer_chunk == a.chunk)) break;
+          const PipeOp want = a.op == PipeOp::SendForward    ? PipeOp::RecvForward
+                              : a.op == PipeOp::RecvForward  ? PipeOp::SendForward
+                              : a.op == PipeOp::SendBackward ? PipeOp::RecvBackward
+                                                             : PipeOp::SendBackward;
+          if (!(b.op == want && b.peer == r && b.microbatch == a.microbatch && b.chunk == a.peer_chunk &&
+                b.peer_chunk == a.chunk))
+            break;
           check_p2p(r, a);
           check_p2p(q, b);
           complete_recv(a.is_recv() ? r : q, a.is_recv() ? a : b);
@@ -222,7 +232,8 @@ SimResult simulate(const PipeScheduleSpec& s, const std::vector<std::vector<Pipe
     for (int m = 0; m < s.micro_batches; ++m)
       for (int c = 0; c < v; ++c)
         for (int d = 0; d < 2; ++d)
-          if (!done.count({r, d, m, c})) fail(fmt::format("stage {}: {} of mb {} chunk {} never ran", r, d ? "backward" : "forward", m, c));
+          if (!done.count({r, d, m, c}))
+            fail(fmt::format("stage {}: {} of mb {} chunk {} never ran", r, d ? "backward" : "forward", m, c));
   return res;
 }
 
@@ -246,7 +257,9 @@ std::vector<PipeScheduleSpec> simulated_specs() {
   return out;
 }
 
-std::string spec_name(const PipeScheduleSpec& s) { return fmt::format("pp {} M {} v {} g {}", s.pp, s.micro_batches, s.vpp, s.g()); }
+std::string spec_name(const PipeScheduleSpec& s) {
+  return fmt::format("pp {} M {} v {} g {}", s.pp, s.micro_batches, s.vpp, s.g());
+}
 
 TEST(PipelineSchedule, SimulatorNoDeadlockEveryReceiveMatched) {
   int n = 0;
@@ -300,11 +313,14 @@ TEST(PipelineSchedule, EachMicroBatchChunkOnceBackwardAfterForward) {
       const std::vector<PipeAction> c = pipeline_compute_schedule(s, r);
       for (size_t i = 0; i < c.size(); ++i) {
         const auto key = std::make_tuple(c[i].op == PipeOp::Forward ? 0 : 1, c[i].microbatch, c[i].chunk);
-        EXPECT_TRUE(pos.emplace(key, int(i)).second) << spec_name(s) << " stage " << r << " repeats " << to_string(c[i], s.vpp);
+        EXPECT_TRUE(pos.emplace(key, int(i)).second)
+            << spec_name(s) << " stage " << r << " repeats " << to_string(c[i], s.vpp);
       }
       EXPECT_EQ(int(pos.size()), 2 * s.micro_batches * s.vpp) << spec_name(s);
       for (int m = 0; m < s.micro_batches; ++m)
-        for (int ch = 0; ch < s.vpp; ++ch) EXPECT_LT(pos[std::make_tuple(0, m, ch)], pos[std::make_tuple(1, m, ch)]) << spec_name(s) << " stage " << r << " mb " << m << " chunk " << ch;
+        for (int ch = 0; ch < s.vpp; ++ch)
+          EXPECT_LT(pos[std::make_tuple(0, m, ch)], pos[std::make_tuple(1, m, ch)])
+              << spec_name(s) << " stage " << r << " mb " << m << " chunk " << ch;
     }
 }
 
@@ -314,7 +330,8 @@ TEST(PipelineSchedule, InFlightMicroBatchesBoundedByWarmup) {
     for (int st = 0; st < s.pp; ++st) {
       const int W = pipeline_warmup(s, st);
       EXPECT_LE(r.max_inflight[size_t(st)], W + 1) << spec_name(s) << " stage " << st;
-      EXPECT_EQ(r.max_inflight[size_t(st)], std::min(W + 1, s.micro_batches * s.vpp)) << spec_name(s) << " stage " << st;
+      EXPECT_EQ(r.max_inflight[size_t(st)], std::min(W + 1, s.micro_batches * s.vpp))
+          << spec_name(s) << " stage " << st;
     }
   }
 }
@@ -346,8 +363,10 @@ TEST(PipelineSchedule, PlacedExampleReadsNaturally) {
   const std::vector<std::vector<PipeAction>> l = pipeline_schedules({.pp = 2, .micro_batches = 2});
   EXPECT_EQ(to_string(compute_only(l[0])), "F0 F1 B0 B1");
   EXPECT_EQ(to_string(compute_only(l[1])), "F0 B0 F1 B1");
-  for (const char* want : {"SF0>1", "SF1>1", "RB0<1", "RB1<1"}) EXPECT_NE(to_string(l[0]).find(want), std::string::npos) << to_string(l[0]);
-  for (const char* want : {"RF0<0", "RF1<0", "SB0>0", "SB1>0"}) EXPECT_NE(to_string(l[1]).find(want), std::string::npos) << to_string(l[1]);
+  for (const char* want : {"SF0>1", "SF1>1", "RB0<1", "RB1<1"})
+    EXPECT_NE(to_string(l[0]).find(want), std::string::npos) << to_string(l[0]);
+  for (const char* want : {"RF0<0", "RF1<0", "SB0>0", "SB1>0"})
+    EXPECT_NE(to_string(l[1]).find(want), std::string::npos) << to_string(l[1]);
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 // Pipeline layer assignment (spec 03 §6.1, spec 01 L12).
+#include "parallel/pipeline_stages.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
 #include "core/check.h"
-#include "parallel/pipeline_stages.h"
 
 namespace foldmoe {
 namespace {
