@@ -1,6 +1,6 @@
 // Ring attention under mpirun (spec 03 §4.3, §4.4, §12): forward output and lse, and the
 // backward dQ, dK, dV of every rank's zig-zag chunks and local heads against single-rank causal
-// attention on the whole sequence, for CP ∈ {2, 4} with GQA, with and without TP (heads split
+// attention on the whole sequence, for CP ∈ {2, 4} (3, 8 on 3 and 8 ranks) with GQA, with and without TP (heads split
 // first), DP = world/(TP·CP) replicas on different data. Also checks the zig-zag data split.
 #include <gtest/gtest.h>
 
@@ -23,7 +23,7 @@ struct CpLayout {
 
 std::vector<CpLayout> cp_layouts() {
   std::vector<CpLayout> out;
-  for (CpLayout l : {CpLayout{1, 2}, CpLayout{1, 4}, CpLayout{2, 2}, CpLayout{2, 4}})
+  for (CpLayout l : {CpLayout{1, 2}, CpLayout{1, 4}, CpLayout{2, 2}, CpLayout{2, 4}, CpLayout{1, 3}, CpLayout{1, 8}})
     if (world().size() % (l.tp * l.cp) == 0) out.push_back(l);
   EXPECT_FALSE(out.empty()) << "no CP layout fits world size " << world().size();
   return out;
@@ -59,14 +59,15 @@ std::vector<float> local_lse(const std::vector<float>& full, int64_t S, int64_t 
 }  // namespace
 
 TEST(RingAttention, ForwardBackwardVsSingleRank) {
-  // S = 80 gives chunks of 10 (CP 4) and 20 (CP 2) rows; kRows = 64 tiles are crossed with CP 2.
+  // S = 96 gives chunks of 24, 16, 12, 6 rows (CP 2, 3, 4, 8); CP 2's local 48 rows and the full
+  // 96 cross the 64-row tiles of the kernels.
   for (const CpLayout& l : cp_layouts()) {
     for (auto [A, G] : {std::pair<int64_t, int64_t>{4, 2}, {4, 4}, {8, 2}}) {
       SCOPED_TRACE("TP" + std::to_string(l.tp) + "_CP" + std::to_string(l.cp) + " A" + std::to_string(A) + " G" +
                    std::to_string(G));
       const Topology topo(LayoutSpec{.world = world().size(), .tp = l.tp, .cp = l.cp});
       const ProcessGroups g = make_process_groups(topo, world());
-      const int64_t S = 80, B = 2, D = 8, TP = l.tp, t = g.tp->rank(), r = g.cp->rank();
+      const int64_t S = 96, B = 2, D = 8, TP = l.tp, t = g.tp->rank(), r = g.cp->rank();
       const uint64_t seed = 31 + 7 * uint64_t(g.dp->rank());
       const std::vector<float> q = randn(S * B * A * D, seed, "q"), k = randn(S * B * G * D, seed, "k"),
                                v = randn(S * B * G * D, seed, "v"), dout = randn(S * B * A * D, seed, "do");
