@@ -22,7 +22,7 @@ endforeach()
 
 # Communicator and process-group tests, and the module-level sharded-vs-unsharded tests (dispatcher
 # round trip, MoE layer, partitioned aux gradient, dense TP modules, vocab parallel, distributed
-# optimizer; each picks the layouts that fit the world size) under mpirun (tests/parallel/). A
+# optimizer, ring attention (CP 2, 4 with GQA and TP); each picks the layouts that fit the world size) under mpirun (tests/parallel/). A
 # failure on any rank makes the executable exit non-zero on every rank; only rank 0 prints the
 # GoogleTest report.
 foreach(np 2 3 4 8)
@@ -36,7 +36,8 @@ endforeach()
 # Layout parity under mpirun (tests/parallel/parity.py): each layout with both dispatchers,
 # dropless and capacity 1.0 (padded), and with the distributed optimizer.
 set(FOLDMOE_PARITY_LAYOUTS dp2 dp2_ep2 dp4_ep4 dp4_etp2_ep2 dp4_etp4 dp8_ep8 dp8_etp2_ep4
-    tp2 tp2_ep2 tp2_dp2_ep4 tp4_ep4 tp2_dp2_etp2_ep2 tp2_dp4_ep8)
+    tp2 tp2_ep2 tp2_dp2_ep4 tp4_ep4 tp2_dp2_etp2_ep2 tp2_dp4_ep8
+    cp2 cp4 cp2_ep2 tp2_cp2_ep4 dp2_tp2_cp2_ep2)
 # Variant "name=flag flag ...".
 set(FOLDMOE_PARITY_VARIANTS
     "alltoall=--moe.dispatcher=alltoall"

@@ -12,8 +12,9 @@
 
 namespace foldmoe {
 
-AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp)
-    : tp_(std::move(tp)), H_(cfg.model.hidden), D_(cfg.head_dim()), theta_(cfg.model.rope_theta) {
+AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
+                               std::shared_ptr<Communicator> cp)
+    : tp_(std::move(tp)), cp_(std::move(cp)), H_(cfg.model.hidden), D_(cfg.head_dim()), theta_(cfg.model.rope_theta) {
   const int T = tp_->size(), t = tp_->rank();
   const int64_t A = cfg.model.heads, G = cfg.model.kv_heads;
   A_ = A / T;
@@ -48,7 +49,11 @@ void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int6
   ops::rope_forward(c.q_NAD.data(), pos, N, A_, D_, theta_);
   ops::rope_forward(c.k_NGD.data(), pos, N, G_, D_, theta_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
-  ops::attention_forward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape);
+  if (cp_ && cp_->size() > 1)
+    ring_attention_forward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
+                           shape, c.ring);
+  else
+    ops::attention_forward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape);
   if (tp_->size() == 1) {
     ops::linear_forward(c.o_NAD.data(), wo_.w(), out_loc, N, A_ * D_, H_);
     return;
@@ -69,8 +74,12 @@ void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, i
   const float* dout = sp_gather(*tp_, dout_loc, N_loc, H_, c.dout_full);
   ops::linear_backward(c.o_NAD.data(), wo_.w(), dout, do_NAD.data(), wo_.g(), N, A_ * D_, H_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
-  ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                          do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);
+  if (cp_ && cp_->size() > 1)
+    ring_attention_backward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
+                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape, c.ring);
+  else
+    ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
+                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);
   ops::rope_backward(dq.data(), pos, N, A_, D_, theta_);
   ops::rope_backward(dk.data(), pos, N, G_, D_, theta_);
   const float* x = c.x_full.data();

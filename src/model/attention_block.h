@@ -12,17 +12,22 @@
 #include "comm/communicator.h"
 #include "core/arena.h"
 #include "model/config.h"
+#include "parallel/ring_attention.h"
 
 namespace foldmoe {
 
 class AttentionBlock {
  public:
-  AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp);
+  // cp: the context-parallel group (null = none): attention then runs as ring attention over it
+  // on the zig-zag chunks of this rank (spec 03 §4).
+  AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
+                 std::shared_ptr<Communicator> cp = nullptr);
 
   struct Cache {
     std::vector<float> x_full, q_NAD, k_NGD, v_NGD, o_NAD, lse_BAS;
     std::vector<float> out_full, dout_full, dx_full;  // SP scratch (TP > 1)
     std::vector<float> do_NAD, dq_NAD, dk_NGD, dv_NGD;  // backward scratch, reused across calls
+    RingAttentionWorkspace ring;                       // CP > 1
   };
   // x_loc: normed input [N_loc, H]; out_loc [N_loc, H] overwritten. S is the CP-local sequence
   // length (N = S·B), positions_N the positions of all N rows.
@@ -32,7 +37,7 @@ class AttentionBlock {
                 Cache& c) const;
 
  private:
-  std::shared_ptr<Communicator> tp_;
+  std::shared_ptr<Communicator> tp_, cp_;
   int64_t H_, A_, G_, D_;  // A_, G_: heads held on this rank
   double theta_;
   Param wq_, wk_, wv_, wo_;

@@ -9,6 +9,7 @@ namespace foldmoe {
 
 struct MicroBatch {
   int64_t B = 0, S = 0;
+  int64_t S_full = 0;                // whole sequence length before a CP split (0 = S)
   std::vector<int32_t> ids_N;        // input token of row n
   std::vector<int32_t> targets_N;    // next token
   std::vector<uint8_t> mask_N;       // 1 = counted in the loss
@@ -21,7 +22,14 @@ struct MicroBatch {
   std::vector<int32_t> replay_NLK;
   int64_t N() const { return B * S; }
   int64_t valid_count() const;
+  int64_t full_length() const { return S_full > 0 ? S_full : S; }
 };
+
+// Context-parallel split (spec 03 §4.1, §4.2): each sequence is cut into 2·cp chunks of
+// S/(2·cp) and rank r keeps chunks r and 2·cp−1−r, concatenated, with every per-row array
+// (ids, targets, mask, positions = global positions, tags, replay ids) split the same way.
+// cp = 1 returns a copy.
+MicroBatch cp_split(const MicroBatch& mb, int cp, int r);
 
 // Cuts sequences [first, first + B) of a row-major [rows, S+1] token array (and [rows, S] mask and
 // task arrays; either may be empty) into a sequence-major micro-batch.

@@ -103,7 +103,7 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   MoEStepContext ctx = ctx_in;
   ctx.S_loc = mb.S;
   ctx.B = mb.B;
-  ctx.S_full = mb.S;
+  ctx.S_full = mb.full_length();
   ctx.valid_N = nullptr;  // the loss mask selects CE targets; every input token is a real token
   ctx.global_seq_B = mb.global_seq_B.data();
   ctx.positions_N = mb.positions_N.data();
@@ -116,7 +116,13 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   // The seed σ does not depend on the loss values, so the CE forward and its backward (in place
   // on the logits) run fused, row by row.
   std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
+  // n_mb: valid tokens of the micro-batch over all CP ranks (spec 03 §7), a constant of the step.
   r.n_valid = mb.valid_count();
+  if (groups_.cp->size() > 1) {
+    double nv = double(r.n_valid);
+    groups_.cp->all_reduce(&nv, 1);
+    r.n_valid = int64_t(nv);
+  }
   const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
   for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
   if (tp_size_ == 1) {
@@ -193,7 +199,7 @@ void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, Mic
   ctx.training = false;
   ctx.S_loc = mb.S;
   ctx.B = mb.B;
-  ctx.S_full = mb.S;
+  ctx.S_full = mb.full_length();
   ctx.global_seq_B = mb.global_seq_B.data();
   ctx.positions_N = mb.positions_N.data();
   MicroBatchResult r;

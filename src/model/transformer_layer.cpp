@@ -12,7 +12,7 @@ TransformerLayer::TransformerLayer(const Config& cfg, int layer, ParamArena& den
       tp_size_(groups.tp->size()),
       attn_norm_(fmt::format("layers.{}.attn_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
       mlp_norm_(fmt::format("layers.{}.mlp_norm.weight", layer), H_, cfg.model.norm_eps, dense, true),
-      attn_(cfg, layer, dense, groups.tp) {
+      attn_(cfg, layer, dense, groups.tp, groups.cp) {
   if (cfg.is_moe_layer(layer)) {
     moe_ = std::make_unique<MoELayer>(cfg, layer, dense, expert, groups);
   } else {

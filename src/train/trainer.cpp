@@ -125,8 +125,10 @@ StepMetrics Trainer::train_step() {
   }
   for (int64_t mi = 0; mi < M; ++mi) {
     const int64_t j = mi * DP + d;
-    const MicroBatch mb = make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
-                                           batch.task_ids.data<uint8_t>(), S, j * B, B);
+    // CP rank c keeps its zig-zag chunks of every sequence (spec 03 §4.1, §5).
+    const MicroBatch mb = cp_split(make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
+                                                    batch.task_ids.data<uint8_t>(), S, j * B, B),
+                                   groups_.cp->size(), groups_.cp->rank());
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = step_;
@@ -136,6 +138,7 @@ StepMetrics Trainer::train_step() {
     ctx.tag_N = mb.task_N.data();
     ctx.num_tags = data::kNumTasks;
     const MicroBatchResult r = model_->forward_backward(mb, ctx);
+    // r.n_valid is n_mb (all CP ranks); the CP pieces are summed below.
     lm += cfg_.train.per_token_loss ? r.ce_sum : r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
     for (size_t l = 0; l < r.moe.size(); ++l) {
       const MoEStats& s = r.moe[l];
@@ -158,7 +161,9 @@ StepMetrics Trainer::train_step() {
     m.comm_seconds = cs.seconds;
   }
 
-  // Metrics: losses averaged over DP replicas; expert counts summed over tp_dp_cp.
+  // Metrics: losses averaged over DP replicas (the lm pieces of the CP ranks summed first; aux and
+  // z are already reduced over tp_cp); expert counts summed over tp_dp_cp.
+  if (groups_.cp->size() > 1) groups_.cp->all_reduce(&lm, 1);
   double losses[3] = {lm, aux, z};
   groups_.dp->all_reduce(losses, 3);
   m.lm_loss = cfg_.train.per_token_loss ? losses[0] / double(std::max<int64_t>(n_glob, 1)) : losses[0] / DP;

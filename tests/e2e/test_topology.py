@@ -2,9 +2,10 @@
 with their rule id; the table view says where EP is folded."""
 import json
 import os
+import subprocess
 import tempfile
 
-from e2e_common import main, run
+from e2e_common import BIN, ENV, main, run
 
 
 def topo(*args):
@@ -80,6 +81,19 @@ def test_invalid_layouts_exit_2():
     expect_layout_error(["--world", "8", "--order", "tp-cp-ep-dp"], "layout error L2", "missing token \"pp\"")
 
 
+def test_cp_seq_len_L8_under_mpirun():
+    """seq_len not divisible by 2·cp is rejected by `foldmoe train` on every rank of an mpirun launch."""
+    cfg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parallel", "configs", "parity-moe.toml")
+    d = tempfile.mkdtemp(prefix="foldmoe-e2e-l8-")
+    p = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader", "-np", "2",
+                        BIN, "train", "--config", cfg, "--parallel.cp=2", "--train.seq_len=30",
+                        f"--train.run_dir={d}"], capture_output=True, text=True, env=ENV)
+    assert p.returncode == 2, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    out = p.stdout + p.stderr
+    assert "layout error L8: [train] seq_len = 30 is not divisible by 2*cp = 4" in out, out
+    assert not os.path.exists(os.path.join(d, "metrics.jsonl")), "a step ran despite L8"
+
+
 def test_config_model_rules():
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write("[model]\nlayers = 2\nheads = 4\nkv_heads = 2\n[moe]\nnum_experts = 8\n[parallel]\nep = 3\n")
@@ -93,4 +107,4 @@ def test_config_model_rules():
 
 if __name__ == "__main__":
     main([test_example_a, test_example_d, test_table_names_folding, test_invalid_layouts_exit_2,
-          test_config_model_rules])
+          test_cp_seq_len_L8_under_mpirun, test_config_model_rules])

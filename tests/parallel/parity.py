@@ -35,7 +35,22 @@ LAYOUTS = {
     "dp4_etp4": (4, 4, ["--parallel.etp=4"]),
     "dp8_ep8": (8, 8, ["--parallel.ep=8"]),
     "dp8_etp2_ep4": (8, 8, ["--parallel.etp=2", "--parallel.ep=4"]),
+    # Context parallelism (zig-zag chunks, ring attention; spec 03 §4).
+    "cp2": (2, 1, ["--parallel.cp=2"]),
+    "cp4": (4, 1, ["--parallel.cp=4"]),
+    "cp2_ep2": (2, 1, ["--parallel.cp=2", "--parallel.ep=2"]),
+    "tp2_cp2_ep4": (4, 1, ["--parallel.tp=2", "--parallel.cp=2", "--parallel.etp=1", "--parallel.ep=4"]),
+    "dp2_tp2_cp2_ep2": (8, 2, ["--parallel.tp=2", "--parallel.cp=2", "--parallel.etp=2", "--parallel.ep=2"]),
 }
+
+
+def flag_value(flags, name, default=1):
+    """Value of an integer --parallel.<name>=N flag (last one wins)."""
+    v = default
+    for f in flags:
+        if f.startswith(f"--parallel.{name}="):
+            v = int(f.split("=", 1)[1])
+    return v
 
 
 def read_safetensors(path):
@@ -86,12 +101,13 @@ def main():
     binary, name = sys.argv[1], sys.argv[2]
     extra = sys.argv[4:] if len(sys.argv) > 3 and sys.argv[3] == "--" else []
     world, dp, flags = LAYOUTS[name]
-    tp = world // dp
+    tp, cp = flag_value(flags, "tp"), flag_value(flags, "cp")
+    assert world == dp * tp * cp, (name, world, dp, tp, cp)
     ref_extra = [f for f in flags if f.startswith("--model.")] + extra
     # Capacity is per rank (spec 02 §3.5): the one-process reference partitions each micro-batch
-    # into the tp SP pieces a TP layout drops within.
-    if tp > 1 and any(f.startswith("--moe.capacity_factor") for f in extra):
-        ref_extra.append(f"--moe.capacity_partition=[{tp},1]")
+    # into the tp SP pieces of the cp zig-zag chunk pairs a TP x CP layout drops within.
+    if tp * cp > 1 and any(f.startswith("--moe.capacity_factor") for f in extra):
+        ref_extra.append(f"--moe.capacity_partition=[{tp},{cp}]")
     tmp = tempfile.mkdtemp(prefix=f"parity-{name}-")
     try:
         ref_l, ref_p = train(binary, 1, 1, ref_extra, os.path.join(tmp, "ref"))
