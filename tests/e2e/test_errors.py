@@ -107,6 +107,10 @@ def test_mpi_layout_error_is_reported_once():
     assert p.returncode != 0
     assert p.stderr.count("layout error L3: world size 3") == 1, p.stderr
     assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+    # Pipeline stages are not executed yet: a valid pp layout is refused clearly, not run wrongly.
+    p = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", BIN, "train",
+                        "--parallel.pp=2"], capture_output=True, text=True, env=ENV)
+    assert p.returncode != 0 and p.stderr.count("pp = 2: pipeline stages are not executed") == 1, p.stderr
 
 
 def test_vocab_too_small_for_the_data():
