@@ -45,6 +45,8 @@ set(FOLDMOE_PARITY_VARIANTS
     "capacity=--moe.capacity_factor=1.0"
     "capacity_pad_allgather=--moe.capacity_factor=1.0 --moe.pad_to_capacity=true --moe.dispatcher=allgather"
     "zero1=--parallel.distributed_optimizer=true"
+    "zero1_buckets=--parallel.distributed_optimizer=true --parallel.bucket_size=1000"
+    "buckets=--parallel.bucket_size=777"
     "zero1_capacity_allgather=--parallel.distributed_optimizer=true --moe.capacity_factor=1.0 --moe.dispatcher=allgather"
     # Dense + MoE layers, gated shared expert, sigmoid router with expert bias, seq-aux, jitter,
     # per-token loss, capacity: every MoE feature that crosses ranks at once.

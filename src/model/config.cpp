@@ -597,6 +597,8 @@ void validate_rest(const Config& c, Problems& p) {
   const TrainConfig& t = c.train;
   if (t.steps < 0) p.add("", fmt::format("[train] steps = {} must be >= 0.", t.steps), "set a non-negative number of steps.");
   if (t.micro_batch < 1) p.add("", fmt::format("[train] micro_batch = {} must be >= 1.", t.micro_batch), "set micro_batch >= 1.");
+  if (c.parallel.bucket_size < 1)
+    p.add("", fmt::format("[parallel] bucket_size = {} must be >= 1.", c.parallel.bucket_size), "set bucket_size = 40000000 (the default).");
   if (t.micro_batches < 1) p.add("", fmt::format("[train] micro_batches = {} must be >= 1.", t.micro_batches), "set micro_batches >= 1.");
   if (t.global_batch < 0) p.add("", fmt::format("[train] global_batch = {} must be >= 0.", t.global_batch), "set global_batch = 0 (micro_batch x micro_batches x DP) or a positive multiple of micro_batch.");
   if (t.seq_len < 2) p.add("", fmt::format("[train] seq_len = {} must be >= 2 (next-token targets need two positions).", t.seq_len), "set seq_len >= 2.");

@@ -59,6 +59,7 @@ struct ParallelConfig {
   std::string order = "tp-cp-ep-dp-pp";
   bool sequence_parallel = true;  // SP with TP > 1; required when the model has MoE layers (L7/M10)
   bool distributed_optimizer = false;
+  int64_t bucket_size = 40000000;  // elements per gradient-reduction bucket (spec 03 §9.1)
 
   bool operator==(const ParallelConfig&) const = default;
 };

@@ -99,6 +99,7 @@ constexpr ConfigField kFields[] = {
     F(parallel, order, "rank order, a permutation of tp-cp-ep-dp-pp (first varies fastest)"),
     F(parallel, sequence_parallel, "sequence parallelism with TP > 1 (required for MoE)"),
     F(parallel, distributed_optimizer, "shard optimizer state over data-parallel ranks"),
+    F(parallel, bucket_size, "elements per gradient-reduction bucket (rounded up to lcm(group, 128) with ZeRO-1)"),
     // [train]
     F(train, steps, "optimizer steps"),
     F(train, micro_batch, "sequences per micro-batch B"),

@@ -15,8 +15,11 @@ namespace foldmoe {
 
 class ShardedAdamW {
  public:
-  // The arena must have been allocated with a total that is a multiple of lcm(G, 128).
-  ShardedAdamW(ParamArena& arena, const OptimConfig& cfg, std::shared_ptr<Communicator> group);
+  // The arena must have been allocated with a total that is a multiple of lcm(G, 128). It is cut
+  // into buckets of bucket_size elements rounded up to lcm(G, 128) (the last one shorter, still a
+  // multiple); member i owns the i-th of G equal slices of every bucket (spec 03 §9.2).
+  ShardedAdamW(ParamArena& arena, const OptimConfig& cfg, std::shared_ptr<Communicator> group,
+               int64_t bucket_size = 40000000);
 
   static int64_t pad_multiple(int group_size);
 
@@ -37,18 +40,25 @@ class ShardedAdamW {
   // Loads arena-shaped moments (a checkpoint) into the shard.
   void load_full_moments(const std::vector<float>& m, const std::vector<float>& v);
 
-  int64_t shard_begin() const { return begin_; }
+  // Elements owned here (Σ over buckets of the owned slice).
   int64_t shard_size() const { return size_; }
+  int num_buckets() const { return int(buckets_.size()); }
 
  private:
+  struct Bucket {
+    int64_t start, len;  // arena range
+    int64_t own;         // arena offset of this member's slice (len / G elements)
+    int64_t at;          // offset of that slice in the shard buffers
+  };
   template <typename F>
-  void for_each_param_range(F&& f) const;  // f(param index, lo, hi) over params ∩ shard
+  void for_each_param_range(F&& f) const;  // f(param index, arena lo, arena hi, shard offset of lo)
   std::vector<float> gather_(const std::vector<float>& shard) const;
 
   ParamArena& arena_;
   OptimConfig cfg_;
   std::shared_ptr<Communicator> group_;
-  int64_t begin_ = 0, size_ = 0;
+  std::vector<Bucket> buckets_;
+  int64_t size_ = 0;
   std::vector<float> grad_, m_, v_;
 };
 

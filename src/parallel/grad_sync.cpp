@@ -1,5 +1,7 @@
 #include "parallel/grad_sync.h"
 
+#include <algorithm>
+
 #include "ops/adamw.h"
 
 namespace foldmoe {
@@ -13,14 +15,22 @@ void reduce_sequence_parallel_grads(ParamArena& dense, const ProcessGroups& g) {
       g.tp->all_reduce(dense.grads() + dense.offset(i), shape_numel(dense.spec(i).shape));
 }
 
-void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups& g, bool per_token_loss) {
+namespace {
+void bucketed_all_reduce(Communicator& c, float* data, int64_t n, int64_t bucket) {
+  for (int64_t at = 0; at < n; at += bucket) c.all_reduce(data + at, std::min(bucket, n - at));
+}
+}  // namespace
+
+void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups& g, bool per_token_loss,
+                      int64_t bucket_size) {
+  const int64_t bucket = std::max<int64_t>(bucket_size, 1);
   const int dp_cp = g.dp_cp->size();
   if (!per_token_loss && dp_cp > 1) {
     scale_grads(dense, 1.0f / float(dp_cp));
     scale_grads(expert, 1.0f / float(dp_cp));  // 1/(DP·CP), not 1/EDP (spec 03 §8)
   }
-  if (dp_cp > 1) g.dp_cp->all_reduce(dense.grads(), dense.total());
-  if (g.edp->size() > 1 && expert.total() > 0) g.edp->all_reduce(expert.grads(), expert.total());
+  if (dp_cp > 1) bucketed_all_reduce(*g.dp_cp, dense.grads(), dense.total(), bucket);
+  if (g.edp->size() > 1 && expert.total() > 0) bucketed_all_reduce(*g.edp, expert.grads(), expert.total(), bucket);
   reduce_sequence_parallel_grads(dense, g);
 }
 

@@ -9,7 +9,9 @@ namespace foldmoe {
 
 // Mean mode: pre-scale dense and expert grads by 1/(DP·CP); dense summed over dp_cp, experts over
 // edp; then sequence-parallel-flagged dense grads summed over tp. Per-token mode: no pre-scale.
-void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups& g, bool per_token_loss);
+// Reductions run bucket by bucket (bucket_size elements), bounding the collectives' buffers.
+void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups& g, bool per_token_loss,
+                      int64_t bucket_size = 40000000);
 
 // Sums SP-flagged parameter gradients over tp (finalize step 2).
 void reduce_sequence_parallel_grads(ParamArena& dense, const ProcessGroups& g);

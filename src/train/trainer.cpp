@@ -35,8 +35,8 @@ Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
   corpus_ = std::make_unique<data::SyntheticCorpus>(uint64_t(cfg_.train.seed), cfg_.data.tasks);
   model_ = std::make_unique<Model>(cfg_, groups_);
   if (cfg_.parallel.distributed_optimizer) {
-    zero_dense_ = std::make_unique<ShardedAdamW>(model_->dense(), cfg_.optim, groups_.dp_cp);
-    zero_expert_ = std::make_unique<ShardedAdamW>(model_->expert(), cfg_.optim, groups_.edp);
+    zero_dense_ = std::make_unique<ShardedAdamW>(model_->dense(), cfg_.optim, groups_.dp_cp, cfg_.parallel.bucket_size);
+    zero_expert_ = std::make_unique<ShardedAdamW>(model_->expert(), cfg_.optim, groups_.edp, cfg_.parallel.bucket_size);
   } else {
     opt_dense_ = std::make_unique<ArenaAdamW>(model_->dense(), cfg_.optim);
     opt_expert_ = std::make_unique<ArenaAdamW>(model_->expert(), cfg_.optim);
@@ -82,7 +82,7 @@ double Trainer::finalize_and_step(int64_t n_glob) {
     zero_dense_->step(lr, step_ + 1);
     zero_expert_->step(lr, step_ + 1);
   } else {
-    reduce_gradients(dense, expert, groups_, per_token);
+    reduce_gradients(dense, expert, groups_, per_token, cfg_.parallel.bucket_size);
     model_->finalize_global_batch();
     if (per_token) {
       scale_grads(dense, token_scale);
