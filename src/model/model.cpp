@@ -213,6 +213,22 @@ void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, Mic
   }
 }
 
+std::map<std::string, std::vector<float>> Model::buffers() {
+  std::map<std::string, std::vector<float>> out;
+  for (int l = 0; l < int(layers_.size()); ++l)
+    if (layers_[size_t(l)]->is_moe() && !layers_[size_t(l)]->moe()->expert_bias().empty())
+      out["layers." + std::to_string(l) + ".moe.router.expert_bias"] = layers_[size_t(l)]->moe()->expert_bias();
+  return out;
+}
+
+void Model::set_buffers(const std::map<std::string, std::vector<float>>& buffers) {
+  for (int l = 0; l < int(layers_.size()); ++l) {
+    if (!layers_[size_t(l)]->is_moe()) continue;
+    auto it = buffers.find("layers." + std::to_string(l) + ".moe.router.expert_bias");
+    if (it != buffers.end()) layers_[size_t(l)]->moe()->expert_bias() = it->second;
+  }
+}
+
 void Model::finalize_global_batch() {
   for (MoELayer* m : moe_layers()) m->finalize_global_batch();
 }

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/process_groups.h"
@@ -50,6 +52,11 @@ class Model {
 
   // Forward only (evaluation / generation): logits [N, V], no MoE counters updated.
   void forward_logits(const MicroBatch& mb, std::vector<float>& logits_NV, MicroBatchResult* result = nullptr);
+
+  // Non-parameter state that checkpoints carry (expert-bias buffers), by global name
+  // ("layers.<i>.moe.router.expert_bias"), and its restore (names not present are left alone).
+  std::map<std::string, std::vector<float>> buffers();
+  void set_buffers(const std::map<std::string, std::vector<float>>& buffers);
 
   // End of a global batch (after gradient reduction): MoE expert-bias update and accumulator reset.
   void finalize_global_batch();

@@ -1,5 +1,7 @@
 #include "moe/experts.h"
 
+#include "parallel/sharding.h"
+
 #include <algorithm>
 #include <string>
 
@@ -41,20 +43,14 @@ Experts::Experts(int layer, int E, int H, int F, int ep_size, int ep_rank, int e
     s1.shape = {2 * Fl, Hh};
     s1.global_shape = {2 * Fg, Hh};
     s1.init_std = init_std;
-    if (etp_size > 1)
-      s1.global_index = [=](int64_t i) {
-        const int64_t row = i / Hh, col = i % Hh;
-        const int64_t g = row < Fl ? r * Fl + row : Fg + r * Fl + (row - Fl);
-        return g * Hh + col;
-      };
+    s1.global_index = when_sharded(etp_size, paired_row_shard(Fl, Hh, int(r), etp_size));
     fc1_.push_back(arena.add(std::move(s1)));
     ParamSpec s2;
     s2.name = base + ".fc2";
     s2.shape = {Hh, Fl};
     s2.global_shape = {Hh, Fg};
     s2.init_std = out_std;
-    if (etp_size > 1)
-      s2.global_index = [=](int64_t i) { return (i / Fl) * Fg + r * Fl + i % Fl; };
+    s2.global_index = when_sharded(etp_size, col_shard(Hh, Fl, int(r), etp_size));
     fc2_.push_back(arena.add(std::move(s2)));
   }
 }

@@ -1,5 +1,7 @@
 #include "moe/shared_expert.h"
 
+#include "parallel/sharding.h"
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -24,18 +26,14 @@ SharedExpert::SharedExpert(int layer, int H, int F, bool gate, std::shared_ptr<C
   s1.shape = {2 * Fl, Hh};
   s1.global_shape = {2 * Fg, Hh};
   s1.init_std = init_std;
-  if (T > 1)
-    s1.global_index = [=](int64_t i) {
-      const int64_t row = i / Hh, col = i % Hh;
-      return (row < Fl ? r * Fl + row : Fg + r * Fl + (row - Fl)) * Hh + col;
-    };
+  s1.global_index = when_sharded(T, paired_row_shard(Fl, Hh, int(r), T));
   fc1_ = dense.add(std::move(s1));
   ParamSpec s2;
   s2.name = base + "shared.fc2";
   s2.shape = {Hh, Fl};
   s2.global_shape = {Hh, Fg};
   s2.init_std = out_std;
-  if (T > 1) s2.global_index = [=](int64_t i) { return (i / Fl) * Fg + r * Fl + i % Fl; };
+  s2.global_index = when_sharded(T, col_shard(Hh, Fl, int(r), T));
   fc2_ = dense.add(std::move(s2));
   if (gate_) {
     ParamSpec sg;

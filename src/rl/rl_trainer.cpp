@@ -49,29 +49,6 @@ struct RlTrainer::Sample {
 
 namespace {
 
-std::map<std::string, std::vector<float>> moe_buffers(Model& model, const Config& cfg) {
-  std::map<std::string, std::vector<float>> out;
-  std::vector<MoELayer*> layers = model.moe_layers();
-  size_t k = 0;
-  for (int l = 0; l < cfg.model.layers; ++l) {
-    if (!cfg.is_moe_layer(l)) continue;
-    MoELayer* m = layers[k++];
-    if (!m->expert_bias().empty()) out[fmt::format("layers.{}.moe.router.expert_bias", l)] = m->expert_bias();
-  }
-  return out;
-}
-
-void restore_moe_buffers(Model& model, const Config& cfg, const std::map<std::string, std::vector<float>>& buffers) {
-  std::vector<MoELayer*> layers = model.moe_layers();
-  size_t k = 0;
-  for (int l = 0; l < cfg.model.layers; ++l) {
-    if (!cfg.is_moe_layer(l)) continue;
-    MoELayer* m = layers[k++];
-    auto it = buffers.find(fmt::format("layers.{}.moe.router.expert_bias", l));
-    if (it != buffers.end()) m->expert_bias() = it->second;
-  }
-}
-
 nlohmann::json stats_json(const std::optional<EntropyStats>& s) {
   if (!s) return nullptr;
   return {{"q", s->q},         {"sigma", s->sigma},     {"h_max", s->h_max}, {"h_min", s->h_min},
@@ -189,9 +166,9 @@ void RlTrainer::load_weights(const std::string& dir, bool with_state) {
     st.adam_m_expert = &opt_expert_->m();
     st.adam_v_expert = &opt_expert_->v();
   }
-  st.buffers = moe_buffers(*model_, cfg_);
+  st.buffers = model_->buffers();
   train::load_checkpoint(dir, st);
-  restore_moe_buffers(*model_, cfg_, st.buffers);
+  model_->set_buffers(st.buffers);
   if (with_state) {
     if (!st.extra.contains("rl_step"))
       user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
@@ -213,7 +190,7 @@ void RlTrainer::save_checkpoint(const std::string& dir) {
   st.adam_v_dense = &opt_dense_->v();
   st.adam_m_expert = &opt_expert_->m();
   st.adam_v_expert = &opt_expert_->v();
-  st.buffers = moe_buffers(*model_, cfg_);
+  st.buffers = model_->buffers();
   st.config_toml = config_to_toml(cfg_);
   st.extra = {{"rl_step", step_},
               {"prompts_consumed", prompts_consumed_},

@@ -250,20 +250,6 @@ void Trainer::run() {
 }  // namespace foldmoe
 
 namespace foldmoe {
-namespace {
-// Expert-bias buffers by name, shared with the MoE layers for save and load.
-std::map<std::string, std::vector<float>> moe_buffers(Model& model, const Config& cfg) {
-  std::map<std::string, std::vector<float>> out;
-  std::vector<MoELayer*> layers = model.moe_layers();
-  size_t k = 0;
-  for (int l = 0; l < cfg.model.layers; ++l) {
-    if (!cfg.is_moe_layer(l)) continue;
-    MoELayer* m = layers[k++];
-    if (!m->expert_bias().empty()) out[fmt::format("layers.{}.moe.router.expert_bias", l)] = m->expert_bias();
-  }
-  return out;
-}
-}  // namespace
 
 // Checkpoints are written in logical (unsharded) form by world rank 0 and load under any layout:
 // every rank gathers/scatters its shards through LogicalParams.
@@ -297,7 +283,7 @@ void Trainer::save_checkpoint(const std::string& dir) {
     st.adam_v_dense = &lvd;
     st.adam_m_expert = &lme;
     st.adam_v_expert = &lve;
-    st.buffers = moe_buffers(*model_, cfg_);
+    st.buffers = model_->buffers();
     st.config_toml = config_to_toml(cfg_);
     st.extra = {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}};
     train::save_checkpoint(dir, st);
@@ -318,7 +304,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
   st.adam_v_dense = &lvd;
   st.adam_m_expert = &lme;
   st.adam_v_expert = &lve;
-  st.buffers = moe_buffers(*model_, cfg_);
+  st.buffers = model_->buffers();
   train::load_checkpoint(dir, st);  // every rank reads and validates the whole checkpoint
   lp.scatter(dense, lp.dense().params(), dense.params());
   lp.scatter(expert, lp.expert().params(), expert.params());
@@ -336,14 +322,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
     opt_expert_->m() = me;
     opt_expert_->v() = ve;
   }
-  std::vector<MoELayer*> layers = model_->moe_layers();
-  size_t k = 0;
-  for (int l = 0; l < cfg_.model.layers; ++l) {
-    if (!cfg_.is_moe_layer(l)) continue;
-    MoELayer* m = layers[k++];
-    auto it = st.buffers.find(fmt::format("layers.{}.moe.router.expert_bias", l));
-    if (it != st.buffers.end()) m->expert_bias() = it->second;
-  }
+  model_->set_buffers(st.buffers);
   step_ = st.step;
   if (step_ > cfg_.train.steps)
     user_error("checkpoint {} is at step {} but [train] steps = {}: raise --train.steps to continue training", dir,
