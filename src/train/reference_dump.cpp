@@ -7,6 +7,7 @@
 #include "core/safetensors.h"
 #include "data/synthetic.h"
 #include "model/model.h"
+#include "parallel/grad_sync.h"
 #include "train/config_json.h"
 
 namespace foldmoe {
@@ -55,12 +56,7 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
   // Mean mode: objective = (1/M) Σ_m [CE_mean(m) + Σ_layers Σ_types coeff·L(m)].
   // Per-token mode: objective = (1/n_glob) Σ_m [Σ CE(m) + N_m · Σ_layers Σ_types coeff·L(m)].
   const bool per_token = cfg.train.per_token_loss;
-  const int64_t n_glob = [&] {
-    int64_t n = 0;
-    const uint8_t* mk = batch.loss_mask.data<uint8_t>();
-    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n += mk[i] != 0;
-    return std::max<int64_t>(n, 1);
-  }();
+  const int64_t n_glob = std::max<int64_t>(batch.valid_tokens(), 1);
   auto coeff_of = [&](const std::string& type) {
     for (size_t t = 0; t < cfg.moe.load_balancing_type.size(); ++t)
       if (cfg.moe.load_balancing_type[t] == type) return cfg.moe.aux_loss_coeff[t];
@@ -95,8 +91,7 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
     }
   }
   if (per_token)  // spec 03 §7: per-token gradients are scaled by 1/n_glob after accumulation
-    for (ParamArena* a : {&model.dense(), &model.expert()})
-      for (int64_t i = 0; i < a->total(); ++i) a->grads()[i] /= float(n_glob);
+    for (ParamArena* a : {&model.dense(), &model.expert()}) scale_grads(*a, 1.0f / float(n_glob));
 
   Tensor l0 = Tensor::empty({B, S, V}, DType::F32);
   float* dst = l0.data<float>();

@@ -118,11 +118,7 @@ StepMetrics Trainer::train_step() {
   std::vector<std::vector<int64_t>> kept(size_t(n_moe), std::vector<int64_t>(size_t(E), 0));
   std::vector<double> task_counts(size_t(n_moe) * data::kNumTasks * size_t(E), 0.0);
   double lm = 0, aux = 0, z = 0;
-  int64_t n_glob = 0;
-  {
-    const uint8_t* mask = batch.loss_mask.data<uint8_t>();
-    for (int64_t i = 0; i < batch.loss_mask.numel(); ++i) n_glob += mask[i] != 0;
-  }
+  const int64_t n_glob = batch.valid_tokens();
   for (int64_t mi = 0; mi < M; ++mi) {
     const int64_t j = mi * DP + d;
     // CP rank c keeps its zig-zag chunks of every sequence (spec 03 §4.1, §5).
