@@ -51,15 +51,37 @@ set(FOLDMOE_PARITY_VARIANTS
     # Dense + MoE layers, gated shared expert, sigmoid router with expert bias, seq-aux, jitter,
     # per-token loss, capacity: every MoE feature that crosses ranks at once.
     "rich=--moe.layer_freq=[1,0] --moe.shared_expert_ffn_hidden_size=32 --moe.shared_expert_gate=true --moe.score_function=sigmoid --moe.enable_expert_bias=true --moe.load_balancing_type=[seq_aux_loss] --moe.aux_loss_coeff=[0.01] --moe.input_jitter_eps=0.01 --train.per_token_loss=true --moe.capacity_factor=1.0")
-foreach(layout ${FOLDMOE_PARITY_LAYOUTS})
-  foreach(variant ${FOLDMOE_PARITY_VARIANTS})
-    string(FIND "${variant}" "=" eq)
-    string(SUBSTRING "${variant}" 0 ${eq} vname)
-    math(EXPR start "${eq} + 1")
-    string(SUBSTRING "${variant}" ${start} -1 vflags)
-    string(REPLACE " " ";" vflags "${vflags}")
-    add_test(NAME parity.${layout}.${vname}
-             COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parallel/parity.py $<TARGET_FILE:foldmoe> ${layout} -- ${vflags})
-    set_tests_properties(parity.${layout}.${vname} PROPERTIES TIMEOUT 300 PROCESSORS 2)
+# Pipeline layouts (spec 03 §6): 1F1B, interleaved, uneven split, and PP folded with every other
+# dimension up to 16 ranks, each with both dispatchers, dropless and capacity, with and without the
+# distributed optimizer and recomputation (the one-process reference never recomputes).
+set(FOLDMOE_PARITY_PP_LAYOUTS pp2 pp4 pp2_v2 pp4_v2 pp2_uneven dp2_pp2_v2_ep2 tp2_cp2_pp2_ep4 tp2_pp2_dp2_etp2_ep2
+    dp2_cp2_pp2_ep4 tp2_cp2_pp2_dp2_ep8)
+set(FOLDMOE_PARITY_PP_VARIANTS
+    "alltoall=--moe.dispatcher=alltoall"
+    "allgather=--moe.dispatcher=allgather"
+    "capacity=--moe.capacity_factor=1.0"
+    "zero1_capacity_allgather=--parallel.distributed_optimizer=true --moe.capacity_factor=1.0 --moe.dispatcher=allgather"
+    "recompute_full=--train.recompute=full"
+    "recompute_moe_capacity_allgather=--train.recompute=moe --moe.capacity_factor=1.0 --moe.dispatcher=allgather"
+    "zero1_recompute_moe=--parallel.distributed_optimizer=true --train.recompute=moe"
+    "rich_recompute_full=--train.recompute=full --moe.layer_freq=2 --moe.shared_expert_ffn_hidden_size=32 --moe.shared_expert_gate=true --moe.score_function=sigmoid --moe.enable_expert_bias=true --moe.load_balancing_type=[seq_aux_loss] --moe.aux_loss_coeff=[0.01] --moe.input_jitter_eps=0.01 --train.per_token_loss=true --moe.capacity_factor=1.0")
+function(foldmoe_add_parity layouts variants)
+  foreach(layout ${layouts})
+    foreach(variant ${variants})
+      string(FIND "${variant}" "=" eq)
+      string(SUBSTRING "${variant}" 0 ${eq} vname)
+      math(EXPR start "${eq} + 1")
+      string(SUBSTRING "${variant}" ${start} -1 vflags)
+      string(REPLACE " " ";" vflags "${vflags}")
+      add_test(NAME parity.${layout}.${vname}
+               COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parallel/parity.py $<TARGET_FILE:foldmoe> ${layout} -- ${vflags})
+      set_tests_properties(parity.${layout}.${vname} PROPERTIES TIMEOUT 300 PROCESSORS 2)
+    endforeach()
   endforeach()
-endforeach()
+endfunction()
+foldmoe_add_parity("${FOLDMOE_PARITY_LAYOUTS}" "${FOLDMOE_PARITY_VARIANTS}")
+foldmoe_add_parity("${FOLDMOE_PARITY_PP_LAYOUTS}" "${FOLDMOE_PARITY_PP_VARIANTS}")
+# Global-batch aux loss accumulates over the step's micro-batches, so a recomputed forward must not
+# re-accumulate it (DP = 1 layouts only: spec 03 §12 leaves it out of DP > 1 parity).
+foldmoe_add_parity("pp2;pp2_v2;tp2_cp2_pp2_ep4"
+                   "recompute_both_global_aux=--train.recompute=full --moe.load_balancing_type=[global_aux_loss] --moe.aux_loss_coeff=[0.01]")

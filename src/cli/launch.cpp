@@ -27,10 +27,6 @@ ProcessGroups make_groups(const Config& cfg) {
   const int world = launched_by_mpi() ? env_int("OMPI_COMM_WORLD_SIZE", 1) : 1;
   // Every rule is checked before MPI starts or memory is allocated (spec 01 §5).
   validate_layout(LayoutSpec::from_config(cfg, world), &cfg);
-  if (cfg.parallel.pp > 1)
-    user_error("[parallel] pp = {}: pipeline stages are not executed by the trainer yet (schedules exist in "
-               "src/parallel/pipeline_*).\n  fix: set pp = 1 and use tp/cp/dp/ep for the same ranks.",
-               cfg.parallel.pp);
   if (!launched_by_mpi()) return ProcessGroups::single_process();
   if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
   const Topology topo(LayoutSpec::from_config(cfg, runtime()->world_size()));

@@ -252,15 +252,12 @@ void model_rules(const LayoutSpec& s, const Config& c, Problems& p) {
   if (c.model.heads > 0 && c.model.kv_heads > 0 && c.model.heads % c.model.kv_heads != 0)
     p.add("L11", fmt::format("[model] heads = {} is not divisible by kv_heads = {}.", c.model.heads, c.model.kv_heads),
           "set kv_heads to a divisor of heads.");
-  if (pp > 1 && L > 0 && L % pp != 0)
-    p.add("L12", fmt::format("[model] layers = {} is not divisible by pp={} (even pipeline split).", L, pp),
-          "choose pp dividing layers.");
-  if (v > 1) {
-    if (pp < 2)
-      p.add("L12", fmt::format("vpp={} (interleaved schedule) needs pp >= 2 (got pp={}).", v, pp), "set vpp=1, or pp >= 2.");
-    else if (L > 0 && L % (pp * v) != 0)
-      p.add("L12", fmt::format("[model] layers = {} is not divisible by pp·vpp = {}·{} = {}.", L, pp, v, pp * v),
-            "choose pp and vpp whose product divides layers.");
+  {
+    Config split = c;  // the layout's pp/vpp, the config's layers and explicit split
+    split.parallel.pp = pp, split.parallel.vpp = v;
+    for (const auto& [what, fix] : split.pipeline_split_problems()) p.add("L12", what, fix);
+  }
+  if (v > 1 && pp >= 2) {
     // L14 with the default micro-batch group size g = pp: PP <= g <= M and M mod g = 0 (or >= PP,
     // which with g = PP is the same condition).
     const int M = c.micro_batches_per_replica(std::max(1, s.world / std::max(1, s.tp * s.cp * pp)));

@@ -29,6 +29,41 @@ bool Config::is_moe_layer(int layer) const {
   return layer < static_cast<int>(moe.layer_freq.size()) && moe.layer_freq[size_t(layer)] == 1;
 }
 
+std::vector<std::pair<std::string, std::string>> Config::pipeline_split_problems() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  const int L = model.layers, pp = parallel.pp, v = parallel.vpp;
+  const std::vector<int>& counts = parallel.pipeline_layers;
+  if (pp < 1 || v < 1 || L < 1) return out;  // reported by their own rules
+  if (v > 1 && pp < 2) {
+    out.emplace_back(fmt::format("[parallel] vpp = {} (interleaved schedule) needs pp >= 2 (got pp = {}).", v, pp),
+                     "set vpp = 1, or pp >= 2.");
+    return out;
+  }
+  if (counts.empty()) {
+    if (L % (pp * v) != 0)
+      out.emplace_back(v > 1 ? fmt::format("[model] layers = {} is not divisible by pp*vpp = {}*{} = {} (even pipeline "
+                                           "split).", L, pp, v, pp * v)
+                             : fmt::format("[model] layers = {} is not divisible by pp = {} (even pipeline split).", L, pp),
+                       fmt::format("choose pp{} dividing layers, or list the layers per stage in [parallel] "
+                                   "pipeline_layers.", v > 1 ? "·vpp" : ""));
+    return out;
+  }
+  int sum = 0;
+  bool positive = true;
+  for (int c : counts) sum += c, positive = positive && c >= 1;
+  if (int(counts.size()) != pp * v)
+    out.emplace_back(fmt::format("[parallel] pipeline_layers has {} entries but pp*vpp = {}*{} = {} virtual stages.",
+                                 counts.size(), pp, v, pp * v),
+                     fmt::format("list one layer count per virtual stage ({} entries), or remove the key.", pp * v));
+  if (!positive)
+    out.emplace_back("[parallel] pipeline_layers has an entry < 1: every virtual stage needs at least one layer.",
+                     "give every stage >= 1 layer.");
+  if (sum != L)
+    out.emplace_back(fmt::format("[parallel] pipeline_layers sums to {} but [model] layers = {}.", sum, L),
+                     "make the per-stage counts add up to layers.");
+  return out;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -577,13 +612,8 @@ void validate_parallel(const Config& c, Problems& p) {
   if (c.model.kv_heads > 0 && c.model.kv_heads % tp != 0)
     p.add("L11", fmt::format("[model] kv_heads = {} is not divisible by tp = {}.", c.model.kv_heads, tp), "choose tp dividing kv_heads, or raise kv_heads.");
   // L12
-  if (pp > 1 && L > 0 && L % pp != 0)
-    p.add("L12", fmt::format("[model] layers = {} is not divisible by pp = {} (even pipeline split).", L, pp), "choose pp dividing layers.");
-  if (v > 1) {
-    if (pp < 2)
-      p.add("L12", fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", v, pp), "set vpp = 1, or pp >= 2.");
-    else if (L > 0 && L % (pp * v) != 0)
-      p.add("L12", fmt::format("[model] layers = {} is not divisible by pp*vpp = {}*{} = {}.", L, pp, v, pp * v), "choose pp and vpp whose product divides layers.");
+  for (const auto& [what, fix] : c.pipeline_split_problems()) p.add("L12", what, fix);
+  if (v > 1 && pp >= 2) {
     // L14 with the default micro-batch group size g = pp
     // With [train] global_batch, M depends on DP: the layout check (topology) applies the rule then.
     const int M = c.train.micro_batches;
@@ -603,6 +633,7 @@ void validate_rest(const Config& c, Problems& p) {
   if (t.global_batch < 0) p.add("", fmt::format("[train] global_batch = {} must be >= 0.", t.global_batch), "set global_batch = 0 (micro_batch x micro_batches x DP) or a positive multiple of micro_batch.");
   if (t.seq_len < 2) p.add("", fmt::format("[train] seq_len = {} must be >= 2 (next-token targets need two positions).", t.seq_len), "set seq_len >= 2.");
   if (t.run_dir.empty()) p.add("", "[train] run_dir is empty.", "set run_dir, e.g. \"runs/default\".");
+  check_choice(p, "[train] recompute", t.recompute, {"none", "moe", "full"});
 
   const OptimConfig& o = c.optim;
   if (!(o.lr > 0)) p.add("", fmt::format("[optim] lr = {} must be > 0.", o.lr), "use e.g. lr = 3e-3.");

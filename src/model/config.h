@@ -60,6 +60,8 @@ struct ParallelConfig {
   bool sequence_parallel = true;  // SP with TP > 1; required when the model has MoE layers (L7/M10)
   bool distributed_optimizer = false;
   int64_t bucket_size = 40000000;  // elements per gradient-reduction bucket (spec 03 §9.1)
+  // Explicit pipeline split: layers per virtual stage s = c·pp + r (pp·vpp entries); empty = even.
+  std::vector<int> pipeline_layers;
 
   bool operator==(const ParallelConfig&) const = default;
 };
@@ -73,6 +75,9 @@ struct TrainConfig {
   int64_t seed = 1234;
   bool per_token_loss = false;
   std::string run_dir = "runs/default";
+  // Activation recomputation: none | moe (MoE blocks re-run in backward) | full (whole pipeline
+  // chunks re-run from their input). Losses and gradients are identical in every mode.
+  std::string recompute = "none";
 
   bool operator==(const TrainConfig&) const = default;
 };
@@ -201,6 +206,9 @@ struct Config {
   int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
   int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }
   bool is_moe_layer(int layer) const;
+  // Rule L12 for the pipeline split ([model] layers, [parallel] pp, vpp, pipeline_layers): every
+  // violation as {what, fix}; empty when the split is possible.
+  std::vector<std::pair<std::string, std::string>> pipeline_split_problems() const;
   // Micro-batches per step of one data-parallel replica when there are `dp` replicas.
   int micro_batches_per_replica(int dp) const {
     return train.global_batch > 0 ? train.global_batch / (train.micro_batch * dp) : train.micro_batches;

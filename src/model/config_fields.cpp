@@ -99,6 +99,7 @@ constexpr ConfigField kFields[] = {
     F(parallel, order, "rank order, a permutation of tp-cp-ep-dp-pp (first varies fastest)"),
     F(parallel, sequence_parallel, "sequence parallelism with TP > 1 (required for MoE)"),
     F(parallel, distributed_optimizer, "shard optimizer state over data-parallel ranks"),
+    F(parallel, pipeline_layers, "layers per virtual pipeline stage c·pp + r (pp·vpp entries; empty = even split)"),
     F(parallel, bucket_size, "elements per gradient-reduction bucket (rounded up to lcm(group, 128) with ZeRO-1)"),
     // [train]
     F(train, steps, "optimizer steps"),
@@ -109,6 +110,7 @@ constexpr ConfigField kFields[] = {
     F(train, seed, "seed of parameters, data and every random draw"),
     F(train, per_token_loss, "average the loss over all tokens of the global batch"),
     F(train, run_dir, "output directory (config, metrics, checkpoints)"),
+    F(train, recompute, "activation recomputation: none | moe (MoE blocks) | full (whole pipeline chunks)"),
     // [optim]
     F(optim, lr, "peak learning rate"),
     F(optim, min_lr, "final learning rate of the cosine schedule"),

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -12,11 +13,43 @@
 
 namespace foldmoe {
 
+// The activations of one in-flight (micro-batch, chunk).
+struct Model::Slot {
+  int64_t S = 0, B = 0;
+  bool done = false;       // backward finished; the input gradient may still be waiting to be sent
+  std::vector<float> x;    // [N_loc, H] residual stream: the chunk input, then its output
+  std::vector<float> x_in; // copy of the chunk input (recompute = full)
+  std::vector<float> dx;   // [N_loc, H] gradient of the chunk output, then of its input
+  std::vector<std::unique_ptr<TransformerLayer::Cache>> caches;  // one per layer of the chunk
+  MoEStepContext ctx;      // of the forward (recompute = full re-runs it)
+  // Head chunk.
+  RmsNormLayer::Cache final_norm;
+  std::vector<float> final_out, dfinal, logits;  // logits turn into dL/dlogits after the loss
+  // SP scratch (TP > 1): embedding output, gathered final activations, gradients.
+  std::vector<float> emb_full, final_full, dfinal_full, dx_full;
+};
+
+namespace {
+// The pipeline split follows the groups, like every other dimension: a config written by a
+// pipelined run still builds the whole model in one process (evaluation, generation).
+PipelineLayout layout_for(const Config& cfg, const ProcessGroups& groups) {
+  const int pp = groups.pp->size();
+  if (pp == 1) return PipelineLayout::even(cfg.model.layers, 1, 1);
+  FOLDMOE_CHECK(pp == cfg.parallel.pp, "pipeline group has {} ranks but [parallel] pp = {}", pp, cfg.parallel.pp);
+  return PipelineLayout::of(cfg.model.layers, pp, cfg.parallel.vpp, cfg.parallel.pipeline_layers);
+}
+}  // namespace
+
 Model::Model(const Config& cfg, const ProcessGroups& groups)
-    : cfg_(cfg), groups_(groups), H_(cfg.model.hidden), V_(cfg.model.vocab) {
+    : cfg_(cfg), groups_(groups), H_(cfg.model.hidden), V_(cfg.model.vocab), layout_(layout_for(cfg, groups)) {
   FOLDMOE_CHECK(V_ > 0, "vocabulary size must be resolved before building the model");
   tp_size_ = groups.tp->size();
   tp_rank_ = groups.tp->rank();
+  stage_ = groups.pp->rank();
+  recompute_ = cfg.train.recompute == "full" ? Recompute::Full
+               : cfg.train.recompute == "moe" ? Recompute::Moe
+                                              : Recompute::None;
+  for (int i = 0; i < cfg.model.layers; ++i) num_moe_global_ += cfg.is_moe_layer(i);
   // Vocab-parallel rows (spec 03 §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
   // the exact vocabulary (padding is invisible to the math, so this changes nothing but work).
   vocab_ = VocabShard::of(V_, tp_size_, tp_rank_, tp_size_ > 1 ? 128 : 1);
@@ -25,98 +58,182 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
     return dense_.add({.name = name, .shape = {vocab_.rows, H_}, .global_shape = {V_, H_}, .init_std = std_in,
                        .global_index = when_sharded(tp_size_, vocab_shard(vocab_.rows, H_, tp_rank_, V_))});
   };
-  embedding_ = vocab_param("embedding.weight");
-  for (int i = 0; i < cfg.model.layers; ++i)
-    layers_.push_back(std::make_unique<TransformerLayer>(cfg, i, dense_, expert_, groups_));
-  final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
-  head_ = vocab_param("lm_head.weight");
+  // Parameter values are f(seed, name, global index), so a stage builds exactly the values the
+  // one-process model has for its layers.
+  if (layout_.stage_has_embedding(stage_)) embedding_ = vocab_param("embedding.weight");
+  chunks_.resize(size_t(layout_.vpp()));
+  for (int c = 0; c < layout_.vpp(); ++c)
+    for (int l : layout_.layers_of(stage_, c)) {
+      LocalLayer ll;
+      ll.global = l;
+      if (cfg.is_moe_layer(l))
+        for (int i = 0; i < l; ++i) ll.moe_index += cfg.is_moe_layer(i);
+      if (cfg.is_moe_layer(l)) ++ll.moe_index;
+      ll.layer = std::make_unique<TransformerLayer>(cfg, l, dense_, expert_, groups_);
+      chunks_[size_t(c)].push_back(std::move(ll));
+    }
+  if (layout_.stage_has_head(stage_)) {
+    final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
+    head_ = vocab_param("lm_head.weight");
+  }
   // The distributed optimizer shards whole arenas over dp_cp / edp (spec 03 §9.1).
   const bool zero1 = cfg.parallel.distributed_optimizer;
   dense_.allocate(zero1 ? std::lcm(int64_t(groups.dp_cp->size()), int64_t(128)) : 1);
   expert_.allocate(zero1 ? std::lcm(int64_t(groups.edp->size()), int64_t(128)) : 1);
   dense_.initialize(uint64_t(cfg.train.seed));
   expert_.initialize(uint64_t(cfg.train.seed));
-  for (auto& l : layers_) caches_.push_back(l->make_cache());
+  free_.resize(chunks_.size());
 }
+
+Model::~Model() = default;
 
 std::vector<MoELayer*> Model::moe_layers() {
   std::vector<MoELayer*> out;
-  for (auto& l : layers_)
-    if (l->is_moe()) out.push_back(l->moe());
+  for (auto& chunk : chunks_)
+    for (LocalLayer& l : chunk)
+      if (l.layer->is_moe()) out.push_back(l.layer->moe());
   return out;
 }
 
-int Model::num_moe_layers() const {
-  int n = 0;
-  for (auto& l : layers_) n += l->is_moe();
-  return n;
-}
+// ---------------------------------------------------------------------------------------------
+// Slots
 
-void Model::forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>& logits, MicroBatchResult& r) {
-  const int64_t N = mb.N(), N_loc = N / tp_size_, Vl = vocab_.rows;
-  for (int32_t id : mb.ids_N)
-    if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
-  std::vector<float>& x = x_NH_;  // this rank's SP piece of the residual stream [N_loc, H]
-  x.resize(size_t(N_loc * H_));
-  if (tp_size_ == 1) {
-    ops::embedding_forward(embedding_.w(), mb.ids_N.data(), x.data(), N, H_);
+Model::Slot& Model::slot_(int m, int c, const MicroBatch* mb) {
+  auto it = live_.find({m, c});
+  if (it != live_.end()) return *it->second;
+  FOLDMOE_CHECK(mb, "pipeline: no activations of micro-batch {} chunk {}", m, c);
+  FOLDMOE_CHECK(c >= 0 && c < int(chunks_.size()), "pipeline: chunk {} out of range", c);
+  std::unique_ptr<Slot> s;
+  auto& pool = free_[size_t(c)];
+  if (!pool.empty()) {
+    s = std::move(pool.back());
+    pool.pop_back();
   } else {
-    emb_full_.resize(size_t(N * H_));
-    vp_embedding_forward(embedding_.w(), mb.ids_N.data(), emb_full_.data(), N, H_, vocab_);
-    sp_reduce_scatter(*groups_.tp, emb_full_.data(), N_loc, H_, x.data());
+    s = std::make_unique<Slot>();
+    for (LocalLayer& l : chunks_[size_t(c)]) s->caches.push_back(l.layer->make_cache());
   }
-  r.moe.clear();
-  // The MoE block sees only this rank's rows: positions and tags of the SP piece.
-  MoEStepContext local = ctx;
-  local.S_loc = mb.S / tp_size_;
-  if (local.positions_N) local.positions_N += tp_rank_ * N_loc;
-  if (local.tag_N) local.tag_N += tp_rank_ * N_loc;
-  // Router record / replay: one [N, Lm, k] array, each MoE layer reads and writes its own k columns.
-  const int64_t Lm = num_moe_layers(), K = cfg_.moe.topk;
-  FOLDMOE_CHECK(mb.replay_NLK.empty() || int64_t(mb.replay_NLK.size()) == N * Lm * K,
-                "router replay: {} ids for N = {}, {} MoE layers, k = {}", mb.replay_NLK.size(), N, Lm, K);
-  FOLDMOE_CHECK(mb.replay_NLK.empty() || tp_size_ == 1, "router replay with tensor parallelism");
-  r.routing_NLK.assign(size_t(N * Lm * K), -1);
-  int64_t j = 0;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    MoEStats stats;
-    MoEStepContext lctx = local;
-    if (layers_[i]->is_moe()) {
-      lctx.replay_experts_NK = mb.replay_NLK.empty() ? nullptr : mb.replay_NLK.data() + j * K;
-      lctx.record_experts_NK = tp_size_ == 1 ? r.routing_NLK.data() + j * K : nullptr;
-      lctx.replay_stride = Lm * K;
-      ++j;
-    }
-    layers_[i]->forward(x, mb.S, mb.B, mb.positions_N.data(), lctx, *caches_[i], &stats);
-    if (layers_[i]->is_moe()) r.moe.push_back(std::move(stats));
-  }
-  final_out_NH_.resize(size_t(N_loc * H_));
-  final_norm_->forward(x.data(), final_out_NH_.data(), N_loc, final_norm_cache_);
-  // Head: column-parallel over the vocabulary on the SP-gathered final activations.
-  const float* xf = sp_gather(*groups_.tp, final_out_NH_.data(), N_loc, H_, final_full_);
-  logits.resize(size_t(N * Vl));
-  ops::linear_forward(xf, head_.w(), logits.data(), N, H_, Vl);
+  s->S = mb->S, s->B = mb->B;
+  s->done = false;
+  s->x.resize(size_t(activation_rows(*mb) * H_));
+  Slot& ref = *s;
+  live_.emplace(std::make_pair(m, c), std::move(s));
+  peak_live_ = std::max(peak_live_, int(live_.size()));
+  return ref;
 }
 
-MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepContext& ctx_in, std::vector<float>* logits_out) {
-  const int64_t N = mb.N();
-  MoEStepContext ctx = ctx_in;
+Model::Slot& Model::live_slot_(int m, int c, const char* what) {
+  auto it = live_.find({m, c});
+  FOLDMOE_CHECK(it != live_.end(), "pipeline: {} of micro-batch {} chunk {} before its forward", what, m, c);
+  return *it->second;
+}
+
+void Model::release(int m, int c) {
+  auto it = live_.find({m, c});
+  FOLDMOE_CHECK(it != live_.end() && it->second->done, "pipeline: release of micro-batch {} chunk {} before its backward",
+                m, c);
+  free_[size_t(c)].push_back(std::move(it->second));
+  live_.erase(it);
+}
+
+std::span<float> Model::stage_input(int m, int c, const MicroBatch& mb) {
+  FOLDMOE_CHECK(!layout_.has_embedding(stage_, c), "pipeline: the embedding chunk receives no activations");
+  Slot& s = slot_(m, c, &mb);
+  return {s.x.data(), s.x.size()};
+}
+
+std::span<const float> Model::stage_output(int m, int c) {
+  Slot& s = live_slot_(m, c, "send of the output");
+  return {s.x.data(), s.x.size()};
+}
+
+std::span<float> Model::stage_output_grad(int m, int c) {
+  FOLDMOE_CHECK(!layout_.has_head(stage_, c), "pipeline: the head chunk receives no gradient");
+  Slot& s = live_slot_(m, c, "receive of the output gradient");
+  s.dx.resize(s.x.size());
+  return {s.dx.data(), s.dx.size()};
+}
+
+std::span<const float> Model::stage_input_grad(int m, int c) {
+  Slot& s = live_slot_(m, c, "send of the input gradient");
+  FOLDMOE_CHECK(s.done, "pipeline: input gradient of micro-batch {} chunk {} sent before its backward", m, c);
+  return {s.dx.data(), s.dx.size()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pieces of the forward and backward
+
+MoEStepContext Model::full_context_(const MicroBatch& mb, const MoEStepContext& in) const {
+  MoEStepContext ctx = in;
   ctx.S_loc = mb.S;
   ctx.B = mb.B;
   ctx.S_full = mb.full_length();
   ctx.valid_N = nullptr;  // the loss mask selects CE targets; every input token is a real token
   ctx.global_seq_B = mb.global_seq_B.data();
   ctx.positions_N = mb.positions_N.data();
-  MicroBatchResult r;
-  std::vector<float>& logits = logits_NV_;
-  forward_(mb, ctx, logits, r);
-  if (logits_out) *logits_out = logits;
+  return ctx;
+}
 
+void Model::embed_(const MicroBatch& mb, Slot& s) {
+  const int64_t N = mb.N(), N_loc = activation_rows(mb);
+  for (int32_t id : mb.ids_N)
+    if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
+  s.x.resize(size_t(N_loc * H_));
+  if (tp_size_ == 1) {
+    ops::embedding_forward(embedding_.w(), mb.ids_N.data(), s.x.data(), N, H_);
+  } else {
+    s.emb_full.resize(size_t(N * H_));
+    vp_embedding_forward(embedding_.w(), mb.ids_N.data(), s.emb_full.data(), N, H_, vocab_);
+    sp_reduce_scatter(*groups_.tp, s.emb_full.data(), N_loc, H_, s.x.data());
+  }
+}
+
+void Model::layers_forward_(int c, const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult* r,
+                            std::vector<int32_t>* routing_NLK) {
+  const int64_t N = mb.N(), N_loc = activation_rows(mb);
+  // The MoE block sees only this rank's rows: positions and tags of the SP piece.
+  MoEStepContext local = ctx;
+  local.S_loc = mb.S / tp_size_;
+  if (local.positions_N) local.positions_N += tp_rank_ * N_loc;
+  if (local.tag_N) local.tag_N += tp_rank_ * N_loc;
+  // Router record / replay: one [N, Lm, k] array over the model's MoE layers; each MoE layer reads
+  // and writes its own k columns.
+  const int64_t Lm = num_moe_global_, K = cfg_.moe.topk;
+  FOLDMOE_CHECK(mb.replay_NLK.empty() || int64_t(mb.replay_NLK.size()) == N * Lm * K,
+                "router replay: {} ids for N = {}, {} MoE layers, k = {}", mb.replay_NLK.size(), N, Lm, K);
+  FOLDMOE_CHECK(mb.replay_NLK.empty() || tp_size_ == 1, "router replay with tensor parallelism");
+  auto& layers = chunks_[size_t(c)];
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LocalLayer& L = layers[i];
+    MoEStats stats;
+    MoEStepContext lctx = local;
+    if (L.moe_index >= 0) {
+      lctx.replay_experts_NK = mb.replay_NLK.empty() ? nullptr : mb.replay_NLK.data() + L.moe_index * K;
+      lctx.record_experts_NK = routing_NLK && tp_size_ == 1 ? routing_NLK->data() + L.moe_index * K : nullptr;
+      lctx.replay_stride = Lm * K;
+    }
+    L.layer->forward(s.x, mb.S, mb.B, mb.positions_N.data(), lctx, *s.caches[i], &stats);
+    if (r && L.moe_index >= 0) r->moe.emplace_back(L.moe_index, std::move(stats));
+  }
+}
+
+void Model::head_forward_(Slot& s) {
+  const int64_t N = s.S * s.B, N_loc = N / tp_size_;
+  s.final_out.resize(size_t(N_loc * H_));
+  final_norm_->forward(s.x.data(), s.final_out.data(), N_loc, s.final_norm);
+  // Head: column-parallel over the vocabulary on the SP-gathered final activations.
+  const float* xf = sp_gather(*groups_.tp, s.final_out.data(), N_loc, H_, s.final_full);
+  s.logits.resize(size_t(N * vocab_.rows));
+  ops::linear_forward(xf, head_.w(), s.logits.data(), N, H_, vocab_.rows);
+}
+
+void Model::loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult& r) {
   // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
   // The seed σ does not depend on the loss values, so the CE forward and its backward (in place
   // on the logits) run fused, row by row.
+  const int64_t N = mb.N();
   std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
   // n_mb: valid tokens of the micro-batch over all CP ranks (spec 03 §7), a constant of the step.
+  r.has_loss = true;
   r.n_valid = mb.valid_count();
   if (groups_.cp->size() > 1) {
     double nv = double(r.n_valid);
@@ -125,108 +242,198 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   }
   const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
   for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
+  float* logits = s.logits.data();
   if (tp_size_ == 1) {
-    ops::cross_entropy_forward_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(),
-                                        lse.data(), logits.data(), N, V_);
+    ops::cross_entropy_forward_backward(logits, mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(), lse.data(),
+                                        logits, N, V_);
   } else {  // vocab-parallel: the CE is identical on all TP ranks, each seeds only its shard
-    vp_cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, vocab_,
+    vp_cross_entropy_forward(logits, mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, vocab_,
                              *groups_.tp);
-    vp_cross_entropy_backward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(),
-                              logits.data(), N, vocab_);
+    vp_cross_entropy_backward(logits, mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(), logits, N, vocab_);
   }
+  r.ce_sum = 0;
   for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+}
 
-  // Backward, mirror of forward_.
-  const int64_t N_loc = N / tp_size_;
-  std::vector<float>&dfinal = dfinal_NH_, &dx = dx_NH_;
-  dfinal.resize(size_t(N_loc * H_));
-  dx.resize(size_t(N_loc * H_));
+void Model::head_backward_(Slot& s) {
+  const int64_t N = s.S * s.B, N_loc = N / tp_size_;
+  s.dfinal.resize(size_t(N_loc * H_));
+  s.dx.resize(size_t(N_loc * H_));
   if (tp_size_ == 1) {
-    ops::linear_backward(final_out_NH_.data(), head_.w(), logits.data(), dfinal.data(), head_.g(), N, H_, V_);
+    ops::linear_backward(s.final_out.data(), head_.w(), s.logits.data(), s.dfinal.data(), head_.g(), N, H_, V_);
   } else {
-    dfinal_full_.resize(size_t(N * H_));
-    ops::linear_backward(final_full_.data(), head_.w(), logits.data(), dfinal_full_.data(), head_.g(), N, H_,
+    s.dfinal_full.resize(size_t(N * H_));
+    ops::linear_backward(s.final_full.data(), head_.w(), s.logits.data(), s.dfinal_full.data(), head_.g(), N, H_,
                          vocab_.rows);
-    sp_reduce_scatter(*groups_.tp, dfinal_full_.data(), N_loc, H_, dfinal.data());  // partial over TP
+    sp_reduce_scatter(*groups_.tp, s.dfinal_full.data(), N_loc, H_, s.dfinal.data());  // partial over TP
   }
-  final_norm_->backward(dfinal.data(), dx.data(), N_loc, final_norm_cache_);
-  for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
+  final_norm_->backward(s.dfinal.data(), s.dx.data(), N_loc, s.final_norm);
+}
+
+void Model::layers_backward_(int c, const MicroBatch& mb, Slot& s) {
+  auto& layers = chunks_[size_t(c)];
+  for (size_t i = layers.size(); i-- > 0;) layers[i].layer->backward(s.dx, mb.S, mb.B, mb.positions_N.data(), *s.caches[i]);
+}
+
+void Model::embed_backward_(const MicroBatch& mb, Slot& s) {
+  const int64_t N = mb.N(), N_loc = activation_rows(mb);
   if (tp_size_ == 1) {
-    ops::embedding_backward(mb.ids_N.data(), dx.data(), embedding_.g(), N, H_);
+    ops::embedding_backward(mb.ids_N.data(), s.dx.data(), embedding_.g(), N, H_);
   } else {
-    const float* d = sp_gather(*groups_.tp, dx.data(), N_loc, H_, dx_full_);
+    const float* d = sp_gather(*groups_.tp, s.dx.data(), N_loc, H_, s.dx_full);
     vp_embedding_backward(mb.ids_N.data(), d, embedding_.g(), N, H_, vocab_);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline stage API
+
+ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoEStepContext& ctx_in) {
+  const bool embeds = layout_.has_embedding(stage_, c), head = layout_.has_head(stage_, c);
+  FOLDMOE_CHECK(embeds || live_.count({m, c}), "pipeline: forward of micro-batch {} chunk {} before its input arrived",
+                m, c);
+  Slot& s = slot_(m, c, &mb);
+  const MoEStepContext ctx = full_context_(mb, ctx_in);
+  ChunkResult r;
+  if (embeds) embed_(mb, s);
+  if (recompute_ == Recompute::Full) {
+    s.x_in = s.x;
+    s.ctx = ctx;
+  }
+  layers_forward_(c, mb, ctx, s, &r, nullptr);
+  if (recompute_ != Recompute::None) {
+    auto& layers = chunks_[size_t(c)];
+    for (size_t i = 0; i < layers.size(); ++i)
+      layers[i].layer->release_activations(*s.caches[i], /*moe_only=*/recompute_ == Recompute::Moe);
+  }
+  if (head) {
+    head_forward_(s);
+    loss_(mb, ctx, s, r);
+  }
+  return r;
+}
+
+void Model::stage_backward(int m, int c, const MicroBatch& mb) {
+  Slot& s = live_slot_(m, c, "backward");
+  if (layout_.has_head(stage_, c)) head_backward_(s);
+  FOLDMOE_CHECK(int64_t(s.dx.size()) == activation_rows(mb) * H_, "pipeline: backward of micro-batch {} chunk {} "
+                "without its output gradient", m, c);
+  if (recompute_ == Recompute::Full) {  // the chunk's forward again from its kept input
+    MoEStepContext ctx = s.ctx;
+    ctx.recompute = true;
+    s.x = s.x_in;
+    layers_forward_(c, mb, ctx, s, nullptr, nullptr);
+  }
+  layers_backward_(c, mb, s);
+  s.done = true;
+  if (layout_.has_embedding(stage_, c)) {
+    embed_backward_(mb, s);
+    release(m, c);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-stage conveniences (tests, reference dump, RL, evaluation)
+
+MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepContext& ctx_in, std::vector<float>* logits_out) {
+  FOLDMOE_CHECK(layout_.pp() == 1, "forward_backward runs the whole model on one pipeline stage");
+  const int64_t N = mb.N(), K = cfg_.moe.topk;
+  Slot& s = slot_(-1, 0, &mb);
+  const MoEStepContext ctx = full_context_(mb, ctx_in);
+  MicroBatchResult r;
+  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
+  ChunkResult cr;
+  embed_(mb, s);
+  layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
+  head_forward_(s);
+  if (logits_out) *logits_out = s.logits;
+  loss_(mb, ctx, s, cr);
+  head_backward_(s);
+  layers_backward_(0, mb, s);
+  embed_backward_(mb, s);
+  s.done = true;
+  release(-1, 0);
+  r.ce_sum = cr.ce_sum;
+  r.n_valid = cr.n_valid;
+  for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
   return r;
 }
 
 MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx_in,
                                                 const LogitsGradFn& loss_grad) {
-  // The RL loss needs whole-vocabulary rows per token; RL runs with TP = 1 (rl_trainer checks).
-  FOLDMOE_CHECK(tp_size_ == 1, "forward_backward_logits with tensor parallelism");
-  const int64_t N = mb.N();
-  MoEStepContext ctx = ctx_in;
-  ctx.S_loc = mb.S;
-  ctx.B = mb.B;
+  // The RL loss needs whole-vocabulary rows per token; RL runs with TP = PP = 1 (rl_trainer checks).
+  FOLDMOE_CHECK(tp_size_ == 1 && layout_.pp() == 1, "forward_backward_logits with tensor or pipeline parallelism");
+  const int64_t N = mb.N(), K = cfg_.moe.topk;
+  Slot& s = slot_(-1, 0, &mb);
+  MoEStepContext ctx = full_context_(mb, ctx_in);
   ctx.S_full = mb.S;
-  ctx.valid_N = nullptr;
-  ctx.global_seq_B = mb.global_seq_B.data();
-  ctx.positions_N = mb.positions_N.data();
   MicroBatchResult r;
-  std::vector<float> logits;
-  forward_(mb, ctx, logits, r);
+  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
+  ChunkResult cr;
+  embed_(mb, s);
+  layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
+  head_forward_(s);
   r.n_valid = mb.valid_count();
   std::vector<float> dlogits(size_t(N * V_), 0.0f);
-  loss_grad(logits, dlogits);
+  loss_grad(s.logits, dlogits);
   FOLDMOE_CHECK(int64_t(dlogits.size()) == N * V_, "loss_grad resized dlogits to {} (expected {})", dlogits.size(),
                 N * V_);
-  backward_(mb, dlogits);
+  s.logits.swap(dlogits);
+  head_backward_(s);
+  layers_backward_(0, mb, s);
+  embed_backward_(mb, s);
+  s.done = true;
+  release(-1, 0);
+  for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
   return r;
 }
 
-void Model::backward_(const MicroBatch& mb, std::vector<float>& dlogits) {
-  const int64_t N = mb.N();
-  std::vector<float> dfinal(size_t(N * H_)), dx(size_t(N * H_));
-  ops::linear_backward(final_out_NH_.data(), head_.w(), dlogits.data(), dfinal.data(), head_.g(), N, H_, V_);
-  final_norm_->backward(dfinal.data(), dx.data(), N, final_norm_cache_);
-  for (size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(dx, mb.S, mb.B, mb.positions_N.data(), *caches_[i]);
-  ops::embedding_backward(mb.ids_N.data(), dx.data(), embedding_.g(), N, H_);
-}
-
 void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, MicroBatchResult* result) {
-  FOLDMOE_CHECK(tp_size_ == 1, "full-vocabulary logits are only formed with one TP rank (evaluation, generation)");
+  FOLDMOE_CHECK(tp_size_ == 1 && layout_.pp() == 1,
+                "full-vocabulary logits are only formed with one TP rank and one pipeline stage (evaluation, generation)");
+  const int64_t N = mb.N(), K = cfg_.moe.topk;
   MoEStepContext ctx;
   ctx.training = false;
-  ctx.S_loc = mb.S;
-  ctx.B = mb.B;
-  ctx.S_full = mb.full_length();
-  ctx.global_seq_B = mb.global_seq_B.data();
-  ctx.positions_N = mb.positions_N.data();
+  ctx = full_context_(mb, ctx);
+  Slot& s = slot_(-1, 0, &mb);
   MicroBatchResult r;
-  forward_(mb, ctx, logits, r);
+  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
+  ChunkResult cr;
+  embed_(mb, s);
+  layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
+  head_forward_(s);
+  logits.swap(s.logits);
+  s.done = true;
+  release(-1, 0);
   if (result) {
-    std::vector<float> ce(static_cast<size_t>(mb.N())), lse(static_cast<size_t>(mb.N()));
-    ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), mb.N(), V_);
+    std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N));
+    ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);
     r.n_valid = mb.valid_count();
-    for (int64_t n = 0; n < mb.N(); ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+    for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+    for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
     *result = std::move(r);
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// State
+
 std::map<std::string, std::vector<float>> Model::buffers() {
   std::map<std::string, std::vector<float>> out;
-  for (int l = 0; l < int(layers_.size()); ++l)
-    if (layers_[size_t(l)]->is_moe() && !layers_[size_t(l)]->moe()->expert_bias().empty())
-      out["layers." + std::to_string(l) + ".moe.router.expert_bias"] = layers_[size_t(l)]->moe()->expert_bias();
+  for (auto& chunk : chunks_)
+    for (LocalLayer& l : chunk)
+      if (l.layer->is_moe() && !l.layer->moe()->expert_bias().empty())
+        out["layers." + std::to_string(l.global) + ".moe.router.expert_bias"] = l.layer->moe()->expert_bias();
   return out;
 }
 
 void Model::set_buffers(const std::map<std::string, std::vector<float>>& buffers) {
-  for (int l = 0; l < int(layers_.size()); ++l) {
-    if (!layers_[size_t(l)]->is_moe()) continue;
-    auto it = buffers.find("layers." + std::to_string(l) + ".moe.router.expert_bias");
-    if (it != buffers.end()) layers_[size_t(l)]->moe()->expert_bias() = it->second;
-  }
+  for (auto& chunk : chunks_)
+    for (LocalLayer& l : chunk) {
+      if (!l.layer->is_moe()) continue;
+      auto it = buffers.find("layers." + std::to_string(l.global) + ".moe.router.expert_bias");
+      if (it != buffers.end()) l.layer->moe()->expert_bias() = it->second;
+    }
 }
 
 void Model::finalize_global_batch() {

@@ -1,11 +1,20 @@
 // The decoder LM: embedding -> L x TransformerLayer -> RMSNorm -> untied LM head -> cross-entropy.
 // Model math knows nothing of parallelism beyond the process groups it is handed.
+//
+// With pipeline parallelism (spec 03 §6) a rank builds only its stage's layers (its chunks, when
+// virtual stages are used); the embedding lives on stage 0, the final norm, head and loss on the
+// last stage. The stage API below runs one (micro-batch, chunk) at a time; each in-flight pair
+// owns an activation slot from its forward until its backward (and the send of its input
+// gradient) is done, so only the activations the schedule needs are alive. One process is the
+// one-stage case of the same code.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/process_groups.h"
@@ -13,6 +22,7 @@
 #include "model/batch.h"
 #include "model/rmsnorm_layer.h"
 #include "model/transformer_layer.h"
+#include "parallel/pipeline_stages.h"
 #include "parallel/vocab_parallel.h"
 
 namespace foldmoe {
@@ -24,20 +34,31 @@ struct MicroBatchResult {
   std::vector<int32_t> routing_NLK;  // selected experts [N, MoE layers, k] (ascending ids), for replay
 };
 
+// What the forward of one pipeline chunk reports.
+struct ChunkResult {
+  bool has_loss = false;  // the chunk holds the head: ce_sum / n_valid are set
+  double ce_sum = 0;
+  int64_t n_valid = 0;
+  std::vector<std::pair<int, MoEStats>> moe;  // (model-wide MoE layer index, stats) per MoE layer of the chunk
+};
+
 class Model {
  public:
   // cfg.model.vocab must be resolved (> 0). Parameters are registered, allocated and initialised
   // from cfg.train.seed.
   Model(const Config& cfg, const ProcessGroups& groups);
+  ~Model();
 
   ParamArena& dense() { return dense_; }
   ParamArena& expert() { return expert_; }
   const Config& config() const { return cfg_; }
+  // The MoE layers this rank holds (all of them without pipeline parallelism), in layer order.
   std::vector<MoELayer*> moe_layers();
-  int num_moe_layers() const;
+  // MoE layers of the whole model (every stage).
+  int num_moe_layers() const { return num_moe_global_; }
 
-  // Forward and backward of one micro-batch. The per-token loss gradient is
-  // loss_seed / n_valid (mean mode) so that gradients accumulate the step objective.
+  // Forward and backward of one micro-batch (one pipeline stage only). The per-token loss gradient
+  // is loss_seed / n_valid (mean mode) so that gradients accumulate the step objective.
   // ctx carries step, loss_seed and mode for the MoE aux losses. logits_NV, if given, receives the
   // logits (rows n = s·B + b).
   MicroBatchResult forward_backward(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>* logits_NV = nullptr);
@@ -53,8 +74,35 @@ class Model {
   // Forward only (evaluation / generation): logits [N, V], no MoE counters updated.
   void forward_logits(const MicroBatch& mb, std::vector<float>& logits_NV, MicroBatchResult* result = nullptr);
 
+  // ---- Pipeline stage API (spec 03 §6); (m, c) = (micro-batch, local chunk). -----------------
+  const PipelineLayout& pipeline() const { return layout_; }
+  int pipeline_stage() const { return stage_; }
+  // Rows of this rank's activation piece of mb ([S·B/TP, H] floats per message).
+  int64_t activation_rows(const MicroBatch& mb) const { return mb.N() / tp_size_; }
+  // Receive target for the input activation of (m, c) (not chunk 0 of stage 0).
+  std::span<float> stage_input(int m, int c, const MicroBatch& mb);
+  // Send source: the output activation of (m, c) after its forward.
+  std::span<const float> stage_output(int m, int c);
+  // Receive target for the gradient of the output of (m, c) (not the head chunk).
+  std::span<float> stage_output_grad(int m, int c);
+  // Send source: the gradient of the input of (m, c) after its backward.
+  std::span<const float> stage_input_grad(int m, int c);
+  // Forward of (m, c): chunk 0 of stage 0 embeds mb.ids_N; the head chunk computes the loss with
+  // ctx.loss_seed and seeds its backward. mb (and what ctx points into) must stay alive until
+  // the backward of (m, c).
+  ChunkResult stage_forward(int m, int c, const MicroBatch& mb, const MoEStepContext& ctx);
+  // Backward of (m, c); the embedding chunk releases its slot here, others after release().
+  void stage_backward(int m, int c, const MicroBatch& mb);
+  // Frees the slot of (m, c) once its input gradient was sent.
+  void release(int m, int c);
+  // Activation slots alive now and the most alive at once since the last reset (memory check).
+  int live_slots() const { return int(live_.size()); }
+  int peak_live_slots() const { return peak_live_; }
+  void reset_peak_live_slots() { peak_live_ = int(live_.size()); }
+
   // Non-parameter state that checkpoints carry (expert-bias buffers), by global name
   // ("layers.<i>.moe.router.expert_bias"), and its restore (names not present are left alone).
+  // Only this stage's layers; Trainer gathers them over the pipeline.
   std::map<std::string, std::vector<float>> buffers();
   void set_buffers(const std::map<std::string, std::vector<float>>& buffers);
 
@@ -62,27 +110,43 @@ class Model {
   void finalize_global_batch();
 
  private:
-  void backward_(const MicroBatch& mb, std::vector<float>& dlogits_NV);
-  void forward_(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>& logits, MicroBatchResult& r);
+  struct Slot;
+  struct LocalLayer {
+    int global = 0;      // layer index in the whole model
+    int moe_index = -1;  // model-wide MoE layer index, -1 for a dense layer
+    std::unique_ptr<TransformerLayer> layer;
+  };
+  Slot& slot_(int m, int c, const MicroBatch* mb);
+  Slot& live_slot_(int m, int c, const char* what);
+  void embed_(const MicroBatch& mb, Slot& s);
+  void layers_forward_(int c, const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult* r,
+                       std::vector<int32_t>* routing_NLK);
+  void head_forward_(Slot& s);  // final norm + logits into s.logits
+  // Mean-mode / per-token CE loss on s.logits, turned into dL/dlogits in place.
+  void loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult& r);
+  void head_backward_(Slot& s);  // s.logits holds dL/dlogits; writes s.dx
+  void layers_backward_(int c, const MicroBatch& mb, Slot& s);
+  void embed_backward_(const MicroBatch& mb, Slot& s);
+  MoEStepContext full_context_(const MicroBatch& mb, const MoEStepContext& ctx) const;
 
   Config cfg_;
   ProcessGroups groups_;
   int64_t H_, V_;
   VocabShard vocab_;  // this TP rank's rows of the (padded) vocabulary
   int tp_size_ = 1, tp_rank_ = 0;
+  PipelineLayout layout_;
+  int stage_ = 0, num_moe_global_ = 0;
+  enum class Recompute { None, Moe, Full } recompute_ = Recompute::None;
   ParamArena dense_{ArenaKind::Dense}, expert_{ArenaKind::Expert};
-  Param embedding_, head_;
-  std::vector<std::unique_ptr<TransformerLayer>> layers_;
-  std::unique_ptr<RmsNormLayer> final_norm_;
+  Param embedding_, head_;  // embedding on stage 0, head on the last stage
+  std::vector<std::vector<LocalLayer>> chunks_;  // [local chunk] -> its layers
+  std::unique_ptr<RmsNormLayer> final_norm_;     // last stage
 
-  // Activation caches of the in-flight micro-batch.
-  std::vector<std::unique_ptr<TransformerLayer::Cache>> caches_;
-  RmsNormLayer::Cache final_norm_cache_;
-  std::vector<float> final_out_NH_;
-  // Step buffers kept across calls: fresh multi-MB vectors each step cost page faults and zero-fill
-  // (logits alone is N·V floats). Every one is fully overwritten before it is read.
-  std::vector<float> x_NH_, logits_NV_, dfinal_NH_, dx_NH_;
-  std::vector<float> emb_full_, final_full_, dfinal_full_, dx_full_;  // SP scratch (TP > 1)
+  // Activation slots: live ones by (m, c); finished ones are kept per chunk for reuse, so that
+  // steady-state steps touch warm pages instead of faulting in fresh multi-MB buffers.
+  std::map<std::pair<int, int>, std::unique_ptr<Slot>> live_;
+  std::vector<std::vector<std::unique_ptr<Slot>>> free_;
+  int peak_live_ = 0;
 };
 
 }  // namespace foldmoe

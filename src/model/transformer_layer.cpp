@@ -44,6 +44,17 @@ void TransformerLayer::forward(std::vector<float>& x, int64_t S, int64_t B, cons
   for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
 }
 
+void TransformerLayer::release_activations(Cache& c, bool moe_only) const {
+  if (moe_) moe_->release_activations(*c.moe, /*keep_input=*/moe_only);
+  if (moe_only) return;
+  c.attn_norm = {};
+  c.mlp_norm = {};
+  c.attn = {};
+  c.mlp = {};
+  c.work_a_NH = {};
+  c.work_b_NH = {};
+}
+
 void TransformerLayer::backward(std::vector<float>& dx, int64_t S, int64_t B, const int32_t* pos, Cache& c) {
   const int64_t N = S * B / tp_size_;
   std::vector<float>&dnormed = c.work_a_NH, &dbranch = c.work_b_NH;

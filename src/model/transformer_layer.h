@@ -34,6 +34,11 @@ class TransformerLayer {
   // dx_NH: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.
   void backward(std::vector<float>& dx_NH, int64_t S, int64_t B, const int32_t* positions_N, Cache& c);
 
+  // Frees the activations a finished forward cached (train.recompute): moe_only drops the MoE
+  // block's (its backward re-runs it from the kept input); otherwise everything is dropped and the
+  // caller re-runs this layer's forward (with ctx.recompute) before its backward.
+  void release_activations(Cache& c, bool moe_only) const;
+
   bool is_moe() const { return moe_ != nullptr; }
   MoELayer* moe() { return moe_.get(); }
 

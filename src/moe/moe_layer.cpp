@@ -23,6 +23,8 @@ using namespace moe;
 struct MoELayer::Cache {
   int64_t N = 0, E = 0;
   bool training = false, jitter = false;
+  bool released = false;  // activations freed after the forward (recompute in backward)
+  MoEStepContext ctx;     // of the forward (pointers into the caller's micro-batch)
   std::vector<float> x_NH, u_NH, xr_NH;            // input copy, jitter multipliers, router input
   std::vector<float> logits_NE, probs_NE, saved_NE, final_probs_NE, daux_NE;
   std::vector<uint8_t> map_NE, final_map_NE, kept_NE, auxmap_NE;
@@ -136,10 +138,14 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   const int E = I.E;
   const int64_t H = I.H;
   FOLDMOE_CHECK(N == ctx.S_loc * ctx.B, "MoE forward: N = {} but S_loc·B = {}·{}", N, ctx.S_loc, ctx.B);
+  FOLDMOE_CHECK(!ctx.recompute || (ctx.training && int64_t(c.daux_NE.size()) >= N * E),
+                "MoE recompute without the aux gradients of a first forward");
   c.N = N, c.E = E;
   c.training = ctx.training;
+  c.released = false;
+  c.ctx = ctx;
   float* xc = ensure(c.x_NH, N * H);
-  std::memcpy(xc, x, size_t(N * H) * sizeof(float));
+  if (xc != x) std::memcpy(xc, x, size_t(N * H) * sizeof(float));
 
   // 1. Input jitter (training only).
   c.jitter = ctx.training && I.m.input_jitter_eps && *I.m.input_jitter_eps > 0;
@@ -161,7 +167,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
 
   // 3 + 6. z-loss and aux pieces (training only): gradients precomputed into daux.
   AuxValues aux;
-  if (ctx.training) {
+  if (ctx.training && !ctx.recompute) {
     float* daux = ensure(c.daux_NE, N * E);
     std::fill(daux, daux + N * E, 0.0f);
     if (I.aopt.any()) {
@@ -182,7 +188,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   const int64_t rstride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
   route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data(),
         ctx.replay_experts_NK, rstride);
-  if (ctx.record_experts_NK)
+  if (ctx.record_experts_NK && !ctx.recompute)
     for (int64_t n = 0; n < N; ++n) {
       int32_t* r = ctx.record_experts_NK + n * rstride;
       for (int e = 0, j = 0; e < E && j < I.k; ++e)
@@ -208,7 +214,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   for (int64_t i = 0; i < N * E; ++i) kept[i] = uint8_t(map[i] & fmap[i]);
 
   // 7. Expert-bias demand counts (pre-capacity, valid tokens, training forward only).
-  if (ctx.training && !I.local_counts.empty())
+  if (ctx.training && !ctx.recompute && !I.local_counts.empty())
     for (int64_t n = 0; n < N; ++n)
       if (!ctx.valid_N || ctx.valid_N[n])
         for (int e = 0; e < E; ++e) I.local_counts[size_t(e)] += map[n * E + e];
@@ -226,7 +232,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   // Shared expert.
   if (I.shared) I.shared->forward(xc, N, y, c.sc);
 
-  if (stats) {
+  if (stats && !ctx.recompute) {
     stats->aux_loss = aux.aux;
     stats->seq_aux_loss = aux.seq;
     stats->global_aux_loss = aux.global;
@@ -248,8 +254,26 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   }
 }
 
+void MoELayer::release_activations(Cache& c, bool keep_input) const {
+  Cache kept;
+  kept.N = c.N, kept.E = c.E;
+  kept.training = c.training;
+  kept.released = true;
+  kept.ctx = c.ctx;
+  kept.daux_NE = std::move(c.daux_NE);
+  if (keep_input) kept.x_NH = std::move(c.x_NH);
+  c = std::move(kept);
+}
+
 void MoELayer::backward(Cache& c, const float* dy, float* dx) {
   Impl& I = *impl_;
+  if (c.released) {  // recompute = moe: the forward again from the kept input (output discarded)
+    FOLDMOE_CHECK(int64_t(c.x_NH.size()) >= c.N * I.H, "MoE backward after its input was released");
+    MoEStepContext ctx = c.ctx;
+    ctx.recompute = true;
+    std::vector<float> y(size_t(c.N * I.H));
+    forward(c.x_NH.data(), y.data(), c.N, ctx, c, nullptr);
+  }
   const int E = I.E;
   const int64_t N = c.N, H = I.H;
   TokenDispatcher& D = *I.dispatcher;

@@ -38,6 +38,10 @@ struct MoEStepContext {
   // If set, receives the k selected expert ids of each row (ascending), same layout as replay.
   int32_t* record_experts_NK = nullptr;
   int64_t replay_stride = 0;  // elements between rows of replay/record; 0 = k
+  // Recomputation forward (train.recompute): the same micro-batch's forward again, in backward.
+  // It reuses the aux/z-loss gradients of the first forward (the global-aux accumulators have
+  // moved on since) and updates no counters, statistics or records, so they count once.
+  bool recompute = false;
 };
 
 // What one forward of the block reports (logged values of spec 02 §4.9 and §3.6).
@@ -63,8 +67,12 @@ class MoELayer {
 
   // x_NH: block input (after the pre-norm); y_NH overwritten.
   void forward(const float* x_NH, float* y_NH, int64_t N, const MoEStepContext& ctx, Cache& cache, MoEStats* stats);
-  // dx_NH overwritten; parameter gradients accumulated into the arenas.
+  // dx_NH overwritten; parameter gradients accumulated into the arenas. Re-runs the forward first
+  // when release_activations dropped it (train.recompute = moe).
   void backward(Cache& cache, const float* dy_NH, float* dx_NH);
+  // Frees the activations of a finished forward, keeping its aux-loss gradients (and, with
+  // keep_input, its input and context, so backward can recompute the rest by itself).
+  void release_activations(Cache& cache, bool keep_input) const;
   // Once per global batch after gradient synchronisation (spec 03 §10 step 4):
   // expert-bias update from the accumulated counts, reset of global-aux accumulators.
   void finalize_global_batch();

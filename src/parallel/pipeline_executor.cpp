@@ -24,6 +24,7 @@ void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::ve
         FOLDMOE_CHECK(cb.send_buffer, "pipeline: no send_buffer callback");
         const std::span<const float> buf = cb.send_buffer(a);
         pp.send(buf.data(), int64_t(buf.size()), a.peer, tag_base + pipeline_p2p_tag(spec, stage, a));
+        if (cb.after_send) cb.after_send(a);
         break;
       }
       case PipeOp::RecvForward:

@@ -25,6 +25,8 @@ struct PipelineCallbacks {
   // RecvForward/RecvBackward: where to receive (the input of local a.chunk for a.microbatch); its
   // size is the message size.
   std::function<std::span<float>(const PipeAction& a)> recv_buffer;
+  // Optional: called once a send has completed (its buffer may be freed).
+  std::function<void(const PipeAction& a)> after_send;
 };
 
 // Executes `actions` (normally pipeline_schedule(spec, stage)) in order. `pp.rank()` must be

@@ -8,6 +8,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/timer.h"
 #include "data/tokenizer.h"
@@ -17,6 +18,7 @@
 #include "train/lr_schedule.h"
 #include "parallel/grad_sync.h"
 #include "parallel/logical_params.h"
+#include "parallel/pipeline_executor.h"
 
 namespace foldmoe {
 
@@ -119,35 +121,63 @@ StepMetrics Trainer::train_step() {
   std::vector<double> task_counts(size_t(n_moe) * data::kNumTasks * size_t(E), 0.0);
   double lm = 0, aux = 0, z = 0;
   const int64_t n_glob = batch.valid_tokens();
+  // Every micro-batch of the step, built up front: pipeline stages run them interleaved, and a
+  // chunk's backward reads the micro-batch its forward saw.
+  std::vector<MicroBatch> mbs;
+  std::vector<MoEStepContext> ctxs;
   for (int64_t mi = 0; mi < M; ++mi) {
     const int64_t j = mi * DP + d;
     // CP rank c keeps its zig-zag chunks of every sequence (spec 03 §4.1, §5).
-    const MicroBatch mb = cp_split(make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
-                                                    batch.task_ids.data<uint8_t>(), S, j * B, B),
-                                   groups_.cp->size(), groups_.cp->rank());
+    mbs.push_back(cp_split(make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
+                                            batch.task_ids.data<uint8_t>(), S, j * B, B),
+                           groups_.cp->size(), groups_.cp->rank()));
+  }
+  for (int64_t mi = 0; mi < M; ++mi) {
     MoEStepContext ctx;
     ctx.training = true;
     ctx.step = step_;
     ctx.per_token_loss = cfg_.train.per_token_loss;
     ctx.loss_seed = cfg_.train.per_token_loss ? 1.0 : double(groups_.cp->size()) / double(M);
     ctx.dp_size = DP;
-    ctx.tag_N = mb.task_N.data();
+    ctx.tag_N = mbs[size_t(mi)].task_N.data();
     ctx.num_tags = data::kNumTasks;
-    const MicroBatchResult r = model_->forward_backward(mb, ctx);
+    ctxs.push_back(ctx);
+  }
+  const auto on_forward = [&](const ChunkResult& r) {
     // r.n_valid is n_mb (all CP ranks); the CP pieces are summed below.
-    lm += cfg_.train.per_token_loss ? r.ce_sum : r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
-    for (size_t l = 0; l < r.moe.size(); ++l) {
-      const MoEStats& s = r.moe[l];
+    if (r.has_loss)
+      lm += cfg_.train.per_token_loss ? r.ce_sum : r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) / double(M);
+    for (const auto& [l, s] : r.moe) {
       aux += (s.aux_loss + s.seq_aux_loss + s.global_aux_loss) / double(M) / n_moe;
       z += s.z_loss / double(M) / n_moe;
       for (int e = 0; e < E; ++e) {
-        m.tokens_per_expert[l][size_t(e)] += s.routed_E[size_t(e)];
-        kept[l][size_t(e)] += s.kept_E[size_t(e)];
+        m.tokens_per_expert[size_t(l)][size_t(e)] += s.routed_E[size_t(e)];
+        kept[size_t(l)][size_t(e)] += s.kept_E[size_t(e)];
       }
       for (size_t t = 0; t < s.routed_tag_E.size(); ++t)
-        task_counts[l * data::kNumTasks * size_t(E) + t] += double(s.routed_tag_E[t]);
+        task_counts[size_t(l) * data::kNumTasks * size_t(E) + t] += double(s.routed_tag_E[t]);
     }
-  }
+  };
+  // The stage's schedule (spec 03 §6.3–6.4; one stage: F0 B0 F1 B1 ...), activations and their
+  // gradients sent to the neighbouring stages.
+  Model& model = *model_;
+  PipelineCallbacks cb;
+  cb.forward = [&](int mb, int c) { on_forward(model.stage_forward(mb, c, mbs[size_t(mb)], ctxs[size_t(mb)])); };
+  cb.backward = [&](int mb, int c) { model.stage_backward(mb, c, mbs[size_t(mb)]); };
+  cb.send_buffer = [&](const PipeAction& a) {
+    return a.op == PipeOp::SendForward ? model.stage_output(a.microbatch, a.chunk)
+                                       : model.stage_input_grad(a.microbatch, a.chunk);
+  };
+  cb.recv_buffer = [&](const PipeAction& a) {
+    return a.op == PipeOp::RecvForward ? model.stage_input(a.microbatch, a.chunk, mbs[size_t(a.microbatch)])
+                                       : model.stage_output_grad(a.microbatch, a.chunk);
+  };
+  cb.after_send = [&](const PipeAction& a) {
+    if (a.op == PipeOp::SendBackward) model.release(a.microbatch, a.chunk);
+  };
+  const PipeScheduleSpec spec{.pp = model.pipeline().pp(), .micro_batches = int(M), .vpp = model.pipeline().vpp()};
+  run_pipeline_step(spec, *groups_.pp, cb);
+  FOLDMOE_CHECK(model.live_slots() == 0, "pipeline step left {} activation slots alive", model.live_slots());
   const double norm = finalize_and_step(n_glob);
   ++step_;
   if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below
@@ -158,9 +188,11 @@ StepMetrics Trainer::train_step() {
   }
 
   // Metrics: losses averaged over DP replicas (the lm pieces of the CP ranks summed first; aux and
-  // z are already reduced over tp_cp); expert counts summed over tp_dp_cp.
+  // z are already reduced over tp_cp; each pipeline stage holds the pieces of its own layers, the
+  // last one the lm loss); expert counts summed over the world (each stage fills its layers' rows).
   if (groups_.cp->size() > 1) groups_.cp->all_reduce(&lm, 1);
   double losses[3] = {lm, aux, z};
+  if (groups_.pp->size() > 1) groups_.pp->all_reduce(losses, 3);
   groups_.dp->all_reduce(losses, 3);
   m.lm_loss = cfg_.train.per_token_loss ? losses[0] / double(std::max<int64_t>(n_glob, 1)) : losses[0] / DP;
   m.aux_loss = losses[1] / DP;
@@ -171,7 +203,7 @@ StepMetrics Trainer::train_step() {
   for (int l = 0; l < n_moe; ++l)
     for (int e = 0; e < E; ++e) counts.push_back(double(kept[size_t(l)][size_t(e)]));
   counts.insert(counts.end(), task_counts.begin(), task_counts.end());
-  if (!counts.empty()) groups_.tp_dp_cp->all_reduce(counts.data(), int64_t(counts.size()));
+  if (!counts.empty()) groups_.world->all_reduce(counts.data(), int64_t(counts.size()));
   size_t k = 0;
   for (int l = 0; l < n_moe; ++l)
     for (int e = 0; e < E; ++e) m.tokens_per_expert[size_t(l)][size_t(e)] = int64_t(counts[k++]);
@@ -266,6 +298,15 @@ void Trainer::save_checkpoint(const std::string& dir) {
     ve = opt_expert_->v();
   }
   const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
+  // Expert-bias buffers live with their layers' stage: the stages' sets are merged.
+  std::map<std::string, std::vector<float>> buffers = model_->buffers();
+  if (groups_.pp->size() > 1) {
+    const nlohmann::json mine = buffers;
+    for (const std::string& other : all_gather_strings(*groups_.pp, mine.dump())) {
+      const nlohmann::json theirs = nlohmann::json::parse(other);  // must outlive the loop below
+      for (const auto& [name, values] : theirs.items()) buffers[name] = values.get<std::vector<float>>();
+    }
+  }
   std::vector<float> lmd = lp.gather(dense, md.data()), lvd = lp.gather(dense, vd.data());
   std::vector<float> lme = lp.gather(expert, me.data()), lve = lp.gather(expert, ve.data());
   if (groups_.world->rank() == 0) {
@@ -279,7 +320,7 @@ void Trainer::save_checkpoint(const std::string& dir) {
     st.adam_v_dense = &lvd;
     st.adam_m_expert = &lme;
     st.adam_v_expert = &lve;
-    st.buffers = model_->buffers();
+    st.buffers = buffers;
     st.config_toml = config_to_toml(cfg_);
     st.extra = {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}};
     train::save_checkpoint(dir, st);

@@ -107,10 +107,27 @@ def test_mpi_layout_error_is_reported_once():
     assert p.returncode != 0
     assert p.stderr.count("layout error L3: world size 3") == 1, p.stderr
     assert "Traceback" not in p.stderr and "internal error" not in p.stderr
-    # Pipeline stages are not executed yet: a valid pp layout is refused clearly, not run wrongly.
+    # A pipeline layout error is also reported once, before any rank starts work.
     p = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", BIN, "train",
-                        "--parallel.pp=2"], capture_output=True, text=True, env=ENV)
-    assert p.returncode != 0 and p.stderr.count("pp = 2: pipeline stages are not executed") == 1, p.stderr
+                        "--parallel.pp=2", "--model.layers=3"], capture_output=True, text=True, env=ENV)
+    assert p.returncode != 0 and p.stderr.count("layout error L12: [model] layers = 3") == 1, p.stderr
+
+
+def test_bad_pipeline_and_context_layouts_each_get_their_own_error():
+    expect_error(["train", "--parallel.pp=2", "--model.layers=3"], "L12", "layers = 3 is not divisible by pp = 2",
+                 "pipeline_layers")
+    expect_error(["train", "--parallel.pp=2", "--parallel.vpp=2", "--model.layers=6"], "L12",
+                 "not divisible by pp*vpp")
+    expect_error(["train", "--parallel.vpp=2"], "L12", "needs pp >= 2")
+    expect_error(["train", "--parallel.pp=2", "--parallel.vpp=2", "--model.layers=4", "--train.micro_batches=3"],
+                 "L14", "micro_batches = 3")
+    expect_error(["train", "--parallel.pp=2", "--model.layers=2", "--parallel.pipeline_layers=[3,0]"], "L12",
+                 "entry < 1", "sums to 3")
+    expect_error(["train", "--parallel.pp=2", "--model.layers=4", "--parallel.pipeline_layers=[1,1,2]"], "L12",
+                 "3 entries")
+    expect_error(["train", "--parallel.cp=2", "--train.seq_len=30"], "L8", "2*cp = 4")
+    expect_error(["train", "--train.recompute=some"], "recompute", "none | moe | full")
+    expect_error(["topology", "--world", "8", "--pp", "2", "--ep", "8"], "L4", "etp·ep·pp")
 
 
 def test_vocab_too_small_for_the_data():
@@ -122,4 +139,5 @@ if __name__ == "__main__":
           test_bad_toml_reports_the_location, test_missing_checkpoint,
           test_truncated_and_corrupted_checkpoints_are_rejected_and_left_alone, test_incomplete_checkpoint_is_rejected,
           test_checkpoint_of_another_model_names_the_parameter, test_bad_layouts_name_their_rule,
-          test_mpi_layout_error_is_reported_once, test_vocab_too_small_for_the_data])
+          test_mpi_layout_error_is_reported_once, test_bad_pipeline_and_context_layouts_each_get_their_own_error,
+          test_vocab_too_small_for_the_data])
