@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/bytes.h"
 #include "core/check.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
@@ -16,7 +17,6 @@ namespace foldmoe {
 // The activations of one in-flight (micro-batch, chunk).
 struct Model::Slot {
   int64_t S = 0, B = 0;
-  bool done = false;       // backward finished; the input gradient may still be waiting to be sent
   std::vector<float> x;    // [N_loc, H] residual stream: the chunk input, then its output
   std::vector<float> x_in; // copy of the chunk input (recompute = full)
   std::vector<float> dx;   // [N_loc, H] gradient of the chunk output, then of its input
@@ -113,7 +113,6 @@ Model::Slot& Model::slot_(int m, int c, const MicroBatch* mb) {
     for (LocalLayer& l : chunks_[size_t(c)]) s->caches.push_back(l.layer->make_cache());
   }
   s->S = mb->S, s->B = mb->B;
-  s->done = false;
   s->x.resize(size_t(activation_rows(*mb) * H_));
   Slot& ref = *s;
   live_.emplace(std::make_pair(m, c), std::move(s));
@@ -127,12 +126,29 @@ Model::Slot& Model::live_slot_(int m, int c, const char* what) {
   return *it->second;
 }
 
-void Model::release(int m, int c) {
+size_t Model::live_activation_bytes() const {
+  size_t n = 0;
+  for (const auto& [key, s] : live_) {
+    n += vector_bytes(s->x, s->x_in, s->dx, s->final_norm.x_NH, s->final_norm.rstd_N, s->final_out, s->dfinal,
+                      s->logits, s->emb_full, s->final_full, s->dfinal_full, s->dx_full);
+    for (const auto& c : s->caches) n += TransformerLayer::cache_bytes(*c);
+  }
+  for (const auto& [key, g] : pending_grads_) n += vector_bytes(g);
+  return n;
+}
+
+void Model::free_slot_(int m, int c) {
   auto it = live_.find({m, c});
-  FOLDMOE_CHECK(it != live_.end() && it->second->done, "pipeline: release of micro-batch {} chunk {} before its backward",
-                m, c);
+  FOLDMOE_CHECK(it != live_.end(), "pipeline: no slot of micro-batch {} chunk {}", m, c);
   free_[size_t(c)].push_back(std::move(it->second));
   live_.erase(it);
+}
+
+void Model::release(int m, int c) {
+  auto it = pending_grads_.find({m, c});
+  FOLDMOE_CHECK(it != pending_grads_.end(), "pipeline: release of micro-batch {} chunk {} before its backward", m, c);
+  spare_grads_.push_back(std::move(it->second));
+  pending_grads_.erase(it);
 }
 
 std::span<float> Model::stage_input(int m, int c, const MicroBatch& mb) {
@@ -154,9 +170,10 @@ std::span<float> Model::stage_output_grad(int m, int c) {
 }
 
 std::span<const float> Model::stage_input_grad(int m, int c) {
-  Slot& s = live_slot_(m, c, "send of the input gradient");
-  FOLDMOE_CHECK(s.done, "pipeline: input gradient of micro-batch {} chunk {} sent before its backward", m, c);
-  return {s.dx.data(), s.dx.size()};
+  auto it = pending_grads_.find({m, c});
+  FOLDMOE_CHECK(it != pending_grads_.end(), "pipeline: input gradient of micro-batch {} chunk {} sent before its "
+                "backward", m, c);
+  return {it->second.data(), it->second.size()};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,6 +327,7 @@ ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoESt
     head_forward_(s);
     loss_(mb, ctx, s, r);
   }
+  if (track_bytes_) peak_bytes_ = std::max(peak_bytes_, live_activation_bytes());
   return r;
 }
 
@@ -325,11 +343,18 @@ void Model::stage_backward(int m, int c, const MicroBatch& mb) {
     layers_forward_(c, mb, ctx, s, nullptr, nullptr);
   }
   layers_backward_(c, mb, s);
-  s.done = true;
   if (layout_.has_embedding(stage_, c)) {
     embed_backward_(mb, s);
-    release(m, c);
+  } else {  // the input gradient waits for its send; the activations are free now
+    std::vector<float> g;
+    if (!spare_grads_.empty()) {
+      g = std::move(spare_grads_.back());
+      spare_grads_.pop_back();
+    }
+    g.swap(s.dx);
+    pending_grads_[{m, c}] = std::move(g);
   }
+  free_slot_(m, c);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,8 +376,7 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
   head_backward_(s);
   layers_backward_(0, mb, s);
   embed_backward_(mb, s);
-  s.done = true;
-  release(-1, 0);
+  free_slot_(-1, 0);
   r.ce_sum = cr.ce_sum;
   r.n_valid = cr.n_valid;
   for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
@@ -382,8 +406,7 @@ MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoES
   head_backward_(s);
   layers_backward_(0, mb, s);
   embed_backward_(mb, s);
-  s.done = true;
-  release(-1, 0);
+  free_slot_(-1, 0);
   for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
   return r;
 }
@@ -403,8 +426,7 @@ void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, Mic
   layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
   head_forward_(s);
   logits.swap(s.logits);
-  s.done = true;
-  release(-1, 0);
+  free_slot_(-1, 0);
   if (result) {
     std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N));
     ops::cross_entropy_forward(logits.data(), mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, V_);

@@ -91,14 +91,23 @@ class Model {
   // ctx.loss_seed and seeds its backward. mb (and what ctx points into) must stay alive until
   // the backward of (m, c).
   ChunkResult stage_forward(int m, int c, const MicroBatch& mb, const MoEStepContext& ctx);
-  // Backward of (m, c); the embedding chunk releases its slot here, others after release().
+  // Backward of (m, c). Its activation slot is freed here; only the input gradient waits for its
+  // send (stage_input_grad) until release().
   void stage_backward(int m, int c, const MicroBatch& mb);
-  // Frees the slot of (m, c) once its input gradient was sent.
+  // Frees the input gradient of (m, c) once it was sent.
   void release(int m, int c);
   // Activation slots alive now and the most alive at once since the last reset (memory check).
-  int live_slots() const { return int(live_.size()); }
+  int live_slots() const { return int(live_.size() + pending_grads_.size()); }
   int peak_live_slots() const { return peak_live_; }
   void reset_peak_live_slots() { peak_live_ = int(live_.size()); }
+  // Bytes held by the live slots (activations, caches, pending gradients) now, and the most seen
+  // right after a forward since the last reset.
+  size_t live_activation_bytes() const;
+  size_t peak_activation_bytes() const { return peak_bytes_; }
+  void track_activation_bytes(bool on) {
+    track_bytes_ = on;
+    peak_bytes_ = live_activation_bytes();
+  }
 
   // Non-parameter state that checkpoints carry (expert-bias buffers), by global name
   // ("layers.<i>.moe.router.expert_bias"), and its restore (names not present are left alone).
@@ -118,6 +127,7 @@ class Model {
   };
   Slot& slot_(int m, int c, const MicroBatch* mb);
   Slot& live_slot_(int m, int c, const char* what);
+  void free_slot_(int m, int c);
   void embed_(const MicroBatch& mb, Slot& s);
   void layers_forward_(int c, const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult* r,
                        std::vector<int32_t>* routing_NLK);
@@ -146,7 +156,12 @@ class Model {
   // steady-state steps touch warm pages instead of faulting in fresh multi-MB buffers.
   std::map<std::pair<int, int>, std::unique_ptr<Slot>> live_;
   std::vector<std::vector<std::unique_ptr<Slot>>> free_;
+  // Input gradients waiting for their send, and spare buffers for them.
+  std::map<std::pair<int, int>, std::vector<float>> pending_grads_;
+  std::vector<std::vector<float>> spare_grads_;
   int peak_live_ = 0;
+  size_t peak_bytes_ = 0;
+  bool track_bytes_ = false;  // walking every cache costs time: only when asked
 };
 
 }  // namespace foldmoe

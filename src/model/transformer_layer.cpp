@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/bytes.h"
+
 namespace foldmoe {
 
 TransformerLayer::TransformerLayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert,
@@ -53,6 +55,19 @@ void TransformerLayer::release_activations(Cache& c, bool moe_only) const {
   c.mlp = {};
   c.work_a_NH = {};
   c.work_b_NH = {};
+}
+
+size_t TransformerLayer::cache_bytes(const Cache& c) {
+  const AttentionBlock::Cache& a = c.attn;
+  const RingAttentionWorkspace& r = a.ring;
+  const DenseMlp::Cache& m = c.mlp;
+  return vector_bytes(c.attn_norm.x_NH, c.attn_norm.rstd_N, c.mlp_norm.x_NH, c.mlp_norm.rstd_N, c.work_a_NH,
+                      c.work_b_NH) +
+         vector_bytes(a.x_full, a.q_NAD, a.k_NGD, a.v_NGD, a.o_NAD, a.lse_BAS, a.out_full, a.dout_full, a.dx_full,
+                      a.do_NAD, a.dq_NAD, a.dk_NGD, a.dv_NGD) +
+         vector_bytes(r.kv, r.kv_next, r.o_i, r.lse_i, r.delta, r.dq_tmp, r.dk_tmp, r.dv_tmp) +
+         vector_bytes(m.x_full, m.ab_N2F, m.h_NF, m.y_full, m.dy_full, m.dx_full, m.dh_NF, m.dab_N2F) +
+         (c.moe ? MoELayer::cache_bytes(*c.moe) : 0);
 }
 
 void TransformerLayer::backward(std::vector<float>& dx, int64_t S, int64_t B, const int32_t* pos, Cache& c) {

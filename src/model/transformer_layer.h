@@ -38,6 +38,8 @@ class TransformerLayer {
   // block's (its backward re-runs it from the kept input); otherwise everything is dropped and the
   // caller re-runs this layer's forward (with ctx.recompute) before its backward.
   void release_activations(Cache& c, bool moe_only) const;
+  // Bytes the cache holds now (activation-memory accounting).
+  static size_t cache_bytes(const Cache& c);
 
   bool is_moe() const { return moe_ != nullptr; }
   MoELayer* moe() { return moe_.get(); }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/bytes.h"
 #include "core/check.h"
 #include "moe/aux_loss.h"
 #include "moe/capacity.h"
@@ -263,6 +264,21 @@ void MoELayer::release_activations(Cache& c, bool keep_input) const {
   kept.daux_NE = std::move(c.daux_NE);
   if (keep_input) kept.x_NH = std::move(c.x_NH);
   c = std::move(kept);
+}
+
+size_t MoELayer::cache_bytes(const Cache& c) {
+  const DispatchState& d = c.ds;
+  const ExpertCache& e = c.ec;
+  const SharedCache& h = c.sc;
+  return vector_bytes(c.x_NH, c.u_NH, c.xr_NH, c.logits_NE, c.probs_NE, c.saved_NE, c.final_probs_NE, c.daux_NE,
+                      c.map_NE, c.final_map_NE, c.kept_NE, c.auxmap_NE, c.dprobs_NE, c.dlogits_NE, c.dxr_NH) +
+         vector_bytes(d.row_token, d.row_expert, d.input_splits, d.output_splits, d.output_splits_tp, d.chunk_sizes,
+                      d.tokens_per_local_expert, d.x_perm, d.p_perm, d.x_recv, d.p_recv, d.x_gath, d.p_gath,
+                      d.x_sort, d.p_sort, d.y_gath, d.y_recv, d.y_perm, d.y_full) +
+         vector_bytes(d.dy_perm, d.dy_recv, d.dy_gath, d.dy_sort, d.dx_gath, d.dp_gath, d.dx_recv, d.dp_recv,
+                      d.dx_perm, d.dp_perm, d.map_f, d.map_gath, d.probs_gath, d.dprobs_full) +
+         vector_bytes(e.counts, e.ab_R2F, e.h_RF, e.hp_RF, e.y_RH, e.dhp_RF, e.dab_R2F, e.dx_RH, e.dp_R) +
+         vector_bytes(h.x_full, h.ab, h.h, h.y_full, h.y_loc, h.gate, h.dy_loc, h.dy_full, h.dh, h.dab, h.dx_full);
 }
 
 void MoELayer::backward(Cache& c, const float* dy, float* dx) {

@@ -73,6 +73,8 @@ class MoELayer {
   // Frees the activations of a finished forward, keeping its aux-loss gradients (and, with
   // keep_input, its input and context, so backward can recompute the rest by itself).
   void release_activations(Cache& cache, bool keep_input) const;
+  // Bytes the cache holds now (activation-memory accounting).
+  static size_t cache_bytes(const Cache& cache);
   // Once per global batch after gradient synchronisation (spec 03 §10 step 4):
   // expert-bias update from the accumulated counts, reset of global-aux accumulators.
   void finalize_global_batch();
