@@ -13,6 +13,8 @@
 #include "cli/commands.h"
 #include "comm/topology.h"
 #include "core/check.h"
+#include "train/memory_estimate.h"
+#include "train/trainer.h"
 
 namespace foldmoe::cli {
 namespace {
@@ -105,6 +107,57 @@ std::string to_table(const Topology& t) {
   return out;
 }
 
+std::string gib(double bytes) {
+  return bytes >= 1 << 30 ? fmt::format("{:.2f} GiB", bytes / double(1 << 30))
+                          : fmt::format("{:.2f} MiB", bytes / double(1 << 20));
+}
+
+std::vector<int> stage_ranks(const Topology& t, int stage) {
+  std::vector<int> out;
+  for (int r = 0; r < t.sizes().world; ++r)
+    if (t.coords(r).pp == stage) out.push_back(r);
+  return out;
+}
+
+std::string layers_text(const StageMemory& m) {
+  std::vector<std::string> parts;
+  for (const auto& c : m.chunk_layers)
+    parts.push_back(c.size() == 1 ? fmt::format("{}", c[0]) : fmt::format("{}-{}", c.front(), c.back()));
+  return fmt::format("{}", fmt::join(parts, " | "));
+}
+
+// Per pipeline stage: its ranks, layers (chunk by chunk), embedding/head, and the memory estimate.
+std::string stages_table(const Topology& t, const Config& cfg, const std::vector<StageMemory>& stages) {
+  std::string out = fmt::format(
+      "\npipeline stages ({} layers, {} micro-batches per replica, recompute {}, distributed optimizer {}):\n",
+      cfg.model.layers, cfg.micro_batches_per_replica(t.sizes().dp), cfg.train.recompute,
+      cfg.parallel.distributed_optimizer ? "on" : "off");
+  out += fmt::format("{:>5}  {:<16}  {:<14}  {:<10}  {:>9}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}\n", "stage", "ranks",
+                     "layers", "embed/head", "in-flight", "params/rank", "weights+grad", "optimizer", "activations",
+                     "total/rank");
+  for (const StageMemory& m : stages) {
+    const std::string eh = m.embedding && m.head ? "both" : m.embedding ? "embedding" : m.head ? "head" : "-";
+    out += fmt::format("{:>5}  {:<16}  {:<14}  {:<10}  {:>9}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}\n", m.stage,
+                       list_text(stage_ranks(t, m.stage)), layers_text(m), eh, m.micro_batches_in_flight,
+                       m.dense_params + m.expert_params, gib(m.weight_bytes + m.grad_bytes), gib(m.optimizer_bytes),
+                       gib(m.activation_bytes), gib(m.total_bytes()));
+  }
+  out += "(fp32 weights, gradients and AdamW moments counted exactly; activations estimated from the cached "
+         "tensors of each layer times the micro-batches in flight.)\n";
+  return out;
+}
+
+nlohmann::json stages_json(const Topology& t, const std::vector<StageMemory>& stages) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const StageMemory& m : stages)
+    j.push_back({{"stage", m.stage}, {"ranks", stage_ranks(t, m.stage)}, {"chunk_layers", m.chunk_layers},
+                 {"embedding", m.embedding}, {"head", m.head}, {"micro_batches_in_flight", m.micro_batches_in_flight},
+                 {"dense_params_per_rank", m.dense_params}, {"expert_params_per_rank", m.expert_params},
+                 {"weight_bytes", m.weight_bytes}, {"grad_bytes", m.grad_bytes},
+                 {"optimizer_bytes", m.optimizer_bytes}, {"activation_bytes_estimate", m.activation_bytes}});
+  return j;
+}
+
 }  // namespace
 
 void register_topology(CLI::App& app) {
@@ -147,7 +200,20 @@ void register_topology(CLI::App& app) {
     }
     validate_layout(spec, o->config.empty() ? nullptr : &cfg);
     const Topology topo(spec);
-    const std::string text = o->format == "json" ? to_json(topo) : to_table(topo);
+    std::string text = o->format == "json" ? to_json(topo) : to_table(topo);
+    if (!o->config.empty()) {
+      Config sized = resolve_config(cfg);
+      sized.parallel.tp = spec.tp, sized.parallel.cp = spec.cp, sized.parallel.pp = spec.pp;
+      sized.parallel.ep = spec.ep, sized.parallel.etp = spec.etp, sized.parallel.vpp = spec.vpp;
+      const std::vector<StageMemory> stages = estimate_stage_memory(sized, topo.sizes());
+      if (o->format == "json") {
+        text.erase(text.rfind('}'));  // append "stages" to the object
+        text.erase(text.find_last_not_of(" \n") + 1);
+        text += ",\n  \"stages\": " + stages_json(topo, stages).dump() + "\n}\n";
+      } else {
+        text += stages_table(topo, sized, stages);
+      }
+    }
     std::fputs(text.c_str(), stdout);
     return 0;
   });

@@ -341,6 +341,7 @@ void Model::stage_backward(int m, int c, const MicroBatch& mb) {
     ctx.recompute = true;
     s.x = s.x_in;
     layers_forward_(c, mb, ctx, s, nullptr, nullptr);
+    if (track_bytes_) peak_bytes_ = std::max(peak_bytes_, live_activation_bytes());
   }
   layers_backward_(c, mb, s);
   if (layout_.has_embedding(stage_, c)) {

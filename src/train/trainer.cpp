@@ -281,6 +281,19 @@ namespace foldmoe {
 
 // Checkpoints are written in logical (unsharded) form by world rank 0 and load under any layout:
 // every rank gathers/scatters its shards through LogicalParams.
+// Expert-bias buffers live with their layers' stage: the stages' sets are merged (collective).
+std::map<std::string, std::vector<float>> Trainer::all_stage_buffers() {
+  std::map<std::string, std::vector<float>> buffers = model_->buffers();
+  if (groups_.pp->size() > 1) {
+    const nlohmann::json mine = buffers;
+    for (const std::string& other : all_gather_strings(*groups_.pp, mine.dump())) {
+      const nlohmann::json theirs = nlohmann::json::parse(other);  // must outlive the loop below
+      for (const auto& [name, values] : theirs.items()) buffers[name] = values.get<std::vector<float>>();
+    }
+  }
+  return buffers;
+}
+
 void Trainer::save_checkpoint(const std::string& dir) {
   ParamArena& dense = model_->dense();
   ParamArena& expert = model_->expert();
@@ -298,15 +311,7 @@ void Trainer::save_checkpoint(const std::string& dir) {
     ve = opt_expert_->v();
   }
   const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
-  // Expert-bias buffers live with their layers' stage: the stages' sets are merged.
-  std::map<std::string, std::vector<float>> buffers = model_->buffers();
-  if (groups_.pp->size() > 1) {
-    const nlohmann::json mine = buffers;
-    for (const std::string& other : all_gather_strings(*groups_.pp, mine.dump())) {
-      const nlohmann::json theirs = nlohmann::json::parse(other);  // must outlive the loop below
-      for (const auto& [name, values] : theirs.items()) buffers[name] = values.get<std::vector<float>>();
-    }
-  }
+  const std::map<std::string, std::vector<float>> buffers = all_stage_buffers();
   std::vector<float> lmd = lp.gather(dense, md.data()), lvd = lp.gather(dense, vd.data());
   std::vector<float> lme = lp.gather(expert, me.data()), lve = lp.gather(expert, ve.data());
   if (groups_.world->rank() == 0) {
@@ -341,7 +346,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
   st.adam_v_dense = &lvd;
   st.adam_m_expert = &lme;
   st.adam_v_expert = &lve;
-  st.buffers = model_->buffers();
+  st.buffers = all_stage_buffers();  // the whole model's names: a checkpoint holds every stage's
   train::load_checkpoint(dir, st);  // every rank reads and validates the whole checkpoint
   lp.scatter(dense, lp.dense().params(), dense.params());
   lp.scatter(expert, lp.expert().params(), expert.params());

@@ -3,7 +3,9 @@
 // the distributed issues.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "comm/process_groups.h"
@@ -43,6 +45,7 @@ class Trainer {
   std::unique_ptr<data::SyntheticCorpus> corpus_;
   std::unique_ptr<Model> model_;
   double finalize_and_step(int64_t n_glob);
+  std::map<std::string, std::vector<float>> all_stage_buffers();
 
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;      // without the distributed optimizer
   std::unique_ptr<ShardedAdamW> zero_dense_, zero_expert_;  // ZeRO-1 (parallel.distributed_optimizer)

@@ -42,5 +42,37 @@ def test_resume_and_reshard():
             assert abs(a - b) <= 1e-5 * abs(b), (got, losses[5:])
 
 
+PIPELINE = ["--model.layers=4", "--parallel.pp=2", "--parallel.ep=2", "--moe.score_function=sigmoid",
+            "--moe.enable_expert_bias=true", "--train.recompute=full"]
+
+
+def test_pipeline_checkpoint_resumes_and_loads_anywhere():
+    """A PP2 x DP2 / EP2 run with expert-bias buffers on both stages: resume is bit-identical, and the
+    checkpoint (parameters, moments and every stage's buffers) continues on one process and on PP4."""
+    full = tmpdir()
+    losses = train(4, full, *PIPELINE, "--checkpoint.interval=5")
+    ck = os.path.join(full, "checkpoints", "step-00000005")
+    same = train(4, tmpdir(), *PIPELINE, f"--checkpoint.load={ck}")
+    assert same == losses[5:], (same, losses[5:])
+    flat = [f for f in PIPELINE if not f.startswith("--parallel")]
+    one = train(1, tmpdir(), *flat, f"--checkpoint.load={ck}")
+    pp4 = train(4, tmpdir(), *flat, "--parallel.pp=4", f"--checkpoint.load={ck}")
+    for got in (one, pp4):
+        assert len(got) == 5
+        for a, b in zip(got, losses[5:]):
+            assert abs(a - b) <= 1e-5 * abs(b), (got, losses[5:])
+
+
+def test_folded_example_config_runs():
+    run_dir = tmpdir()
+    cmd = MPI + ["-np", "8", BIN, "train", "--config", os.path.join(ROOT, "configs", "folded-8rank.toml"),
+                 "--train.steps=3", f"--train.run_dir={run_dir}", "--checkpoint.save_final=false"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    assert len(rows) == 3 and all(r["lm_loss"] > 0 for r in rows)
+
+
 if __name__ == "__main__":
-    main([test_resume_and_reshard])
+    main([test_resume_and_reshard, test_pipeline_checkpoint_resumes_and_loads_anywhere, test_folded_example_config_runs])

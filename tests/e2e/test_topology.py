@@ -105,6 +105,31 @@ def test_config_model_rules():
         os.unlink(f.name)
 
 
+def test_stages_and_memory_for_a_model():
+    cfg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs", "folded-8rank.toml")
+    t = topo("--world", "8", "--config", cfg)
+    st = t["stages"]
+    assert [s["chunk_layers"] for s in st] == [[[0, 1]], [[2, 3]]]
+    assert [s["ranks"] for s in st] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert (st[0]["embedding"], st[0]["head"], st[1]["embedding"], st[1]["head"]) == (True, False, False, True)
+    # 1F1B with 4 micro-batches: stage 0 holds 2 in flight, the last stage 1.
+    assert [s["micro_batches_in_flight"] for s in st] == [2, 1]
+    assert all(s["activation_bytes_estimate"] > 0 for s in st)
+    # Parameters: the stages of TP1/PP2 hold exactly the one-stage model between them; TP2 halves
+    # the sharded ones; the distributed optimizer shards the moments over dp·cp / edp.
+    one = topo("--world", "1", "--tp", "1", "--cp", "1", "--pp", "1", "--ep", "1", "--etp", "1", "--config", cfg)
+    pp2 = topo("--world", "2", "--tp", "1", "--cp", "1", "--pp", "2", "--ep", "1", "--etp", "1", "--config", cfg)
+    total = lambda s: s["dense_params_per_rank"] + s["expert_params_per_rank"]
+    assert sum(total(s) for s in pp2["stages"]) == total(one["stages"][0])
+    assert st[0]["expert_params_per_rank"] * 4 == pp2["stages"][0]["expert_params_per_rank"]  # EP4
+    # Interleaved: two chunks per stage, layer runs in virtual-stage order.
+    v2 = topo("--world", "2", "--tp", "1", "--cp", "1", "--pp", "2", "--vpp", "2", "--ep", "1", "--etp", "1",
+              "--config", cfg)
+    assert [s["chunk_layers"] for s in v2["stages"]] == [[[0], [2]], [[1], [3]]]
+    table = run("topology", "--world", "8", "--config", cfg).stdout
+    assert "pipeline stages" in table and "activations" in table and "embedding" in table
+
+
 if __name__ == "__main__":
-    main([test_example_a, test_example_d, test_table_names_folding, test_invalid_layouts_exit_2,
+    main([test_stages_and_memory_for_a_model, test_example_a, test_example_d, test_table_names_folding, test_invalid_layouts_exit_2,
           test_cp_seq_len_L8_under_mpirun, test_config_model_rules])

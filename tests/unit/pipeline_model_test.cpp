@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "parallel/pipeline_executor.h"
 #include "rendezvous_comm.h"
+#include "train/memory_estimate.h"
 
 namespace foldmoe {
 namespace {
@@ -85,6 +86,7 @@ struct StageRun {
   Grads grads;
   int peak_slots = 0;
   size_t peak_bytes = 0;
+  int64_t dense_params = 0, expert_params = 0;
   std::string error;
 };
 
@@ -118,6 +120,10 @@ std::vector<StageRun> pipeline_grads(const Config& cfg, const std::vector<MicroB
       if (model.live_slots() != 0) throw std::runtime_error(fmt::format("{} slots left alive", model.live_slots()));
       runs[size_t(r)].peak_slots = model.peak_live_slots();
       runs[size_t(r)].peak_bytes = model.peak_activation_bytes();
+      for (ParamArena* a : {&model.dense(), &model.expert()})
+        for (int i = 0; i < a->size(); ++i)
+          (a == &model.dense() ? runs[size_t(r)].dense_params : runs[size_t(r)].expert_params) +=
+              shape_numel(a->spec(i).shape);
       collect(model.dense(), runs[size_t(r)].grads);
       collect(model.expert(), runs[size_t(r)].grads);
     } catch (const std::exception& e) {
@@ -139,8 +145,22 @@ size_t expect_pipeline_matches(Config cfg, int M, const std::string& what) {
   const std::vector<StageRun> runs = pipeline_grads(cfg, mbs);
   Grads seen;
   const PipeScheduleSpec spec{.pp = cfg.parallel.pp, .micro_batches = M, .vpp = cfg.parallel.vpp};
+  ParallelSizes sizes;
+  sizes.world = sizes.pp = cfg.parallel.pp;
+  Config est_cfg = cfg;
+  est_cfg.train.seq_len = 8, est_cfg.train.micro_batch = 2, est_cfg.train.micro_batches = M;
+  const std::vector<StageMemory> estimate = estimate_stage_memory(est_cfg, sizes);
   for (int r = 0; r < cfg.parallel.pp; ++r) {
     const StageRun& run = runs[size_t(r)];
+    // `foldmoe topology` counts exactly what the stage registers, and its activation estimate
+    // is in the measured range (the measurement also holds backward scratch the caches keep).
+    EXPECT_EQ(estimate[size_t(r)].dense_params, run.dense_params) << what << " stage " << r;
+    EXPECT_EQ(estimate[size_t(r)].expert_params, run.expert_params) << what << " stage " << r;
+    const double ratio = estimate[size_t(r)].activation_bytes / double(std::max<size_t>(run.peak_bytes, 1));
+    std::printf("%s stage %d: activations estimated %.0f B, measured %zu B (ratio %.2f)\n", what.c_str(), r,
+                estimate[size_t(r)].activation_bytes, run.peak_bytes, ratio);
+    EXPECT_GT(ratio, 0.4) << what << " stage " << r;
+    EXPECT_LT(ratio, 2.5) << what << " stage " << r;
     EXPECT_EQ(run.error, "") << what << " stage " << r;
     if (!run.error.empty()) return 0;
     // Activations alive at once: the (micro-batch, chunk) pairs the schedule has between their
