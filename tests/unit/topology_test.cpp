@@ -380,7 +380,12 @@ TEST(TopologyRules, L11) {
 TEST(TopologyRules, L12) {
   Config c = rule_model();
   c.model.layers = 6;
-  expect_only(layout(4, 1, 1, 4, 1, 1), &c, "L12", {"layers = 6", "pp=4"});
+  expect_only(layout(4, 1, 1, 4, 1, 1), &c, "L12", {"layers = 6", "pp = 4", "pipeline_layers"});
+  // An explicit uneven split makes the same layout valid; a wrong list is its own L12 error.
+  c.parallel.pipeline_layers = {2, 2, 1, 1};
+  EXPECT_TRUE(layout_errors(layout(4, 1, 1, 4, 1, 1), &c).empty());
+  c.parallel.pipeline_layers = {2, 2, 2, 1};
+  expect_only(layout(4, 1, 1, 4, 1, 1), &c, "L12", {"sums to 7", "layers = 6"});
 }
 
 TEST(TopologyRules, L13HoldsByConstruction) {
