@@ -3,6 +3,8 @@
 #   foldmoe 1 rank  |  foldmoe 2 ranks DP2 (experts replicated)  |  foldmoe 2 ranks DP2 + EP2
 #   foldmoe 1 rank and DP2 + EP2 again with capacity factor 1.0 (the paper's benchmark setting)
 #   PyTorch eager DDP (gloo) on 2 processes, same model and per-replica batch.
+#   Pipeline: foldmoe 1 rank vs PP2 (1F1B) on the same 8 micro-batches of 4 sequences (strong
+#   scaling: one replica, the same tokens per step; the ideal is 2x minus the bubble 1/(M+1)).
 # Weak scaling: every replica runs the config's micro-batches, so 2 ranks process twice the tokens
 # per step; the speedup is tokens/s(2 ranks) / tokens/s(1 rank). Prints one JSON line.
 #   bench/parallel_compare.sh [CONFIG]      (default configs/bench-small.toml)
@@ -26,12 +28,15 @@ ep2=$("${MPI[@]}" "$BIN" bench --config "$CONFIG" --warmup 1 --steps "$STEPS" --
 # it (a rank whose experts got more tokens makes the other wait), so measure EP2 that way too.
 one_cf=$("$BIN" bench --config "$CONFIG" --warmup 1 --steps "$STEPS" --moe.capacity_factor=1.0 | last_json)
 ep2_cf=$("${MPI[@]}" "$BIN" bench --config "$CONFIG" --warmup 1 --steps "$STEPS" --parallel.ep=2 --moe.capacity_factor=1.0 | last_json)
+PIPE=(--train.micro_batch=4 --train.micro_batches=8)
+one_m8=$("$BIN" bench --config "$CONFIG" --warmup 1 --steps "$STEPS" "${PIPE[@]}" | last_json)
+pp2_m8=$("${MPI[@]}" "$BIN" bench --config "$CONFIG" --warmup 1 --steps "$STEPS" "${PIPE[@]}" --parallel.pp=2 | last_json)
 ddp=$("$PYTHON" bench/torch_peer.py --config "$CONFIG" --threads 1 --ddp 2 --warmup 1 --steps "$STEPS" 2>/dev/null | last_json)
 pt1=$("$PYTHON" bench/torch_peer.py --config "$CONFIG" --threads 1 --warmup 1 --steps "$STEPS" 2>/dev/null | last_json)
 
-"$PYTHON" - "$one" "$dp2" "$ep2" "$ddp" "$pt1" "$one_cf" "$ep2_cf" <<'PY'
+"$PYTHON" - "$one" "$dp2" "$ep2" "$ddp" "$pt1" "$one_cf" "$ep2_cf" "$one_m8" "$pp2_m8" <<'PY'
 import json, sys
-one, dp2, ep2, ddp, pt1, one_cf, ep2_cf = (json.loads(x) for x in sys.argv[1:])
+one, dp2, ep2, ddp, pt1, one_cf, ep2_cf, one_m8, pp2_m8 = (json.loads(x) for x in sys.argv[1:])
 t = lambda j: j["tokens_per_s"]
 print(json.dumps({
     "foldmoe_1rank": one, "foldmoe_dp2": dp2, "foldmoe_dp2_ep2": ep2, "pytorch_eager_1": pt1, "pytorch_ddp2": ddp,
@@ -41,5 +46,7 @@ print(json.dumps({
     "speedup_ep2_cf1_over_1rank_cf1": round(t(ep2_cf) / t(one_cf), 3),
     "pytorch_ddp2_speedup": round(t(ddp) / t(pt1), 3),
     "foldmoe_dp2_over_pytorch_ddp2": round(t(dp2) / t(ddp), 3),
-    "foldmoe_ep2_over_pytorch_ddp2": round(t(ep2) / t(ddp), 3)}))
+    "foldmoe_ep2_over_pytorch_ddp2": round(t(ep2) / t(ddp), 3),
+    "foldmoe_1rank_m8": one_m8, "foldmoe_pp2_m8": pp2_m8,
+    "speedup_pp2_over_1rank_same_batch": round(t(pp2_m8) / t(one_m8), 3)}))
 PY
