@@ -61,6 +61,14 @@ class Communicator {
   virtual void broadcast_bytes(void* data, int64_t nbytes, int root) = 0;
   virtual void send(const float* data, int64_t n, int peer, int tag) = 0;
   virtual void recv(float* data, int64_t n, int peer, int tag) = 0;
+  // Non-blocking send: returns a handle; `data` must stay unchanged until the send completed
+  // (test_send returned true or wait_send returned). Default: a blocking send, complete at once.
+  virtual int64_t isend(const float* data, int64_t n, int peer, int tag) {
+    send(data, n, peer, tag);
+    return 0;
+  }
+  virtual bool test_send(int64_t handle) { return true; }
+  virtual void wait_send(int64_t handle) {}
   virtual void barrier() = 0;
 
   // Traffic statistics (backends without accounting report zeros).

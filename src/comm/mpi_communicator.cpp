@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <climits>
 #include <cstring>
 #include <numeric>
@@ -150,6 +151,33 @@ class MpiCommunicator final : public Communicator {
     MPI_Send(data, to_int(n, "count"), MPI_FLOAT, peer, tag, comm_);
   }
 
+  int64_t isend(const float* data, int64_t n, int peer, int tag) override {
+    FOLDMOE_CHECK(peer >= 0 && peer < size_ && peer != rank_, "isend to invalid peer {} (rank {} of {})", peer, rank_, size_);
+    Scope s(*this, CommStats::SendRecv, n * 4);
+    MPI_Request req;
+    MPI_Isend(data, to_int(n, "count"), MPI_FLOAT, peer, tag, comm_, &req);
+    pending_sends_[++last_send_] = req;
+    return last_send_;
+  }
+
+  bool test_send(int64_t handle) override {
+    auto it = pending_sends_.find(handle);
+    FOLDMOE_CHECK(it != pending_sends_.end(), "test of unknown send handle {}", handle);
+    int done = 0;
+    MPI_Test(&it->second, &done, MPI_STATUS_IGNORE);
+    if (done) pending_sends_.erase(it);
+    return done != 0;
+  }
+
+  void wait_send(int64_t handle) override {
+    auto it = pending_sends_.find(handle);
+    FOLDMOE_CHECK(it != pending_sends_.end(), "wait on unknown send handle {}", handle);
+    Scope s(*this, CommStats::SendRecv, 0);
+    stats_.calls[CommStats::SendRecv] -= 1;  // a wait is part of its send, not another call
+    MPI_Wait(&it->second, MPI_STATUS_IGNORE);
+    pending_sends_.erase(it);
+  }
+
   void recv(float* data, int64_t n, int peer, int tag) override {
     FOLDMOE_CHECK(peer >= 0 && peer < size_ && peer != rank_, "recv from invalid peer {} (rank {} of {})", peer, rank_, size_);
     Scope s(*this, CommStats::SendRecv, 0);
@@ -212,6 +240,8 @@ class MpiCommunicator final : public Communicator {
   std::string name_;
   int rank_ = 0, size_ = 1;
   CommStats stats_;
+  std::map<int64_t, MPI_Request> pending_sends_;
+  int64_t last_send_ = 0;
 };
 
 }  // namespace

@@ -91,14 +91,14 @@ struct StageRun {
 };
 
 // Runs cfg's pipeline with one thread per stage, like Trainer::train_step.
-std::vector<StageRun> pipeline_grads(const Config& cfg, const std::vector<MicroBatch>& mbs) {
+std::vector<StageRun> pipeline_grads(const Config& cfg, const std::vector<MicroBatch>& mbs, bool async) {
   const int pp = cfg.parallel.pp, M = int(mbs.size());
   RendezvousState st;
   std::vector<StageRun> runs(static_cast<size_t>(pp));
   auto body = [&](int r) {
     try {
       ProcessGroups g = ProcessGroups::single_process();
-      g.pp = std::make_shared<RendezvousComm>(st, r, pp);
+      g.pp = std::make_shared<RendezvousComm>(st, r, pp, async);
       Model model(cfg, g);
       model.track_activation_bytes(true);
       PipelineCallbacks cb;
@@ -142,7 +142,16 @@ size_t expect_pipeline_matches(Config cfg, int M, const std::string& what) {
   Config one = cfg;
   one.parallel.pp = 1, one.parallel.vpp = 1, one.parallel.pipeline_layers.clear(), one.train.recompute = "none";
   const Grads ref = one_process_grads(one, mbs);
-  const std::vector<StageRun> runs = pipeline_grads(cfg, mbs);
+  // Synchronous sends (the strictest ordering), then non-blocking ones (buffer lifetimes).
+  const std::vector<StageRun> async_runs = pipeline_grads(cfg, mbs, /*async=*/true);
+  for (size_t r = 0; r < async_runs.size(); ++r) {
+    EXPECT_EQ(async_runs[r].error, "") << what << " async stage " << r;
+    for (const auto& [name, g] : async_runs[r].grads)
+      if (ref.count(name)) {
+        EXPECT_EQ(g, ref.at(name)) << what << " (non-blocking sends): gradient of " << name;
+      }
+  }
+  const std::vector<StageRun> runs = pipeline_grads(cfg, mbs, /*async=*/false);
   Grads seen;
   const PipeScheduleSpec spec{.pp = cfg.parallel.pp, .micro_batches = M, .vpp = cfg.parallel.vpp};
   ParallelSizes sizes;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 #include "comm/communicator.h"
 
@@ -24,7 +25,10 @@ struct RendezvousState {
 
 class RendezvousComm final : public Communicator {
  public:
-  RendezvousComm(RendezvousState& st, int rank, int size) : st_(st), rank_(rank), size_(size) {}
+  // async: isend posts and returns at once (test_send / wait_send observe the receive), so a
+  // caller that touches a buffer before its send completed may corrupt what the peer receives.
+  RendezvousComm(RendezvousState& st, int rank, int size, bool async = false)
+      : st_(st), rank_(rank), size_(size), async_(async) {}
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "pp"; }
@@ -48,6 +52,30 @@ class RendezvousComm final : public Communicator {
     st_.posted[key] = {data, n};
     st_.cv.notify_all();
     wait(lk, [&] { return !st_.posted.count(key); });  // synchronous: until received
+  }
+  int64_t isend(const float* data, int64_t n, int peer, int tag) override {
+    if (!async_) {
+      send(data, n, peer, tag);
+      return 0;
+    }
+    std::unique_lock lk(st_.mu);
+    const auto key = std::make_tuple(rank_, peer, tag);
+    if (st_.posted.count(key)) fail_locked("duplicate send");
+    st_.posted[key] = {data, n};
+    st_.cv.notify_all();
+    handles_.push_back(key);
+    return int64_t(handles_.size());
+  }
+  bool test_send(int64_t handle) override {
+    if (!async_) return true;
+    std::unique_lock lk(st_.mu);
+    return !st_.posted.count(handles_.at(size_t(handle - 1)));
+  }
+  void wait_send(int64_t handle) override {
+    if (!async_) return;
+    std::unique_lock lk(st_.mu);
+    const auto key = handles_.at(size_t(handle - 1));
+    wait(lk, [&] { return !st_.posted.count(key); });
   }
   void recv(float* data, int64_t n, int peer, int tag) override {
     std::unique_lock lk(st_.mu);
@@ -74,6 +102,8 @@ class RendezvousComm final : public Communicator {
   }
   RendezvousState& st_;
   int rank_, size_;
+  bool async_ = false;
+  std::vector<std::tuple<int, int, int>> handles_;
 };
 
 }  // namespace foldmoe
