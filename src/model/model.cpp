@@ -10,6 +10,7 @@
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "parallel/mappings.h"
+#include "parallel/pipeline_executor.h"
 #include "parallel/sharding.h"
 
 namespace foldmoe {
@@ -358,74 +359,94 @@ void Model::stage_backward(int m, int c, const MicroBatch& mb) {
   free_slot_(m, c);
 }
 
+void Model::run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
+                         const std::function<void(const ChunkResult&)>& on_forward) {
+  FOLDMOE_CHECK(mbs.size() == ctxs.size() && !mbs.empty(), "pipeline step with {} micro-batches and {} contexts",
+                mbs.size(), ctxs.size());
+  PipelineCallbacks cb;
+  cb.forward = [&](int m, int c) {
+    const ChunkResult r = stage_forward(m, c, mbs[size_t(m)], ctxs[size_t(m)]);
+    if (on_forward) on_forward(r);
+  };
+  cb.backward = [&](int m, int c) { stage_backward(m, c, mbs[size_t(m)]); };
+  cb.send_buffer = [&](const PipeAction& a) {
+    return a.op == PipeOp::SendForward ? stage_output(a.microbatch, a.chunk) : stage_input_grad(a.microbatch, a.chunk);
+  };
+  cb.recv_buffer = [&](const PipeAction& a) {
+    return a.op == PipeOp::RecvForward ? stage_input(a.microbatch, a.chunk, mbs[size_t(a.microbatch)])
+                                       : stage_output_grad(a.microbatch, a.chunk);
+  };
+  cb.after_send = [&](const PipeAction& a) {
+    if (a.op == PipeOp::SendBackward) release(a.microbatch, a.chunk);
+  };
+  run_pipeline_step({.pp = layout_.pp(), .micro_batches = int(mbs.size()), .vpp = layout_.vpp()}, *groups_.pp, cb);
+  FOLDMOE_CHECK(live_slots() == 0, "pipeline step left {} activation slots alive", live_slots());
+}
+
 // ---------------------------------------------------------------------------------------------
 // One-stage conveniences (tests, reference dump, RL, evaluation)
 
-MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepContext& ctx_in, std::vector<float>* logits_out) {
-  FOLDMOE_CHECK(layout_.pp() == 1, "forward_backward runs the whole model on one pipeline stage");
-  const int64_t N = mb.N(), K = cfg_.moe.topk;
+Model::Slot& Model::whole_forward_(const MicroBatch& mb, const MoEStepContext& ctx, ChunkResult& cr,
+                                   MicroBatchResult& r) {
+  FOLDMOE_CHECK(layout_.pp() == 1, "the whole-model forward needs the whole model on one pipeline stage");
   Slot& s = slot_(-1, 0, &mb);
-  const MoEStepContext ctx = full_context_(mb, ctx_in);
-  MicroBatchResult r;
-  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
-  ChunkResult cr;
+  r.routing_NLK.assign(size_t(mb.N() * num_moe_global_ * cfg_.moe.topk), -1);
   embed_(mb, s);
   layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
   head_forward_(s);
-  if (logits_out) *logits_out = s.logits;
-  loss_(mb, ctx, s, cr);
+  return s;
+}
+
+void Model::whole_backward_(const MicroBatch& mb, Slot& s, ChunkResult& cr, MicroBatchResult& r) {
   head_backward_(s);
   layers_backward_(0, mb, s);
   embed_backward_(mb, s);
   free_slot_(-1, 0);
+  for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
+}
+
+MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepContext& ctx_in, std::vector<float>* logits_out) {
+  const MoEStepContext ctx = full_context_(mb, ctx_in);
+  MicroBatchResult r;
+  ChunkResult cr;
+  Slot& s = whole_forward_(mb, ctx, cr, r);
+  if (logits_out) *logits_out = s.logits;
+  loss_(mb, ctx, s, cr);
   r.ce_sum = cr.ce_sum;
   r.n_valid = cr.n_valid;
-  for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
+  whole_backward_(mb, s, cr, r);
   return r;
 }
 
 MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx_in,
                                                 const LogitsGradFn& loss_grad) {
   // The RL loss needs whole-vocabulary rows per token; RL runs with TP = PP = 1 (rl_trainer checks).
-  FOLDMOE_CHECK(tp_size_ == 1 && layout_.pp() == 1, "forward_backward_logits with tensor or pipeline parallelism");
-  const int64_t N = mb.N(), K = cfg_.moe.topk;
-  Slot& s = slot_(-1, 0, &mb);
+  FOLDMOE_CHECK(tp_size_ == 1, "forward_backward_logits with tensor parallelism");
+  const int64_t N = mb.N();
   MoEStepContext ctx = full_context_(mb, ctx_in);
   ctx.S_full = mb.S;
   MicroBatchResult r;
-  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
   ChunkResult cr;
-  embed_(mb, s);
-  layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
-  head_forward_(s);
+  Slot& s = whole_forward_(mb, ctx, cr, r);
   r.n_valid = mb.valid_count();
   std::vector<float> dlogits(size_t(N * V_), 0.0f);
   loss_grad(s.logits, dlogits);
   FOLDMOE_CHECK(int64_t(dlogits.size()) == N * V_, "loss_grad resized dlogits to {} (expected {})", dlogits.size(),
                 N * V_);
   s.logits.swap(dlogits);
-  head_backward_(s);
-  layers_backward_(0, mb, s);
-  embed_backward_(mb, s);
-  free_slot_(-1, 0);
-  for (auto& [idx, st] : cr.moe) r.moe.push_back(std::move(st));
+  whole_backward_(mb, s, cr, r);
   return r;
 }
 
 void Model::forward_logits(const MicroBatch& mb, std::vector<float>& logits, MicroBatchResult* result) {
-  FOLDMOE_CHECK(tp_size_ == 1 && layout_.pp() == 1,
-                "full-vocabulary logits are only formed with one TP rank and one pipeline stage (evaluation, generation)");
-  const int64_t N = mb.N(), K = cfg_.moe.topk;
+  FOLDMOE_CHECK(tp_size_ == 1, "full-vocabulary logits are only formed with one TP rank (evaluation, generation)");
+  const int64_t N = mb.N();
   MoEStepContext ctx;
   ctx.training = false;
   ctx = full_context_(mb, ctx);
-  Slot& s = slot_(-1, 0, &mb);
   MicroBatchResult r;
-  r.routing_NLK.assign(size_t(N * num_moe_global_ * K), -1);
   ChunkResult cr;
-  embed_(mb, s);
-  layers_forward_(0, mb, ctx, s, &cr, &r.routing_NLK);
-  head_forward_(s);
+  Slot& s = whole_forward_(mb, ctx, cr, r);
   logits.swap(s.logits);
   free_slot_(-1, 0);
   if (result) {

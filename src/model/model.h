@@ -96,6 +96,11 @@ class Model {
   void stage_backward(int m, int c, const MicroBatch& mb);
   // Frees the input gradient of (m, c) once it was sent.
   void release(int m, int c);
+  // Runs this stage's schedule of one step (spec 03 §6.3–6.4; one stage: F0 B0 F1 B1 ...) over
+  // the `pp` group: micro-batch m is mbs[m] with context ctxs[m]; on_forward sees each chunk's
+  // result. Activations and their gradients travel to the neighbouring stages.
+  void run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
+                    const std::function<void(const ChunkResult&)>& on_forward);
   // Activation slots alive now and the most alive at once since the last reset (memory check).
   int live_slots() const { return int(live_.size() + pending_grads_.size()); }
   int peak_live_slots() const { return peak_live_; }
@@ -138,6 +143,9 @@ class Model {
   void layers_backward_(int c, const MicroBatch& mb, Slot& s);
   void embed_backward_(const MicroBatch& mb, Slot& s);
   MoEStepContext full_context_(const MicroBatch& mb, const MoEStepContext& ctx) const;
+  // One stage holding the whole model: embedding, layers and head of mb into a slot, and back.
+  Slot& whole_forward_(const MicroBatch& mb, const MoEStepContext& ctx, ChunkResult& cr, MicroBatchResult& r);
+  void whole_backward_(const MicroBatch& mb, Slot& s, ChunkResult& cr, MicroBatchResult& r);
 
   Config cfg_;
   ProcessGroups groups_;

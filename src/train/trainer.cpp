@@ -18,7 +18,6 @@
 #include "train/lr_schedule.h"
 #include "parallel/grad_sync.h"
 #include "parallel/logical_params.h"
-#include "parallel/pipeline_executor.h"
 
 namespace foldmoe {
 
@@ -158,26 +157,8 @@ StepMetrics Trainer::train_step() {
         task_counts[size_t(l) * data::kNumTasks * size_t(E) + t] += double(s.routed_tag_E[t]);
     }
   };
-  // The stage's schedule (spec 03 §6.3–6.4; one stage: F0 B0 F1 B1 ...), activations and their
-  // gradients sent to the neighbouring stages.
-  Model& model = *model_;
-  PipelineCallbacks cb;
-  cb.forward = [&](int mb, int c) { on_forward(model.stage_forward(mb, c, mbs[size_t(mb)], ctxs[size_t(mb)])); };
-  cb.backward = [&](int mb, int c) { model.stage_backward(mb, c, mbs[size_t(mb)]); };
-  cb.send_buffer = [&](const PipeAction& a) {
-    return a.op == PipeOp::SendForward ? model.stage_output(a.microbatch, a.chunk)
-                                       : model.stage_input_grad(a.microbatch, a.chunk);
-  };
-  cb.recv_buffer = [&](const PipeAction& a) {
-    return a.op == PipeOp::RecvForward ? model.stage_input(a.microbatch, a.chunk, mbs[size_t(a.microbatch)])
-                                       : model.stage_output_grad(a.microbatch, a.chunk);
-  };
-  cb.after_send = [&](const PipeAction& a) {
-    if (a.op == PipeOp::SendBackward) model.release(a.microbatch, a.chunk);
-  };
-  const PipeScheduleSpec spec{.pp = model.pipeline().pp(), .micro_batches = int(M), .vpp = model.pipeline().vpp()};
-  run_pipeline_step(spec, *groups_.pp, cb);
-  FOLDMOE_CHECK(model.live_slots() == 0, "pipeline step left {} activation slots alive", model.live_slots());
+  // This stage's schedule; one stage runs F0 B0 F1 B1 ... (spec 03 §6).
+  model_->run_pipeline(mbs, ctxs, on_forward);
   const double norm = finalize_and_step(n_glob);
   ++step_;
   if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below

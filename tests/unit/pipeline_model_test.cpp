@@ -101,22 +101,7 @@ std::vector<StageRun> pipeline_grads(const Config& cfg, const std::vector<MicroB
       g.pp = std::make_shared<RendezvousComm>(st, r, pp, async);
       Model model(cfg, g);
       model.track_activation_bytes(true);
-      PipelineCallbacks cb;
-      const MoEStepContext ctx = step_context(M);
-      cb.forward = [&](int m, int c) { model.stage_forward(m, c, mbs[size_t(m)], ctx); };
-      cb.backward = [&](int m, int c) { model.stage_backward(m, c, mbs[size_t(m)]); };
-      cb.send_buffer = [&](const PipeAction& a) {
-        return a.op == PipeOp::SendForward ? model.stage_output(a.microbatch, a.chunk)
-                                           : model.stage_input_grad(a.microbatch, a.chunk);
-      };
-      cb.recv_buffer = [&](const PipeAction& a) {
-        return a.op == PipeOp::RecvForward ? model.stage_input(a.microbatch, a.chunk, mbs[size_t(a.microbatch)])
-                                           : model.stage_output_grad(a.microbatch, a.chunk);
-      };
-      cb.after_send = [&](const PipeAction& a) {
-        if (a.op == PipeOp::SendBackward) model.release(a.microbatch, a.chunk);
-      };
-      run_pipeline_step({.pp = pp, .micro_batches = M, .vpp = cfg.parallel.vpp}, *g.pp, cb);
+      model.run_pipeline(mbs, std::vector<MoEStepContext>(size_t(M), step_context(M)), nullptr);
       if (model.live_slots() != 0) throw std::runtime_error(fmt::format("{} slots left alive", model.live_slots()));
       runs[size_t(r)].peak_slots = model.peak_live_slots();
       runs[size_t(r)].peak_bytes = model.peak_activation_bytes();
