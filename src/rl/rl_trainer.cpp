@@ -13,6 +13,7 @@
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "parallel/grad_sync.h"
+#include "parallel/logical_params.h"
 #include "rl/rl_advantage.h"
 #include "rl/rl_aggregation.h"
 #include "rl/rl_config_bridge.h"
@@ -111,7 +112,10 @@ Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint)
 }
 
 RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups, bool write_outputs)
-    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs && groups_.world->rank() == 0) {
+    : cfg_(std::move(cfg)),
+      groups_(std::move(groups)),
+      save_checkpoints_(write_outputs),
+      write_outputs_(write_outputs && groups_.world->rank() == 0) {
   rl_ = rl_config_from(cfg_.rl);
   if (groups_.tp->size() > 1 || groups_.cp->size() > 1 || groups_.pp->size() > 1)
     user_error("foldmoe rl runs data-parallel (and with the model's expert layout) only: got tp = {}, cp = {}, pp = {}."
@@ -129,6 +133,14 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
       errs.push_back(fmt::format("config error rl.micro_batch: {} must be >= 1\n  fix: set rl.micro_batch = 64", s.micro_batch));
     if (s.eval_questions < 0)
       errs.push_back(fmt::format("config error rl.eval_questions: {} must be >= 0\n  fix: set rl.eval_questions = 200", s.eval_questions));
+    // Every rank trains (minibatch_prompts · n) / DP responses of each mini-batch; equal shares keep
+    // the ranks' collectives (expert dispatch, gradient reduction) in step.
+    const int DP = groups_.dp->size();
+    if ((rl_.minibatch_prompts * rl_.group_size) % DP != 0)
+      errs.push_back(fmt::format("config error rl.minibatch_prompts: minibatch_prompts · group_size = {} · {} responses "
+                                 "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
+                                 "minibatch_prompts and group_size whose product is a multiple of {}",
+                                 rl_.minibatch_prompts, rl_.group_size, DP, DP));
     if (s.loss_entropy_coef != 0)
       errs.push_back("config error rl.loss.entropy_coef: the entropy bonus is not implemented\n  fix: set rl.loss.entropy_coef = 0");
     if (!errs.empty()) {
@@ -156,24 +168,37 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
     load_weights(init_checkpoint, /*with_state=*/false);
 }
 
+// Checkpoints are logical (unsharded): every rank reads the whole file and keeps its shards
+// (LogicalParams), and saves gather the shards to world rank 0, which writes. Both are collective.
 void RlTrainer::load_weights(const std::string& dir, bool with_state) {
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  std::vector<float> lmd(size_t(lp.dense().total())), lvd(lmd.size()), lme(size_t(lp.expert().total())),
+      lve(lme.size());
   train::TrainState st;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
+  st.dense = &lp.dense();
+  st.expert = &lp.expert();
   if (with_state) {
-    st.adam_m_dense = &opt_dense_->m();
-    st.adam_v_dense = &opt_dense_->v();
-    st.adam_m_expert = &opt_expert_->m();
-    st.adam_v_expert = &opt_expert_->v();
+    st.adam_m_dense = &lmd;
+    st.adam_v_dense = &lvd;
+    st.adam_m_expert = &lme;
+    st.adam_v_expert = &lve;
   }
   st.buffers = model_->buffers();
   train::load_checkpoint(dir, st);
+  lp.scatter(dense, lp.dense().params(), dense.params());
+  lp.scatter(expert, lp.expert().params(), expert.params());
   model_->set_buffers(st.buffers);
   if (with_state) {
     if (!st.extra.contains("rl_step"))
       user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
                  "its weights, and use checkpoint.load only to resume an RL run",
                  dir);
+    lp.scatter(dense, lmd.data(), opt_dense_->m().data());
+    lp.scatter(dense, lvd.data(), opt_dense_->v().data());
+    lp.scatter(expert, lme.data(), opt_expert_->m().data());
+    lp.scatter(expert, lve.data(), opt_expert_->v().data());
     step_ = st.extra.at("rl_step").get<int64_t>();
     prompts_consumed_ = st.extra.at("prompts_consumed").get<int64_t>();
     opt_step_ = st.extra.at("optimizer_steps").get<int64_t>();
@@ -182,22 +207,33 @@ void RlTrainer::load_weights(const std::string& dir, bool with_state) {
 }
 
 void RlTrainer::save_checkpoint(const std::string& dir) {
-  train::TrainState st;
-  st.step = step_;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
-  st.adam_m_dense = &opt_dense_->m();
-  st.adam_v_dense = &opt_dense_->v();
-  st.adam_m_expert = &opt_expert_->m();
-  st.adam_v_expert = &opt_expert_->v();
-  st.buffers = model_->buffers();
-  st.config_toml = config_to_toml(cfg_);
-  st.extra = {{"rl_step", step_},
-              {"prompts_consumed", prompts_consumed_},
-              {"optimizer_steps", opt_step_},
-              {"ats_stats", stats_json(ats_.for_rollout())},
-              {"preset", std::string(to_string(rl_.preset))}};
-  train::save_checkpoint(dir, st);
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
+  std::vector<float> lmd = lp.gather(dense, opt_dense_->m().data()), lvd = lp.gather(dense, opt_dense_->v().data());
+  std::vector<float> lme = lp.gather(expert, opt_expert_->m().data()), lve = lp.gather(expert, opt_expert_->v().data());
+  if (groups_.world->rank() == 0) {
+    std::copy(pd.begin(), pd.end(), lp.dense().params());
+    std::copy(pe.begin(), pe.end(), lp.expert().params());
+    train::TrainState st;
+    st.step = step_;
+    st.dense = &lp.dense();
+    st.expert = &lp.expert();
+    st.adam_m_dense = &lmd;
+    st.adam_v_dense = &lvd;
+    st.adam_m_expert = &lme;
+    st.adam_v_expert = &lve;
+    st.buffers = model_->buffers();
+    st.config_toml = config_to_toml(cfg_);
+    st.extra = {{"rl_step", step_},
+                {"prompts_consumed", prompts_consumed_},
+                {"optimizer_steps", opt_step_},
+                {"ats_stats", stats_json(ats_.for_rollout())},
+                {"preset", std::string(to_string(rl_.preset))}};
+    train::save_checkpoint(dir, st);
+  }
+  groups_.world->barrier();
 }
 
 std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t k) {
@@ -392,11 +428,20 @@ nlohmann::ordered_json RlTrainer::step() {
       }
     }
   if (DP > 1) {
-    // Each response was computed on one rank, zeros elsewhere: the sum is exact.
+    // Each response was computed on one rank, zeros elsewhere: the sum is exact. Mode `old` also
+    // shares the stage-4 routing (as id + 1, exact in fp32), since later epochs may train a
+    // response on another rank.
+    const bool old_routes = replay_ == RouterReplayMode::Old && LK > 0;
     std::vector<float> flat;
     for (const Sample& s : batch) {
       flat.insert(flat.end(), s.logp_old.begin(), s.logp_old.end());
       flat.insert(flat.end(), s.ent_old.begin(), s.ent_old.end());
+      if (!old_routes) continue;
+      const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
+      if (s.old_routing.empty())
+        flat.insert(flat.end(), len, 0.0f);
+      else
+        for (int32_t e : s.old_routing) flat.push_back(float(e + 1));
     }
     groups_.dp->all_reduce(flat.data(), int64_t(flat.size()));
     size_t o = 0;
@@ -405,8 +450,12 @@ nlohmann::ordered_json RlTrainer::step() {
       o += size_t(s.length);
       std::copy_n(flat.begin() + int64_t(o), s.length, s.ent_old.begin());
       o += size_t(s.length);
+      if (!old_routes) continue;
+      const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
+      s.old_routing.resize(len);
+      for (size_t q = 0; q < len; ++q) s.old_routing[q] = int32_t(flat[o + q]) - 1;
+      o += len;
     }
-    FOLDMOE_CHECK(replay_ != RouterReplayMode::Old, "router_replay.mode = old with DP > 1 is not supported");
   }
 
   // ---- stage 5: entropy statistics ----
@@ -526,6 +575,25 @@ nlohmann::ordered_json RlTrainer::step() {
       model_->expert().zero_grad();
       loss_sum += mb_loss;
     }
+  if (DP > 1) {
+    // Per-token statistics and the loss were accumulated over this rank's responses: sum them
+    // (counts are exact in fp64) so that every layout logs the whole batch.
+    PolicyLossCounters& c = counters;
+    std::vector<double> v = {double(c.tokens),       double(c.clip_high),     double(c.clip_low),   double(c.clip_dual),
+                             double(c.clip_log_ratio), double(c.neutral_zone),  double(c.dar_amplified),
+                             double(c.dar_damped),     double(c.hhat_nonpositive), c.sum_ratio,         c.sum_abs_log_ratio,
+                             c.sum_hhat,               c.sum_adv,               loss_sum};
+    groups_.dp->all_reduce(v.data(), int64_t(v.size()));
+    int64_t* ints[] = {&c.tokens,       &c.clip_high,     &c.clip_low,   &c.clip_dual,       &c.clip_log_ratio,
+                       &c.neutral_zone, &c.dar_amplified, &c.dar_damped, &c.hhat_nonpositive};
+    for (size_t q = 0; q < std::size(ints); ++q) *ints[q] = int64_t(v[q]);
+    c.sum_ratio = v[9];
+    c.sum_abs_log_ratio = v[10];
+    c.sum_hhat = v[11];
+    c.sum_adv = v[12];
+    loss_sum = v[13];
+    groups_.dp->all_reduce(&first_max_abs_logr, 1, ReduceOp::Max);
+  }
   skipped_total_ += skipped;
   const double train_s = train_timer.seconds();
   ats_.finish_step(s_k);
@@ -696,10 +764,10 @@ void RlTrainer::run() {
           m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
           m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
     if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
-    if (write_outputs_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 && step_ < cfg_.rl.steps)
+    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 && step_ < cfg_.rl.steps)
       save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
   }
-  if (write_outputs_ && cfg_.checkpoint.save_final) {
+  if (save_checkpoints_ && cfg_.checkpoint.save_final) {
     const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
     save_checkpoint(dir);
     log_line("saved checkpoint " + dir);

@@ -21,7 +21,9 @@
 // Data parallelism: the seam is the ProcessGroups. Every rank generates the whole batch (the
 // sampling stream is keyed by prompt and sample, so all ranks produce the same responses); response
 // j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
-// (zeros elsewhere, so the sum is exact); gradients are summed over dp. Only DP = 1 is tested.
+// (zeros elsewhere, so the sum is exact); gradients are summed over dp. With EP > 1 the ranks of an
+// expert group decode the same batch in lock-step, so every collective is matched. Checkpoints are
+// logical (gathered to rank 0), so an RL run resumes under any layout.
 // MoE auxiliary losses are not applied during RL (their gradient seed is 0); expert-bias updates
 // follow rl.router_replay.freeze_expert_bias.
 #pragma once
@@ -90,7 +92,8 @@ class RlTrainer {
   Config cfg_;
   RlConfig rl_;
   ProcessGroups groups_;
-  bool write_outputs_;
+  bool save_checkpoints_;  // every rank (saves are collective)
+  bool write_outputs_;     // world rank 0 only: metrics, config, log lines
   std::unique_ptr<ProblemSource> source_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
