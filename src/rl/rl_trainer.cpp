@@ -46,6 +46,7 @@ struct RlTrainer::Sample {
   float reward = 0, penalty = 0;
   bool acc = false;
   std::vector<float> logp_old, ent_old;  // stage 4
+  std::vector<float> logp_ref;           // stage 4, frozen reference (kl_coef > 0)
 };
 
 namespace {
@@ -79,6 +80,19 @@ std::vector<int64_t> permutation(uint64_t seed, int64_t step, int epoch, int64_t
     std::swap(p[size_t(k)], p[size_t((uint64_t(u) * uint64_t(k + 1)) >> 32)]);
   }
   return p;
+}
+
+// Weights and buffers of a (logical) checkpoint into a model of any layout; every rank reads the file.
+void load_model_weights(Model& m, const ProcessGroups& g, const std::string& dir) {
+  LogicalParams lp(m.dense(), m.expert(), g);
+  train::TrainState st;
+  st.dense = &lp.dense();
+  st.expert = &lp.expert();
+  st.buffers = m.buffers();
+  train::load_checkpoint(dir, st);
+  lp.scatter(m.dense(), lp.dense().params(), m.dense().params());
+  lp.scatter(m.expert(), lp.expert().params(), m.expert().params());
+  m.set_buffers(st.buffers);
 }
 
 std::string response_text(const std::vector<int32_t>& tokens) {
@@ -124,6 +138,7 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
   RlRunFacts facts;
   facts.model_is_moe = cfg_.moe.num_experts > 0;
   facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor >= 0;
+  facts.has_reference_checkpoint = !cfg_.rl.reference.empty();
   validate_rl_config(rl_, facts);
   {
     std::vector<std::string> errs;
@@ -141,8 +156,6 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
                                  "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
                                  "minibatch_prompts and group_size whose product is a multiple of {}",
                                  rl_.minibatch_prompts, rl_.group_size, DP, DP));
-    if (s.loss_entropy_coef != 0)
-      errs.push_back("config error rl.loss.entropy_coef: the entropy bonus is not implemented\n  fix: set rl.loss.entropy_coef = 0");
     if (!errs.empty()) {
       std::string msg;
       for (const auto& e : errs) msg += (msg.empty() ? "" : "\n") + e;
@@ -166,6 +179,11 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
     load_weights(cfg_.checkpoint.load, /*with_state=*/true);
   else
     load_weights(init_checkpoint, /*with_state=*/false);
+  // The frozen reference exists only for the KL term (spec §3.7): no cost when kl_coef = 0.
+  if (rl_.loss.kl_coef > 0) {
+    ref_model_ = std::make_unique<Model>(cfg_, groups_);
+    load_model_weights(*ref_model_, groups_, cfg_.rl.reference);
+  }
 }
 
 // Checkpoints are logical (unsharded): every rank reads the whole file and keeps its shards
@@ -401,13 +419,16 @@ nlohmann::ordered_json RlTrainer::step() {
   for (Sample& s : batch) {
     s.logp_old.assign(size_t(s.length), 0.0f);
     s.ent_old.assign(size_t(s.length), 0.0f);
+    if (ref_model_) s.logp_ref.assign(size_t(s.length), 0.0f);
   }
-  std::vector<float> logits;
+  std::vector<float> logits, ref_logits;
   for (int64_t b = 0; b < M; ++b)
     for (const std::vector<int64_t>& idx : micro_batches(0, b)) {
       const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/false);
       MicroBatchResult res;
       model_->forward_logits(mb, logits, &res);
+      // The reference sees the same micro-batch and replayed routes, so log π_ref = log π_old at step 1.
+      if (ref_model_) ref_model_->forward_logits(mb, ref_logits);
       train_tokens += mb.N();
       for (int64_t bi = 0; bi < mb.B; ++bi) {
         Sample& x = batch[size_t(idx[size_t(bi)])];
@@ -418,6 +439,10 @@ nlohmann::ordered_json RlTrainer::step() {
               std::span<const float>(logits.data() + row * V, size_t(V)), x.tokens[size_t(t)], t_base);
           x.logp_old[size_t(t)] = tl.logp;
           x.ent_old[size_t(t)] = tl.entropy;
+          if (ref_model_)
+            x.logp_ref[size_t(t)] = token_logprob_entropy(std::span<const float>(ref_logits.data() + row * V, size_t(V)),
+                                                          x.tokens[size_t(t)], t_base)
+                                        .logp;
         }
         if (replay_ == RouterReplayMode::Old && LK > 0) {
           const int64_t T = Pl + x.length;
@@ -436,6 +461,7 @@ nlohmann::ordered_json RlTrainer::step() {
     for (const Sample& s : batch) {
       flat.insert(flat.end(), s.logp_old.begin(), s.logp_old.end());
       flat.insert(flat.end(), s.ent_old.begin(), s.ent_old.end());
+      flat.insert(flat.end(), s.logp_ref.begin(), s.logp_ref.end());
       if (!old_routes) continue;
       const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
       if (s.old_routing.empty())
@@ -450,6 +476,8 @@ nlohmann::ordered_json RlTrainer::step() {
       o += size_t(s.length);
       std::copy_n(flat.begin() + int64_t(o), s.length, s.ent_old.begin());
       o += size_t(s.length);
+      std::copy_n(flat.begin() + int64_t(o), s.logp_ref.size(), s.logp_ref.begin());
+      o += s.logp_ref.size();
       if (!old_routes) continue;
       const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
       s.old_routing.resize(len);
@@ -498,6 +526,8 @@ nlohmann::ordered_json RlTrainer::step() {
   double sum_norm = 0, loss_sum = 0;
   int64_t updates = 0, skipped = 0;
   double first_max_abs_logr = 0;
+  double kl_sum = 0, kl_tokens = 0;  // k3 KL to the reference over the loss tokens (metric)
+  const float ent_coef = float(rl_.loss.entropy_coef);
   std::vector<int64_t> loss_tokens(static_cast<size_t>(R));
   for (int64_t i = 0; i < R; ++i)
     loss_tokens[size_t(i)] = loss_token_count(batch[size_t(i)].length, batch[size_t(i)].truncated, rl_.dapo.overlong_filter);
@@ -517,7 +547,7 @@ nlohmann::ordered_json RlTrainer::step() {
         ctx.dp_size = DP;
         model_->forward_backward_logits(mb, ctx, [&](const std::vector<float>& lg, std::vector<float>& dlg) {
           // Per-token inputs over the valid positions of this micro-batch, response by response.
-          std::vector<float> lp, lp_old, av, hh, w, lse, ent_live;
+          std::vector<float> lp, lp_old, av, hh, w, lse, ent_live, lref;
           std::vector<int64_t> rows;
           std::vector<int32_t> toks;
           for (int64_t bi = 0; bi < mb.B; ++bi) {
@@ -533,6 +563,7 @@ nlohmann::ordered_json RlTrainer::step() {
               lse.push_back(tl.lse);
               ent_live.push_back(tl.entropy);
               lp_old.push_back(x.logp_old[size_t(t)]);
+              if (ref_model_) lref.push_back(x.logp_ref[size_t(t)]);
               av.push_back(adv.adv[size_t(i)]);
               if (modulate && scope_old) hh.push_back(hhat_epoch[size_t(e)][size_t(offset[size_t(i)] + t)]);
               w.push_back(t < loss_tokens[size_t(i)] ? wi : 0.0f);
@@ -541,8 +572,14 @@ nlohmann::ordered_json RlTrainer::step() {
             }
           }
           if (modulate && !scope_old) hh = population_hhat(ent_live, rl_.hapo.entropy_pivot, rl_.hapo.hhat_sign);
-          PolicyLossInputs in{lp, lp_old, av, hh, w, {}};
+          PolicyLossInputs in{lp, lp_old, av, hh, w, lref};
           const PolicyLossResult res = policy_loss(in, pp);
+          for (size_t j = 0; j < lref.size(); ++j)
+            if (w[j] > 0) {
+              const double dd = double(lref[j]) - double(lp[j]);
+              kl_sum += std::exp(dd) - dd - 1.0;
+              kl_tokens += 1;
+            }
           counters.add(res.counters);
           if (e == 0 && b == 0) {
             first_counters.add(res.counters);
@@ -550,10 +587,17 @@ nlohmann::ordered_json RlTrainer::step() {
               if (w[j] > 0) first_max_abs_logr = std::max(first_max_abs_logr, double(std::abs(lp[j] - lp_old[j])));
           }
           mb_loss += res.loss;
-          for (size_t j = 0; j < rows.size(); ++j)
-            if (res.dloss_dlogp[j] != 0.0f)
-              token_logprob_backward(std::span<const float>(lg.data() + rows[j] * V, size_t(V)), toks[j], lse[j],
-                                     res.dloss_dlogp[j], std::span<float>(dlg.data() + rows[j] * V, size_t(V)), t_base);
+          for (size_t j = 0; j < rows.size(); ++j) {
+            const std::span<const float> row(lg.data() + rows[j] * V, size_t(V));
+            const std::span<float> drow(dlg.data() + rows[j] * V, size_t(V));
+            if (res.dloss_dlogp[j] != 0.0f) token_logprob_backward(row, toks[j], lse[j], res.dloss_dlogp[j], drow, t_base);
+            // Entropy bonus −coef · H per token, weighted like the policy loss (after the
+            // log-prob backward, which overwrites the row).
+            if (ent_coef > 0 && w[j] > 0) {
+              mb_loss -= double(ent_coef) * double(w[j]) * double(ent_live[j]);
+              token_entropy_backward(row, lse[j], ent_live[j], -ent_coef * w[j], drow, t_base);
+            }
+          }
         });
       }
       if (DP > 1) reduce_gradients(model_->dense(), model_->expert(), groups_, /*per_token_loss=*/true);
@@ -582,7 +626,8 @@ nlohmann::ordered_json RlTrainer::step() {
     std::vector<double> v = {double(c.tokens),       double(c.clip_high),     double(c.clip_low),   double(c.clip_dual),
                              double(c.clip_log_ratio), double(c.neutral_zone),  double(c.dar_amplified),
                              double(c.dar_damped),     double(c.hhat_nonpositive), c.sum_ratio,         c.sum_abs_log_ratio,
-                             c.sum_hhat,               c.sum_adv,               loss_sum};
+                             c.sum_hhat,               c.sum_adv,               loss_sum,
+                             kl_sum,                   kl_tokens};
     groups_.dp->all_reduce(v.data(), int64_t(v.size()));
     int64_t* ints[] = {&c.tokens,       &c.clip_high,     &c.clip_low,   &c.clip_dual,       &c.clip_log_ratio,
                        &c.neutral_zone, &c.dar_amplified, &c.dar_damped, &c.hhat_nonpositive};
@@ -592,6 +637,8 @@ nlohmann::ordered_json RlTrainer::step() {
     c.sum_hhat = v[11];
     c.sum_adv = v[12];
     loss_sum = v[13];
+    kl_sum = v[14];
+    kl_tokens = v[15];
     groups_.dp->all_reduce(&first_max_abs_logr, 1, ReduceOp::Max);
   }
   skipped_total_ += skipped;
@@ -649,6 +696,7 @@ nlohmann::ordered_json RlTrainer::step() {
   j["first_minibatch_max_abs_log_ratio"] = first_max_abs_logr;
   j["rollout_vs_old_abs_logprob_mean"] = n_tok ? sum_abs_rollout_diff / double(n_tok) : 0.0;
   j["loss"] = loss_sum / double(M * rl_.ppo_epochs);
+  j["kl_mean"] = kl_tokens > 0 ? kl_sum / kl_tokens : 0.0;  // 0 without a reference
   j["grad_norm"] = updates ? sum_norm / double(updates) : 0.0;
   j["updates"] = updates;
   j["skipped_updates"] = skipped;

@@ -14,6 +14,9 @@
 //   7    M mini-batch updates: Model::forward_backward_logits with the per-token policy loss pushed
 //        through the LM head's log-softmax, true token mean (or the configured aggregation), global
 //        gradient-norm clip (non-finite norm: the update is skipped and counted), AdamW;
+//        optional terms per loss token, weighted like the policy loss: β_KL · k3 KL to the frozen
+//        rl.reference model (its log-probs come from stage 4, same micro-batches and routes) and the
+//        entropy bonus −entropy_coef · H(π_θ);
 //   8    learning rate lr·min(1, k/W) for all updates of the step;
 //   9    evaluation every eval.every steps and at the last step (and at step 0), ATS off;
 //   10   checkpoints (weights, AdamW moments, RL step, prompt position, S_k).
@@ -96,6 +99,7 @@ class RlTrainer {
   bool write_outputs_;     // world rank 0 only: metrics, config, log lines
   std::unique_ptr<ProblemSource> source_;
   std::unique_ptr<Model> model_;
+  std::unique_ptr<Model> ref_model_;  // frozen reference for the KL term (kl_coef > 0 only)
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
   RouterReplayMode replay_ = RouterReplayMode::Off;
   int n_moe_ = 0, topk_ = 0;
