@@ -192,7 +192,8 @@ void validate_rl_config(const RlConfig& c, const RlRunFacts& facts) {
     fail("rl.loss.kl_coef", fmt::format("kl_coef = {} > 0 but no reference checkpoint is given", c.loss.kl_coef),
          "set rl.reference to a checkpoint of the same model (e.g. the --init checkpoint), or kl_coef = 0");
   if (!(c.loss.entropy_coef >= 0))
-    fail("rl.loss.entropy_coef", fmt::format("{} < 0 (a bonus rewards entropy; a negative one would punish it)", c.loss.entropy_coef),
+    fail("rl.loss.entropy_coef",
+         fmt::format("{} < 0 (a bonus rewards entropy; a negative one would punish it)", c.loss.entropy_coef),
          "use entropy_coef >= 0 (0 = off, as in every preset)");
   if (c.reward.overlong.enabled) {
     if (c.reward.overlong.buffer_tokens < 1 || c.reward.overlong.buffer_tokens > c.max_response_tokens)

@@ -23,6 +23,7 @@
 #include "rl/rl_policy_loss.h"
 #include "rl/rl_temperature.h"
 #include "rl/rollout.h"
+#include "rl/rollout_split.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -95,6 +96,21 @@ void load_model_weights(Model& m, const ProcessGroups& g, const std::string& dir
   m.set_buffers(st.buffers);
 }
 
+// Sums the policy-loss counters and the given scalars over a group (counts are exact in fp64).
+void all_reduce_counters(Communicator& comm, PolicyLossCounters& c, const std::vector<double*>& scalars) {
+  int64_t* const ints[] = {&c.tokens,       &c.clip_high,     &c.clip_low,   &c.clip_dual,       &c.clip_log_ratio,
+                           &c.neutral_zone, &c.dar_amplified, &c.dar_damped, &c.hhat_nonpositive};
+  std::vector<double*> sums = {&c.sum_ratio, &c.sum_abs_log_ratio, &c.sum_hhat, &c.sum_adv};
+  sums.insert(sums.end(), scalars.begin(), scalars.end());
+  std::vector<double> v;
+  for (const int64_t* p : ints) v.push_back(double(*p));
+  for (const double* p : sums) v.push_back(*p);
+  comm.all_reduce(v.data(), int64_t(v.size()));
+  size_t q = 0;
+  for (int64_t* p : ints) *p = int64_t(v[q++]);
+  for (double* p : sums) *p = v[q++];
+}
+
 std::string response_text(const std::vector<int32_t>& tokens) {
   std::vector<int32_t> ids;
   for (int32_t t : tokens) {
@@ -152,10 +168,11 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
     // the ranks' collectives (expert dispatch, gradient reduction) in step.
     const int DP = groups_.dp->size();
     if ((rl_.minibatch_prompts * rl_.group_size) % DP != 0)
-      errs.push_back(fmt::format("config error rl.minibatch_prompts: minibatch_prompts · group_size = {} · {} responses "
-                                 "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
-                                 "minibatch_prompts and group_size whose product is a multiple of {}",
-                                 rl_.minibatch_prompts, rl_.group_size, DP, DP));
+      errs.push_back(
+          fmt::format("config error rl.minibatch_prompts: minibatch_prompts · group_size = {} · {} responses "
+                      "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
+                      "minibatch_prompts and group_size whose product is a multiple of {}",
+                      rl_.minibatch_prompts, rl_.group_size, DP, DP));
     if (!errs.empty()) {
       std::string msg;
       for (const auto& e : errs) msg += (msg.empty() ? "" : "\n") + e;
@@ -281,7 +298,10 @@ std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t 
   opt.step = k;
   opt.eos_id = CharTokenizer::kEos;
   opt.record_routing = replay_ == RouterReplayMode::Rollout;
-  std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  // Each DP rank generates its share of the prompts; ranks that share expert collectives decode in
+  // lock-step (all of them, since every rank runs this loop).
+  if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
+  std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
   const OverlongParams op = overlong_params(rl_);
   std::vector<Sample> samples;
   samples.reserve(out.size());
@@ -440,9 +460,10 @@ nlohmann::ordered_json RlTrainer::step() {
           x.logp_old[size_t(t)] = tl.logp;
           x.ent_old[size_t(t)] = tl.entropy;
           if (ref_model_)
-            x.logp_ref[size_t(t)] = token_logprob_entropy(std::span<const float>(ref_logits.data() + row * V, size_t(V)),
-                                                          x.tokens[size_t(t)], t_base)
-                                        .logp;
+            x.logp_ref[size_t(t)] =
+                token_logprob_entropy(std::span<const float>(ref_logits.data() + row * V, size_t(V)),
+                                      x.tokens[size_t(t)], t_base)
+                    .logp;
         }
         if (replay_ == RouterReplayMode::Old && LK > 0) {
           const int64_t T = Pl + x.length;
@@ -590,7 +611,8 @@ nlohmann::ordered_json RlTrainer::step() {
           for (size_t j = 0; j < rows.size(); ++j) {
             const std::span<const float> row(lg.data() + rows[j] * V, size_t(V));
             const std::span<float> drow(dlg.data() + rows[j] * V, size_t(V));
-            if (res.dloss_dlogp[j] != 0.0f) token_logprob_backward(row, toks[j], lse[j], res.dloss_dlogp[j], drow, t_base);
+            if (res.dloss_dlogp[j] != 0.0f)
+              token_logprob_backward(row, toks[j], lse[j], res.dloss_dlogp[j], drow, t_base);
             // Entropy bonus −coef · H per token, weighted like the policy loss (after the
             // log-prob backward, which overwrites the row).
             if (ent_coef > 0 && w[j] > 0) {
@@ -622,23 +644,7 @@ nlohmann::ordered_json RlTrainer::step() {
   if (DP > 1) {
     // Per-token statistics and the loss were accumulated over this rank's responses: sum them
     // (counts are exact in fp64) so that every layout logs the whole batch.
-    PolicyLossCounters& c = counters;
-    std::vector<double> v = {double(c.tokens),       double(c.clip_high),     double(c.clip_low),   double(c.clip_dual),
-                             double(c.clip_log_ratio), double(c.neutral_zone),  double(c.dar_amplified),
-                             double(c.dar_damped),     double(c.hhat_nonpositive), c.sum_ratio,         c.sum_abs_log_ratio,
-                             c.sum_hhat,               c.sum_adv,               loss_sum,
-                             kl_sum,                   kl_tokens};
-    groups_.dp->all_reduce(v.data(), int64_t(v.size()));
-    int64_t* ints[] = {&c.tokens,       &c.clip_high,     &c.clip_low,   &c.clip_dual,       &c.clip_log_ratio,
-                       &c.neutral_zone, &c.dar_amplified, &c.dar_damped, &c.hhat_nonpositive};
-    for (size_t q = 0; q < std::size(ints); ++q) *ints[q] = int64_t(v[q]);
-    c.sum_ratio = v[9];
-    c.sum_abs_log_ratio = v[10];
-    c.sum_hhat = v[11];
-    c.sum_adv = v[12];
-    loss_sum = v[13];
-    kl_sum = v[14];
-    kl_tokens = v[15];
+    all_reduce_counters(*groups_.dp, counters, {&loss_sum, &kl_sum, &kl_tokens});
     groups_.dp->all_reduce(&first_max_abs_logr, 1, ReduceOp::Max);
   }
   skipped_total_ += skipped;
@@ -734,7 +740,8 @@ RlEvalResult RlTrainer::evaluate() {
   opt.step = 0;
   opt.eos_id = CharTokenizer::kEos;
   opt.record_routing = false;
-  const std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
+  const std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
   std::map<std::string, std::pair<double, int64_t>> per_task;
   double len = 0;
   for (const Response& resp : out) {
@@ -812,7 +819,8 @@ void RlTrainer::run() {
           m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
           m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
     if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
-    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 && step_ < cfg_.rl.steps)
+    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 &&
+        step_ < cfg_.rl.steps)
       save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
   }
   if (save_checkpoints_ && cfg_.checkpoint.save_final) {

@@ -21,11 +21,11 @@
 //   9    evaluation every eval.every steps and at the last step (and at step 0), ATS off;
 //   10   checkpoints (weights, AdamW moments, RL step, prompt position, S_k).
 //
-// Data parallelism: the seam is the ProcessGroups. Every rank generates the whole batch (the
-// sampling stream is keyed by prompt and sample, so all ranks produce the same responses); response
-// j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
-// (zeros elsewhere, so the sum is exact); gradients are summed over dp. With EP > 1 the ranks of an
-// expert group decode the same batch in lock-step, so every collective is matched. Checkpoints are
+// Data parallelism: the seam is the ProcessGroups. Rollouts (and evaluations) are split over DP
+// ranks by prompt and then shared (rollout_split.h; the sampling stream is keyed by prompt and
+// sample, not by rank); response j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
+// (zeros elsewhere, so the sum is exact); gradients are summed over dp. With EP > 1 the ranks decode
+// in lock-step (empty forwards once a rank is done), so every expert collective is matched. Checkpoints are
 // logical (gathered to rank 0), so an RL run resumes under any layout.
 // MoE auxiliary losses are not applied during RL (their gradient seed is 0); expert-bias updates
 // follow rl.router_replay.freeze_expert_bias.

@@ -1,7 +1,7 @@
 """`foldmoe rl` under mpirun (spec 04 §2, DP): two ranks as DP2 and as DP2 with the experts split EP2.
-The same seed and layout give bit-identical runs; the first step's rollouts do not depend on the
-layout (every rank samples the same streams, keyed by prompt and sample); the RL checkpoint is
-written in logical form and resumes in one process."""
+Rollouts are split over the DP ranks by prompt. The same seed and layout give bit-identical runs;
+the first step's rollouts do not depend on the layout (the sampling streams are keyed by prompt
+and sample, not by rank); the RL checkpoint is written in logical form and resumes in one process."""
 import os
 import subprocess
 
@@ -87,5 +87,22 @@ def test_ep2_checkpoint_is_logical_and_resumes_in_one_process():
     assert '"accuracy"' in out, out
 
 
+def test_old_mode_replay_with_two_epochs_under_dp2_ep2():
+    """Router replay `old` records routes in the old-policy pass on the rank that computed each
+    response; the second epoch trains responses on other ranks, so the records are shared."""
+    flags = ["--rl.steps=2", "--parallel.ep=2", "--rl.router_replay.mode=old", "--rl.ppo_epochs=2",
+             "--rl.eval.before_train=false"]
+    ma, mb = rl(2, tmpdir(), *flags), rl(2, tmpdir(), *flags)
+    assert ma == mb
+    train = [x for x in ma if x["type"] == "train"]
+    assert [x["step"] for x in train] == [1, 2], ma
+    for x in train:
+        assert x["updates"] == 4 and x["skipped_updates"] == 0 and x["first_minibatch_max_abs_log_ratio"] == 0.0, x
+    # Same responses as one process at step 1 (sampling does not depend on the layout).
+    one = [x for x in rl(1, tmpdir(), *flags[:1], *flags[2:]) if x["type"] == "train"]
+    assert train[0]["reward_mean"] == one[0]["reward_mean"] and train[0]["accuracy"] == one[0]["accuracy"]
+
+
 if __name__ == "__main__":
-    main([test_dp2_and_dp2_ep2_are_bit_identical_and_sane, test_ep2_checkpoint_is_logical_and_resumes_in_one_process])
+    main([test_dp2_and_dp2_ep2_are_bit_identical_and_sane, test_ep2_checkpoint_is_logical_and_resumes_in_one_process,
+          test_old_mode_replay_with_two_epochs_under_dp2_ep2])
