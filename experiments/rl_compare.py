@@ -90,8 +90,8 @@ def main():
              "evaluations (per task, then averaged, as in the HAPO table). mean ± std over seeds.", "",
              f"Starting point (step 0, identical for every method and seed: the evaluation stream is fixed): avg {100 * start['accuracy']:.1f}%"
              + "".join(f", {t} {100 * start['accuracy_' + t]:.1f}%" for t in tasks) + ".", "",
-             "| Method | final avg | best avg | " + " | ".join(f"final {t} | best {t}" for t in tasks) + " | Δ final vs step 0 |",
-             "|---|---|---|" + "---|---|" * len(tasks) + "---|"]
+             "| Method | final avg | best avg | " + " | ".join(f"final {t} | best {t}" for t in tasks) + " | Δ final vs step 0 | Δ per seed |",
+             "|---|---|---|" + "---|---|" * len(tasks) + "---|---|"]
     summary = {}
     for m in METHODS:
         fin, best, delta = [], [], []
@@ -108,10 +108,10 @@ def main():
                 best_t[t].append(b)
                 bt.append(b)
             best.append(statistics.mean(bt))
-        summary[m] = {"final": mean_std(fin), "best": mean_std(best), "delta": mean_std(delta)}
+        summary[m] = {"final": mean_std(fin), "best": mean_std(best), "delta": mean_std(delta), "delta_per_seed": delta}
         cell = lambda xs: "{:.1f} ± {:.1f}".format(*mean_std(xs))
         lines.append(f"| {m} | {cell(fin)} | {cell(best)} | "
-                     + " | ".join(f"{cell(fin_t[t])} | {cell(best_t[t])}" for t in tasks) + f" | {cell(delta)} |")
+                     + " | ".join(f"{cell(fin_t[t])} | {cell(best_t[t])}" for t in tasks) + f" | {cell(delta)} | " + ", ".join(f"{d:+.1f}" for d in delta) + " |")
     lines += ["", f"Total wall time {time.time() - t0:.0f} s on one core.", ""]
     md = os.path.join(a.results, "rl_compare.md")
     with open(md, "w") as f:

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "rl/rl_trainer.h"
 
 namespace foldmoe::cli {
@@ -20,7 +21,8 @@ void register_rl(CLI::App& app) {
   opts->add_to(sub);
   sub->add_option("--init", a->init, "Checkpoint to start from (…/checkpoints/step-NNNNNNNN)")->required();
   set_action(sub, [sub, opts, a] {
-    rl::RlTrainer trainer(rl::rl_run_config(opts->load(sub), a->init), a->init);
+    const Config cfg = rl::rl_run_config(opts->load(sub), a->init);
+    rl::RlTrainer trainer(cfg, a->init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
     trainer.run();
     return 0;
   });

@@ -142,6 +142,7 @@ struct RlSection {
   int eval_questions = 200;                  // held-out questions per synthetic task
   int micro_batch = 64;                      // sequences per forward
   int checkpoint_every = 0;                  // 0 = only at the end
+  std::string reference;                     // frozen reference checkpoint for loss_kl_coef > 0
   double rollout_temperature = 1.0;
   double rollout_top_p = 1.0;
   std::optional<int> rollout_top_k;

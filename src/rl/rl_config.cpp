@@ -190,10 +190,11 @@ void validate_rl_config(const RlConfig& c, const RlRunFacts& facts) {
   if (!(c.loss.kl_coef >= 0)) fail("rl.loss.kl_coef", fmt::format("{} < 0", c.loss.kl_coef), "use kl_coef >= 0");
   if (c.loss.kl_coef > 0 && !facts.has_reference_checkpoint)
     fail("rl.loss.kl_coef", fmt::format("kl_coef = {} > 0 but no reference checkpoint is given", c.loss.kl_coef),
-         "give a reference checkpoint or set kl_coef = 0");
-  if (c.loss.entropy_coef != 0)
-    fail("rl.loss.entropy_coef", fmt::format("entropy bonus {} is not supported", c.loss.entropy_coef),
-         "set entropy_coef = 0 (no preset uses an entropy bonus)");
+         "set rl.reference to a checkpoint of the same model (e.g. the --init checkpoint), or kl_coef = 0");
+  if (!(c.loss.entropy_coef >= 0))
+    fail("rl.loss.entropy_coef",
+         fmt::format("{} < 0 (a bonus rewards entropy; a negative one would punish it)", c.loss.entropy_coef),
+         "use entropy_coef >= 0 (0 = off, as in every preset)");
   if (c.reward.overlong.enabled) {
     if (c.reward.overlong.buffer_tokens < 1 || c.reward.overlong.buffer_tokens > c.max_response_tokens)
       fail("rl.reward.overlong.buffer_tokens",

@@ -70,6 +70,19 @@ void token_logprob_backward(std::span<const float> logits_V, int32_t token, floa
   dlogits_V[size_t(token)] += g;
 }
 
+void token_entropy_backward(std::span<const float> logits_V, float lse, float entropy, float g,
+                            std::span<float> dlogits_V, float temperature) {
+  FOLDMOE_CHECK(dlogits_V.size() == logits_V.size(), "dlogits size {} != logits size {}", dlogits_V.size(),
+                logits_V.size());
+  const float inv_t = 1.0f / temperature;
+  for (size_t v = 0; v < logits_V.size(); ++v) {
+    const float logp = logits_V[v] * inv_t - lse;
+    const float p = std::exp(logp);
+    // p · log p → 0 as p → 0; exp underflow makes the product exactly 0 then.
+    dlogits_V[v] -= g * inv_t * p * (logp + entropy);
+  }
+}
+
 float log_entropy(float H, float floor) { return std::log(std::max(H, floor)); }
 
 int64_t nearest_rank_index(int64_t n, double rho) {

@@ -33,6 +33,11 @@ float row_entropy(std::span<const float> logits_V, float temperature = 1.0f);
 // dL/dlogp (from the policy loss) back into the LM head.
 void token_logprob_backward(std::span<const float> logits_V, int32_t token, float lse, float dlogp,
                             std::span<float> dlogits_V, float temperature = 1.0f);
+// Adds d(g · H)/dz_v = −g · p_v (log p_v + H) / temperature to dlogits_V (accumulates, so call it
+// after token_logprob_backward on the same row), with p = softmax(z′), H its entropy and lse as
+// above. The entropy bonus (rl.loss.entropy_coef) pushes g = −coef · weight through it.
+void token_entropy_backward(std::span<const float> logits_V, float lse, float entropy, float g,
+                            std::span<float> dlogits_V, float temperature = 1.0f);
 
 // ---- population statistics (STATS, §5.1) ---------------------------------------------------
 

@@ -13,6 +13,7 @@
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "parallel/grad_sync.h"
+#include "parallel/logical_params.h"
 #include "rl/rl_advantage.h"
 #include "rl/rl_aggregation.h"
 #include "rl/rl_config_bridge.h"
@@ -22,6 +23,7 @@
 #include "rl/rl_policy_loss.h"
 #include "rl/rl_temperature.h"
 #include "rl/rollout.h"
+#include "rl/rollout_split.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -45,6 +47,7 @@ struct RlTrainer::Sample {
   float reward = 0, penalty = 0;
   bool acc = false;
   std::vector<float> logp_old, ent_old;  // stage 4
+  std::vector<float> logp_ref;           // stage 4, frozen reference (kl_coef > 0)
 };
 
 namespace {
@@ -80,6 +83,34 @@ std::vector<int64_t> permutation(uint64_t seed, int64_t step, int epoch, int64_t
   return p;
 }
 
+// Weights and buffers of a (logical) checkpoint into a model of any layout; every rank reads the file.
+void load_model_weights(Model& m, const ProcessGroups& g, const std::string& dir) {
+  LogicalParams lp(m.dense(), m.expert(), g);
+  train::TrainState st;
+  st.dense = &lp.dense();
+  st.expert = &lp.expert();
+  st.buffers = m.buffers();
+  train::load_checkpoint(dir, st);
+  lp.scatter(m.dense(), lp.dense().params(), m.dense().params());
+  lp.scatter(m.expert(), lp.expert().params(), m.expert().params());
+  m.set_buffers(st.buffers);
+}
+
+// Sums the policy-loss counters and the given scalars over a group (counts are exact in fp64).
+void all_reduce_counters(Communicator& comm, PolicyLossCounters& c, const std::vector<double*>& scalars) {
+  int64_t* const ints[] = {&c.tokens,       &c.clip_high,     &c.clip_low,   &c.clip_dual,       &c.clip_log_ratio,
+                           &c.neutral_zone, &c.dar_amplified, &c.dar_damped, &c.hhat_nonpositive};
+  std::vector<double*> sums = {&c.sum_ratio, &c.sum_abs_log_ratio, &c.sum_hhat, &c.sum_adv};
+  sums.insert(sums.end(), scalars.begin(), scalars.end());
+  std::vector<double> v;
+  for (const int64_t* p : ints) v.push_back(double(*p));
+  for (const double* p : sums) v.push_back(*p);
+  comm.all_reduce(v.data(), int64_t(v.size()));
+  size_t q = 0;
+  for (int64_t* p : ints) *p = int64_t(v[q++]);
+  for (double* p : sums) *p = v[q++];
+}
+
 std::string response_text(const std::vector<int32_t>& tokens) {
   std::vector<int32_t> ids;
   for (int32_t t : tokens) {
@@ -111,7 +142,10 @@ Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint)
 }
 
 RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups, bool write_outputs)
-    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs && groups_.world->rank() == 0) {
+    : cfg_(std::move(cfg)),
+      groups_(std::move(groups)),
+      save_checkpoints_(write_outputs),
+      write_outputs_(write_outputs && groups_.world->rank() == 0) {
   rl_ = rl_config_from(cfg_.rl);
   if (groups_.tp->size() > 1 || groups_.cp->size() > 1 || groups_.pp->size() > 1)
     user_error("foldmoe rl runs data-parallel (and with the model's expert layout) only: got tp = {}, cp = {}, pp = {}."
@@ -120,6 +154,7 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
   RlRunFacts facts;
   facts.model_is_moe = cfg_.moe.num_experts > 0;
   facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor >= 0;
+  facts.has_reference_checkpoint = !cfg_.rl.reference.empty();
   validate_rl_config(rl_, facts);
   {
     std::vector<std::string> errs;
@@ -129,8 +164,15 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
       errs.push_back(fmt::format("config error rl.micro_batch: {} must be >= 1\n  fix: set rl.micro_batch = 64", s.micro_batch));
     if (s.eval_questions < 0)
       errs.push_back(fmt::format("config error rl.eval_questions: {} must be >= 0\n  fix: set rl.eval_questions = 200", s.eval_questions));
-    if (s.loss_entropy_coef != 0)
-      errs.push_back("config error rl.loss.entropy_coef: the entropy bonus is not implemented\n  fix: set rl.loss.entropy_coef = 0");
+    // Every rank trains (minibatch_prompts · n) / DP responses of each mini-batch; equal shares keep
+    // the ranks' collectives (expert dispatch, gradient reduction) in step.
+    const int DP = groups_.dp->size();
+    if ((rl_.minibatch_prompts * rl_.group_size) % DP != 0)
+      errs.push_back(
+          fmt::format("config error rl.minibatch_prompts: minibatch_prompts · group_size = {} · {} responses "
+                      "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
+                      "minibatch_prompts and group_size whose product is a multiple of {}",
+                      rl_.minibatch_prompts, rl_.group_size, DP, DP));
     if (!errs.empty()) {
       std::string msg;
       for (const auto& e : errs) msg += (msg.empty() ? "" : "\n") + e;
@@ -154,26 +196,44 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
     load_weights(cfg_.checkpoint.load, /*with_state=*/true);
   else
     load_weights(init_checkpoint, /*with_state=*/false);
+  // The frozen reference exists only for the KL term (spec §3.7): no cost when kl_coef = 0.
+  if (rl_.loss.kl_coef > 0) {
+    ref_model_ = std::make_unique<Model>(cfg_, groups_);
+    load_model_weights(*ref_model_, groups_, cfg_.rl.reference);
+  }
 }
 
+// Checkpoints are logical (unsharded): every rank reads the whole file and keeps its shards
+// (LogicalParams), and saves gather the shards to world rank 0, which writes. Both are collective.
 void RlTrainer::load_weights(const std::string& dir, bool with_state) {
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  std::vector<float> lmd(size_t(lp.dense().total())), lvd(lmd.size()), lme(size_t(lp.expert().total())),
+      lve(lme.size());
   train::TrainState st;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
+  st.dense = &lp.dense();
+  st.expert = &lp.expert();
   if (with_state) {
-    st.adam_m_dense = &opt_dense_->m();
-    st.adam_v_dense = &opt_dense_->v();
-    st.adam_m_expert = &opt_expert_->m();
-    st.adam_v_expert = &opt_expert_->v();
+    st.adam_m_dense = &lmd;
+    st.adam_v_dense = &lvd;
+    st.adam_m_expert = &lme;
+    st.adam_v_expert = &lve;
   }
   st.buffers = model_->buffers();
   train::load_checkpoint(dir, st);
+  lp.scatter(dense, lp.dense().params(), dense.params());
+  lp.scatter(expert, lp.expert().params(), expert.params());
   model_->set_buffers(st.buffers);
   if (with_state) {
     if (!st.extra.contains("rl_step"))
       user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
                  "its weights, and use checkpoint.load only to resume an RL run",
                  dir);
+    lp.scatter(dense, lmd.data(), opt_dense_->m().data());
+    lp.scatter(dense, lvd.data(), opt_dense_->v().data());
+    lp.scatter(expert, lme.data(), opt_expert_->m().data());
+    lp.scatter(expert, lve.data(), opt_expert_->v().data());
     step_ = st.extra.at("rl_step").get<int64_t>();
     prompts_consumed_ = st.extra.at("prompts_consumed").get<int64_t>();
     opt_step_ = st.extra.at("optimizer_steps").get<int64_t>();
@@ -182,22 +242,33 @@ void RlTrainer::load_weights(const std::string& dir, bool with_state) {
 }
 
 void RlTrainer::save_checkpoint(const std::string& dir) {
-  train::TrainState st;
-  st.step = step_;
-  st.dense = &model_->dense();
-  st.expert = &model_->expert();
-  st.adam_m_dense = &opt_dense_->m();
-  st.adam_v_dense = &opt_dense_->v();
-  st.adam_m_expert = &opt_expert_->m();
-  st.adam_v_expert = &opt_expert_->v();
-  st.buffers = model_->buffers();
-  st.config_toml = config_to_toml(cfg_);
-  st.extra = {{"rl_step", step_},
-              {"prompts_consumed", prompts_consumed_},
-              {"optimizer_steps", opt_step_},
-              {"ats_stats", stats_json(ats_.for_rollout())},
-              {"preset", std::string(to_string(rl_.preset))}};
-  train::save_checkpoint(dir, st);
+  ParamArena& dense = model_->dense();
+  ParamArena& expert = model_->expert();
+  LogicalParams lp(dense, expert, groups_);
+  const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
+  std::vector<float> lmd = lp.gather(dense, opt_dense_->m().data()), lvd = lp.gather(dense, opt_dense_->v().data());
+  std::vector<float> lme = lp.gather(expert, opt_expert_->m().data()), lve = lp.gather(expert, opt_expert_->v().data());
+  if (groups_.world->rank() == 0) {
+    std::copy(pd.begin(), pd.end(), lp.dense().params());
+    std::copy(pe.begin(), pe.end(), lp.expert().params());
+    train::TrainState st;
+    st.step = step_;
+    st.dense = &lp.dense();
+    st.expert = &lp.expert();
+    st.adam_m_dense = &lmd;
+    st.adam_v_dense = &lvd;
+    st.adam_m_expert = &lme;
+    st.adam_v_expert = &lve;
+    st.buffers = model_->buffers();
+    st.config_toml = config_to_toml(cfg_);
+    st.extra = {{"rl_step", step_},
+                {"prompts_consumed", prompts_consumed_},
+                {"optimizer_steps", opt_step_},
+                {"ats_stats", stats_json(ats_.for_rollout())},
+                {"preset", std::string(to_string(rl_.preset))}};
+    train::save_checkpoint(dir, st);
+  }
+  groups_.world->barrier();
 }
 
 std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t k) {
@@ -227,7 +298,10 @@ std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t 
   opt.step = k;
   opt.eos_id = CharTokenizer::kEos;
   opt.record_routing = replay_ == RouterReplayMode::Rollout;
-  std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  // Each DP rank generates its share of the prompts; ranks that share expert collectives decode in
+  // lock-step (all of them, since every rank runs this loop).
+  if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
+  std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
   const OverlongParams op = overlong_params(rl_);
   std::vector<Sample> samples;
   samples.reserve(out.size());
@@ -365,13 +439,16 @@ nlohmann::ordered_json RlTrainer::step() {
   for (Sample& s : batch) {
     s.logp_old.assign(size_t(s.length), 0.0f);
     s.ent_old.assign(size_t(s.length), 0.0f);
+    if (ref_model_) s.logp_ref.assign(size_t(s.length), 0.0f);
   }
-  std::vector<float> logits;
+  std::vector<float> logits, ref_logits;
   for (int64_t b = 0; b < M; ++b)
     for (const std::vector<int64_t>& idx : micro_batches(0, b)) {
       const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/false);
       MicroBatchResult res;
       model_->forward_logits(mb, logits, &res);
+      // The reference sees the same micro-batch and replayed routes, so log π_ref = log π_old at step 1.
+      if (ref_model_) ref_model_->forward_logits(mb, ref_logits);
       train_tokens += mb.N();
       for (int64_t bi = 0; bi < mb.B; ++bi) {
         Sample& x = batch[size_t(idx[size_t(bi)])];
@@ -382,6 +459,11 @@ nlohmann::ordered_json RlTrainer::step() {
               std::span<const float>(logits.data() + row * V, size_t(V)), x.tokens[size_t(t)], t_base);
           x.logp_old[size_t(t)] = tl.logp;
           x.ent_old[size_t(t)] = tl.entropy;
+          if (ref_model_)
+            x.logp_ref[size_t(t)] =
+                token_logprob_entropy(std::span<const float>(ref_logits.data() + row * V, size_t(V)),
+                                      x.tokens[size_t(t)], t_base)
+                    .logp;
         }
         if (replay_ == RouterReplayMode::Old && LK > 0) {
           const int64_t T = Pl + x.length;
@@ -392,11 +474,21 @@ nlohmann::ordered_json RlTrainer::step() {
       }
     }
   if (DP > 1) {
-    // Each response was computed on one rank, zeros elsewhere: the sum is exact.
+    // Each response was computed on one rank, zeros elsewhere: the sum is exact. Mode `old` also
+    // shares the stage-4 routing (as id + 1, exact in fp32), since later epochs may train a
+    // response on another rank.
+    const bool old_routes = replay_ == RouterReplayMode::Old && LK > 0;
     std::vector<float> flat;
     for (const Sample& s : batch) {
       flat.insert(flat.end(), s.logp_old.begin(), s.logp_old.end());
       flat.insert(flat.end(), s.ent_old.begin(), s.ent_old.end());
+      flat.insert(flat.end(), s.logp_ref.begin(), s.logp_ref.end());
+      if (!old_routes) continue;
+      const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
+      if (s.old_routing.empty())
+        flat.insert(flat.end(), len, 0.0f);
+      else
+        for (int32_t e : s.old_routing) flat.push_back(float(e + 1));
     }
     groups_.dp->all_reduce(flat.data(), int64_t(flat.size()));
     size_t o = 0;
@@ -405,8 +497,14 @@ nlohmann::ordered_json RlTrainer::step() {
       o += size_t(s.length);
       std::copy_n(flat.begin() + int64_t(o), s.length, s.ent_old.begin());
       o += size_t(s.length);
+      std::copy_n(flat.begin() + int64_t(o), s.logp_ref.size(), s.logp_ref.begin());
+      o += s.logp_ref.size();
+      if (!old_routes) continue;
+      const size_t len = size_t((int64_t(s.prompt.size()) + s.length - 1) * LK);
+      s.old_routing.resize(len);
+      for (size_t q = 0; q < len; ++q) s.old_routing[q] = int32_t(flat[o + q]) - 1;
+      o += len;
     }
-    FOLDMOE_CHECK(replay_ != RouterReplayMode::Old, "router_replay.mode = old with DP > 1 is not supported");
   }
 
   // ---- stage 5: entropy statistics ----
@@ -449,6 +547,8 @@ nlohmann::ordered_json RlTrainer::step() {
   double sum_norm = 0, loss_sum = 0;
   int64_t updates = 0, skipped = 0;
   double first_max_abs_logr = 0;
+  double kl_sum = 0, kl_tokens = 0;  // k3 KL to the reference over the loss tokens (metric)
+  const float ent_coef = float(rl_.loss.entropy_coef);
   std::vector<int64_t> loss_tokens(static_cast<size_t>(R));
   for (int64_t i = 0; i < R; ++i)
     loss_tokens[size_t(i)] = loss_token_count(batch[size_t(i)].length, batch[size_t(i)].truncated, rl_.dapo.overlong_filter);
@@ -468,7 +568,7 @@ nlohmann::ordered_json RlTrainer::step() {
         ctx.dp_size = DP;
         model_->forward_backward_logits(mb, ctx, [&](const std::vector<float>& lg, std::vector<float>& dlg) {
           // Per-token inputs over the valid positions of this micro-batch, response by response.
-          std::vector<float> lp, lp_old, av, hh, w, lse, ent_live;
+          std::vector<float> lp, lp_old, av, hh, w, lse, ent_live, lref;
           std::vector<int64_t> rows;
           std::vector<int32_t> toks;
           for (int64_t bi = 0; bi < mb.B; ++bi) {
@@ -484,6 +584,7 @@ nlohmann::ordered_json RlTrainer::step() {
               lse.push_back(tl.lse);
               ent_live.push_back(tl.entropy);
               lp_old.push_back(x.logp_old[size_t(t)]);
+              if (ref_model_) lref.push_back(x.logp_ref[size_t(t)]);
               av.push_back(adv.adv[size_t(i)]);
               if (modulate && scope_old) hh.push_back(hhat_epoch[size_t(e)][size_t(offset[size_t(i)] + t)]);
               w.push_back(t < loss_tokens[size_t(i)] ? wi : 0.0f);
@@ -492,8 +593,14 @@ nlohmann::ordered_json RlTrainer::step() {
             }
           }
           if (modulate && !scope_old) hh = population_hhat(ent_live, rl_.hapo.entropy_pivot, rl_.hapo.hhat_sign);
-          PolicyLossInputs in{lp, lp_old, av, hh, w, {}};
+          PolicyLossInputs in{lp, lp_old, av, hh, w, lref};
           const PolicyLossResult res = policy_loss(in, pp);
+          for (size_t j = 0; j < lref.size(); ++j)
+            if (w[j] > 0) {
+              const double dd = double(lref[j]) - double(lp[j]);
+              kl_sum += std::exp(dd) - dd - 1.0;
+              kl_tokens += 1;
+            }
           counters.add(res.counters);
           if (e == 0 && b == 0) {
             first_counters.add(res.counters);
@@ -501,10 +608,18 @@ nlohmann::ordered_json RlTrainer::step() {
               if (w[j] > 0) first_max_abs_logr = std::max(first_max_abs_logr, double(std::abs(lp[j] - lp_old[j])));
           }
           mb_loss += res.loss;
-          for (size_t j = 0; j < rows.size(); ++j)
+          for (size_t j = 0; j < rows.size(); ++j) {
+            const std::span<const float> row(lg.data() + rows[j] * V, size_t(V));
+            const std::span<float> drow(dlg.data() + rows[j] * V, size_t(V));
             if (res.dloss_dlogp[j] != 0.0f)
-              token_logprob_backward(std::span<const float>(lg.data() + rows[j] * V, size_t(V)), toks[j], lse[j],
-                                     res.dloss_dlogp[j], std::span<float>(dlg.data() + rows[j] * V, size_t(V)), t_base);
+              token_logprob_backward(row, toks[j], lse[j], res.dloss_dlogp[j], drow, t_base);
+            // Entropy bonus −coef · H per token, weighted like the policy loss (after the
+            // log-prob backward, which overwrites the row).
+            if (ent_coef > 0 && w[j] > 0) {
+              mb_loss -= double(ent_coef) * double(w[j]) * double(ent_live[j]);
+              token_entropy_backward(row, lse[j], ent_live[j], -ent_coef * w[j], drow, t_base);
+            }
+          }
         });
       }
       if (DP > 1) reduce_gradients(model_->dense(), model_->expert(), groups_, /*per_token_loss=*/true);
@@ -526,6 +641,12 @@ nlohmann::ordered_json RlTrainer::step() {
       model_->expert().zero_grad();
       loss_sum += mb_loss;
     }
+  if (DP > 1) {
+    // Per-token statistics and the loss were accumulated over this rank's responses: sum them
+    // (counts are exact in fp64) so that every layout logs the whole batch.
+    all_reduce_counters(*groups_.dp, counters, {&loss_sum, &kl_sum, &kl_tokens});
+    groups_.dp->all_reduce(&first_max_abs_logr, 1, ReduceOp::Max);
+  }
   skipped_total_ += skipped;
   const double train_s = train_timer.seconds();
   ats_.finish_step(s_k);
@@ -581,6 +702,7 @@ nlohmann::ordered_json RlTrainer::step() {
   j["first_minibatch_max_abs_log_ratio"] = first_max_abs_logr;
   j["rollout_vs_old_abs_logprob_mean"] = n_tok ? sum_abs_rollout_diff / double(n_tok) : 0.0;
   j["loss"] = loss_sum / double(M * rl_.ppo_epochs);
+  j["kl_mean"] = kl_tokens > 0 ? kl_sum / kl_tokens : 0.0;  // 0 without a reference
   j["grad_norm"] = updates ? sum_norm / double(updates) : 0.0;
   j["updates"] = updates;
   j["skipped_updates"] = skipped;
@@ -618,7 +740,8 @@ RlEvalResult RlTrainer::evaluate() {
   opt.step = 0;
   opt.eos_id = CharTokenizer::kEos;
   opt.record_routing = false;
-  const std::vector<Response> out = generate(*model_, prompts, sp, opt);
+  if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
+  const std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
   std::map<std::string, std::pair<double, int64_t>> per_task;
   double len = 0;
   for (const Response& resp : out) {
@@ -696,10 +819,11 @@ void RlTrainer::run() {
           m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
           m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
     if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
-    if (write_outputs_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 && step_ < cfg_.rl.steps)
+    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 &&
+        step_ < cfg_.rl.steps)
       save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
   }
-  if (write_outputs_ && cfg_.checkpoint.save_final) {
+  if (save_checkpoints_ && cfg_.checkpoint.save_final) {
     const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
     save_checkpoint(dir);
     log_line("saved checkpoint " + dir);

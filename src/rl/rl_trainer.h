@@ -14,14 +14,19 @@
 //   7    M mini-batch updates: Model::forward_backward_logits with the per-token policy loss pushed
 //        through the LM head's log-softmax, true token mean (or the configured aggregation), global
 //        gradient-norm clip (non-finite norm: the update is skipped and counted), AdamW;
+//        optional terms per loss token, weighted like the policy loss: β_KL · k3 KL to the frozen
+//        rl.reference model (its log-probs come from stage 4, same micro-batches and routes) and the
+//        entropy bonus −entropy_coef · H(π_θ);
 //   8    learning rate lr·min(1, k/W) for all updates of the step;
 //   9    evaluation every eval.every steps and at the last step (and at step 0), ATS off;
 //   10   checkpoints (weights, AdamW moments, RL step, prompt position, S_k).
 //
-// Data parallelism: the seam is the ProcessGroups. Every rank generates the whole batch (the
-// sampling stream is keyed by prompt and sample, so all ranks produce the same responses); response
-// j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
-// (zeros elsewhere, so the sum is exact); gradients are summed over dp. Only DP = 1 is tested.
+// Data parallelism: the seam is the ProcessGroups. Rollouts (and evaluations) are split over DP
+// ranks by prompt and then shared (rollout_split.h; the sampling stream is keyed by prompt and
+// sample, not by rank); response j of each mini-batch is trained on rank j mod DP; per-token stage-4 results are summed over dp
+// (zeros elsewhere, so the sum is exact); gradients are summed over dp. With EP > 1 the ranks decode
+// in lock-step (empty forwards once a rank is done), so every expert collective is matched. Checkpoints are
+// logical (gathered to rank 0), so an RL run resumes under any layout.
 // MoE auxiliary losses are not applied during RL (their gradient seed is 0); expert-bias updates
 // follow rl.router_replay.freeze_expert_bias.
 #pragma once
@@ -90,9 +95,11 @@ class RlTrainer {
   Config cfg_;
   RlConfig rl_;
   ProcessGroups groups_;
-  bool write_outputs_;
+  bool save_checkpoints_;  // every rank (saves are collective)
+  bool write_outputs_;     // world rank 0 only: metrics, config, log lines
   std::unique_ptr<ProblemSource> source_;
   std::unique_ptr<Model> model_;
+  std::unique_ptr<Model> ref_model_;  // frozen reference for the KL term (kl_coef > 0 only)
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;
   RouterReplayMode replay_ = RouterReplayMode::Off;
   int n_moe_ = 0, topk_ = 0;

@@ -26,7 +26,7 @@ std::vector<Response> generate(Model& model, const std::vector<std::vector<int32
     if (p.empty()) user_error("rollout: empty prompt (prepend <bos>)");
   const int n = opt.samples_per_prompt;
   std::vector<Response> out(prompts.size() * size_t(n));
-  if (prompts.empty()) return out;
+  if (prompts.empty() && !opt.lockstep) return out;
   DecoderEngine eng(model);
   const int64_t V = eng.vocab(), LK = int64_t(eng.moe_layers()) * eng.topk();
   const bool rec = opt.record_routing && LK > 0;
@@ -61,13 +61,21 @@ std::vector<Response> generate(Model& model, const std::vector<std::vector<int32
   std::vector<float> logits;
   std::vector<int32_t> routing;
   size_t next_prompt = 0;
-  while (next_prompt < prompts.size() || !active.empty()) {
+  // Whether any member of the lock-step group (or this process alone) has each kind of work.
+  auto any = [&](bool mine) {
+    double v = mine ? 1.0 : 0.0;
+    if (opt.lockstep) opt.lockstep->all_reduce(&v, 1, ReduceOp::Max);
+    return v > 0;
+  };
+  for (;;) {
+    const bool work = next_prompt < prompts.size() || !active.empty();
     // Admit prompts while the batch has room: one batched prefill, then fork into n samples.
     std::vector<size_t> admit;
     while (next_prompt < prompts.size() && (active.size() + (admit.size() + 1) * size_t(n) <= size_t(max_batch) ||
                                             (active.empty() && admit.empty())))
       admit.push_back(next_prompt++);
-    if (!admit.empty()) {
+    if (!any(work)) break;
+    if (any(!admit.empty())) {
       std::vector<DecoderEngine::Feed> feeds;
       for (size_t p : admit)
         feeds.push_back({eng.new_sequence(int64_t(prompts[p].size()) + opt.max_new_tokens), prompts[p]});
@@ -97,7 +105,7 @@ std::vector<Response> generate(Model& model, const std::vector<std::vector<int32
         row0 += P;
       }
     }
-    if (active.empty()) continue;
+    if (!any(!active.empty())) continue;
     // One decode step over every active sequence.
     std::vector<DecoderEngine::Feed> feeds;
     feeds.reserve(active.size());

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "model/model.h"
 #include "rl/sampling.h"
 
@@ -29,6 +30,10 @@ struct RolloutOptions {
   int max_batch = 0;   // sequences decoded at once (0 = all prompts x samples)
   bool record_routing = true;  // fill Response::routing (MoE models)
   std::vector<int64_t> prompt_ids;  // RNG key of each prompt (default: its index)
+  // Ranks that share the model's MoE collectives (expert parallelism) but may generate different
+  // prompts (or none): with it set, every member makes the same sequence of forward calls, empty
+  // ones while it has nothing left to decode. Null = this process decodes alone.
+  Communicator* lockstep = nullptr;
 };
 
 struct Response {

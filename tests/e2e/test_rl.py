@@ -97,6 +97,34 @@ def test_user_errors():
     assert p.returncode != 0 and "rl.loss.aggregation" in p.stderr, p.stderr
 
 
+def test_kl_to_reference_and_entropy_bonus():
+    """rl.loss.kl_coef pulls the policy back to the frozen rl.reference (a stronger coefficient ends
+    nearer to it); rl.loss.entropy_coef keeps the policy's entropy up (spec 04 §3.7)."""
+    p = run("rl", "--init", pretrained(), "--rl.loss.kl_coef=0.1", check=False)
+    assert p.returncode == 2 and "rl.loss.kl_coef" in p.stderr and "rl.reference" in p.stderr, p.stderr
+    p = run("rl", "--init", pretrained(), "--rl.loss.entropy_coef=-1", check=False)
+    assert p.returncode == 2 and "rl.loss.entropy_coef" in p.stderr and "fix:" in p.stderr, p.stderr
+    fast = ["--rl.preset=grpo", "--rl.steps=6", "--rl.eval.before_train=false", "--rl.eval.every=100",
+            "--rl.optim.lr=2e-3", "--rl.optim.warmup_steps=1"]
+    kl = {}
+    for coef in (0.01, 3.0):
+        d = tmpdir()
+        rl(d, *fast, f"--rl.loss.kl_coef={coef}", f"--rl.reference={pretrained()}")
+        m = [x for x in metrics(d) if x["type"] == "train"]
+        # Step 1's first mini-batch sees the reference weights (KL 0); the second one does not.
+        assert all(x["kl_mean"] > 0 for x in m), m
+        kl[coef] = m[-1]["kl_mean"]
+    assert kl[3.0] < 0.5 * kl[0.01], kl
+    ent = {}
+    for coef in (0.0, 0.5):
+        d = tmpdir()
+        rl(d, *fast, f"--rl.loss.entropy_coef={coef}")
+        m = [x for x in metrics(d) if x["type"] == "train"]
+        assert all(x["kl_mean"] == 0 for x in m)  # no reference loaded
+        ent[coef] = m[-1]["entropy_mean"]
+    assert ent[0.5] > 1.2 * ent[0.0], ent
+
+
 if __name__ == "__main__":
     main([test_grpo_raises_the_reward, test_same_seed_is_bit_identical_and_checkpoints_carry_rl_state,
-          test_dapo_dynamic_sampling_and_resume, test_user_errors])
+          test_dapo_dynamic_sampling_and_resume, test_user_errors, test_kl_to_reference_and_entropy_bonus])

@@ -116,6 +116,12 @@ TEST(RlConfig, ValidationRulesOfSection13) {
   c.loss.kl_coef = 0.1;
   expect_error(c, "rl.loss.kl_coef");
   EXPECT_EQ(error_of(c, RlRunFacts{.has_reference_checkpoint = true}), "");
+  EXPECT_NE(error_of(c).find("rl.reference"), std::string::npos);  // the fix names the key to set
+  c = RlConfig{};
+  c.loss.entropy_coef = -0.01;
+  expect_error(c, "rl.loss.entropy_coef");
+  c.loss.entropy_coef = 0.01;
+  EXPECT_EQ(error_of(c), "");
   c = RlConfig{};
   c.dynamic_sampling.gen_prompts_per_round = 0;
   expect_error(c, "rl.dynamic_sampling.gen_prompts_per_round");
