@@ -129,6 +129,14 @@ void aux_losses_forward(const AuxOptions& o, const float* logits_NE, const AuxBa
     ws.idx.resize(size_t(E));
     aux_scores(o, logits_NE, N, b.valid_N, ws.a_NE.data(), o.sigmoid ? ws.s_NE.data() : nullptr, map_ws.data(),
                ws.idx.data());
+    if (b.replay_NK)
+      for (int64_t n = 0; n < N; ++n) {
+        const int32_t* ids = b.replay_NK + n * b.replay_stride;
+        if (ids[0] < 0 || !valid(n)) continue;
+        uint8_t* row = map_ws.data() + n * E;
+        std::fill(row, row + E, uint8_t(0));
+        for (int j = 0; j < k; ++j) row[ids[j]] = 1;
+      }
     const float* a = ws.a_NE.data();
     const uint8_t* m = map_ws.data();
 

@@ -48,6 +48,10 @@ struct AuxBatch {
   double sigma = 1.0;                // loss seed σ
   bool per_token = false;
   int dp_size = 1;                   // κ of global aux in mean mode
+  // Router replay: rows whose first id is >= 0 count their k recorded experts instead of the aux
+  // map's top-k (spec 04 §12.2 rule 6); the differentiable scores stay the live ones.
+  const int32_t* replay_NK = nullptr;
+  int64_t replay_stride = 0;
 };
 
 // Scratch buffers reused between calls.

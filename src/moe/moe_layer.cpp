@@ -2,6 +2,7 @@
 // expert (spec 02 §1–§8), and the backward in reverse.
 #include "moe/moe_layer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -175,6 +176,9 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
       AuxBatch b;
       b.N = N, b.S_loc = ctx.S_loc, b.B = ctx.B, b.S_full = ctx.S_full, b.valid_N = ctx.valid_N;
       b.sigma = ctx.loss_seed, b.per_token = ctx.per_token_loss, b.dp_size = ctx.dp_size;
+      // Spec 04 §12.2 rule 6: under replay the token counts follow the replayed selection.
+      b.replay_NK = ctx.replay_experts_NK;
+      b.replay_stride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
       aux_losses_forward(I.aopt, logits, b, *I.groups.tp_cp, *I.groups.tp_dp_cp, I.gstate, I.aux_ws, c.auxmap_NE,
                          daux, &aux);
     }
@@ -189,6 +193,19 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   const int64_t rstride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
   route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data(),
         ctx.replay_experts_NK, rstride);
+  if (ctx.replay_experts_NK && stats && !ctx.recompute) {  // route flips: live top-k vs the record
+    std::vector<float> live_probs(size_t(N * E)), live_saved(size_t(N * E));
+    std::vector<uint8_t> live_map(size_t(N * E));
+    route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), live_probs.data(),
+          live_map.data(), live_saved.data());
+    stats->flipped_N.assign(size_t(N), 0);
+    for (int64_t n = 0; n < N; ++n) {
+      if (ctx.replay_experts_NK[n * rstride] < 0) continue;  // routed live
+      ++stats->replayed_rows;
+      stats->flipped_N[size_t(n)] = !std::equal(map + n * E, map + (n + 1) * E, live_map.data() + n * E);
+      stats->flipped_rows += stats->flipped_N[size_t(n)];
+    }
+  }
   if (ctx.record_experts_NK && !ctx.recompute)
     for (int64_t n = 0; n < N; ++n) {
       int32_t* r = ctx.record_experts_NK + n * rstride;

@@ -50,6 +50,10 @@ struct MoEStats {
   std::vector<int64_t> routed_E;  // demand per expert (before capacity), local tokens
   std::vector<int64_t> kept_E;    // after capacity
   std::vector<int64_t> routed_tag_E;  // [num_tags, E] demand by row tag (empty without tags)
+  // Router replay (spec 04 §12.3): rows that used a recorded selection, and per row whether the
+  // live top-k (computed, unused) differs from it. Empty without replay.
+  int64_t replayed_rows = 0, flipped_rows = 0;
+  std::vector<uint8_t> flipped_N;
 };
 
 class MoELayer {

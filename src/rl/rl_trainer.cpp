@@ -442,11 +442,23 @@ nlohmann::ordered_json RlTrainer::step() {
     if (ref_model_) s.logp_ref.assign(size_t(s.length), 0.0f);
   }
   std::vector<float> logits, ref_logits;
+  // Route flips under replay (spec 04 §12.3): [flipped rows per MoE layer..., replayed rows,
+  // rows flipped in at least one layer], summed over DP ranks below.
+  std::vector<double> flips(size_t(n_moe_) + 2, 0.0);
   for (int64_t b = 0; b < M; ++b)
     for (const std::vector<int64_t>& idx : micro_batches(0, b)) {
       const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/false);
       MicroBatchResult res;
       model_->forward_logits(mb, logits, &res);
+      if (!mb.replay_NLK.empty() && !res.moe.empty() && !res.moe[0].flipped_N.empty()) {
+        flips[size_t(n_moe_)] += double(res.moe[0].replayed_rows);
+        for (size_t l = 0; l < res.moe.size(); ++l) flips[l] += double(res.moe[l].flipped_rows);
+        for (int64_t row = 0; row < mb.N(); ++row) {
+          bool any = false;
+          for (const MoEStats& st : res.moe) any = any || st.flipped_N[size_t(row)];
+          flips[size_t(n_moe_) + 1] += any;
+        }
+      }
       // The reference sees the same micro-batch and replayed routes, so log π_ref = log π_old at step 1.
       if (ref_model_) ref_model_->forward_logits(mb, ref_logits);
       train_tokens += mb.N();
@@ -664,13 +676,16 @@ nlohmann::ordered_json RlTrainer::step() {
     }
     batch_summary = summarize_rollout(rewards, acc, lengths, trunc, pens, n);
   }
-  double sum_abs_rollout_diff = 0;
+  double sum_abs_rollout_diff = 0, max_abs_rollout_diff = 0;
   int64_t n_tok = 0;
   for (const Sample& s : batch)
     for (int64_t t = 0; t < s.length; ++t) {
-      sum_abs_rollout_diff += std::abs(double(s.logprob_rollout[size_t(t)]) - double(s.logp_old[size_t(t)]));
+      const double d = std::abs(double(s.logprob_rollout[size_t(t)]) - double(s.logp_old[size_t(t)]));
+      sum_abs_rollout_diff += d;
+      max_abs_rollout_diff = std::max(max_abs_rollout_diff, d);
       ++n_tok;
     }
+  if (groups_.dp->size() > 1) groups_.dp->all_reduce(flips.data(), int64_t(flips.size()));
   nlohmann::ordered_json j;
   j["type"] = "train";
   j["step"] = k;
@@ -701,6 +716,14 @@ nlohmann::ordered_json RlTrainer::step() {
   j["abs_log_ratio_mean"] = counters.mean_abs_log_ratio();
   j["first_minibatch_max_abs_log_ratio"] = first_max_abs_logr;
   j["rollout_vs_old_abs_logprob_mean"] = n_tok ? sum_abs_rollout_diff / double(n_tok) : 0.0;
+  j["rollout_vs_old_abs_logprob_max"] = max_abs_rollout_diff;
+  if (flips[size_t(n_moe_)] > 0) {  // router replay: live top-k vs the record in the old-policy pass
+    const double rows = flips[size_t(n_moe_)];
+    std::vector<double> per_layer;
+    for (int l = 0; l < n_moe_; ++l) per_layer.push_back(flips[size_t(l)] / rows);
+    j["route_flip_rate"] = per_layer;
+    j["route_flip_any_frac"] = flips[size_t(n_moe_) + 1] / rows;
+  }
   j["loss"] = loss_sum / double(M * rl_.ppo_epochs);
   j["kl_mean"] = kl_tokens > 0 ? kl_sum / kl_tokens : 0.0;  // 0 without a reference
   j["grad_norm"] = updates ? sum_norm / double(updates) : 0.0;

@@ -42,6 +42,14 @@ def test_grpo_raises_the_reward():
     # The old-policy pass uses the training forward over the same micro-batches: r = 1 exactly.
     assert all(x["first_minibatch_max_abs_log_ratio"] == 0.0 for x in m)
     assert "rl step  150 | reward" in out and "eval step  150 | lookup" in out
+    # Router replay (default for MoE): route-flip metrics of spec 04 §12.3 every step. The rollout
+    # and the old-policy pass run the same forward on the same weights, so flips and log-prob gaps
+    # are round-off sized (KV-cache decoding sums in another order).
+    for x in m:
+        flips = x["route_flip_rate"]
+        assert len(flips) == 2 and all(0.0 <= f <= 0.02 for f in flips), x
+        assert max(flips) <= x["route_flip_any_frac"] <= min(1.0, sum(flips) + 1e-12), x
+        assert 0.0 <= x["rollout_vs_old_abs_logprob_mean"] <= x["rollout_vs_old_abs_logprob_max"] < 1e-3, x
 
 
 def test_same_seed_is_bit_identical_and_checkpoints_carry_rl_state():

@@ -96,6 +96,12 @@ TEST_P(ReplayKinds, OwnChoicesReproduceForwardAndGradients) {
   EXPECT_EQ(l1, l0);
   EXPECT_EQ(r1.ce_sum, r0.ce_sum);
   EXPECT_EQ(grads(m), g0);
+  // Route-flip statistics (spec 04 §12.3): every row replayed, none flipped.
+  for (const MoEStats& st : r1.moe) {
+    EXPECT_EQ(st.replayed_rows, mb.N());
+    EXPECT_EQ(st.flipped_rows, 0);
+  }
+  EXPECT_TRUE(r0.moe.front().flipped_N.empty());  // no replay, no flip statistics
 }
 
 // Rollout records replayed in the teacher-forced forward: the replayed choices equal the records
@@ -150,6 +156,10 @@ TEST_P(ReplayKinds, DifferentReplayKeepsRouterGradient) {
   }
   EXPECT_EQ(got, want);
   EXPECT_NE(l1, l0);
+  // In the first MoE layer every row's live top-k (its recorded set) differs from the rotated
+  // replay: all flipped. Later layers see a changed input, so their live sets may match by chance.
+  for (const MoEStats& st : r1.moe) EXPECT_EQ(st.replayed_rows, mb.N());
+  EXPECT_EQ(r1.moe.front().flipped_rows, mb.N());
   // Finite differences of the mean CE w.r.t. the router weight of the last MoE layer.
   const std::string name = "layers." + std::to_string(cfg.model.layers - 1) + ".moe.router.weight";
   const int pi = m.dense().find(name);
