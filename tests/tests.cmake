@@ -83,5 +83,8 @@ foldmoe_add_parity("${FOLDMOE_PARITY_LAYOUTS}" "${FOLDMOE_PARITY_VARIANTS}")
 foldmoe_add_parity("${FOLDMOE_PARITY_PP_LAYOUTS}" "${FOLDMOE_PARITY_PP_VARIANTS}")
 # Global-batch aux loss accumulates over the step's micro-batches, so a recomputed forward must not
 # re-accumulate it (DP = 1 layouts only: spec 03 §12 leaves it out of DP > 1 parity).
+# Context parallelism with the all-gather K/V exchange (spec 03 §4.5).
+foldmoe_add_parity("cp2;cp4;cp2_ep2;tp2_cp2_ep4;dp2_tp2_cp2_ep2;tp2_cp2_pp2_ep4"
+                   "cp_allgather=--parallel.cp_comm_type=all_gather")
 foldmoe_add_parity("pp2;pp2_v2;tp2_cp2_pp2_ep4"
                    "recompute_both_global_aux=--train.recompute=full --moe.load_balancing_type=[global_aux_loss] --moe.aux_loss_coeff=[0.01]")

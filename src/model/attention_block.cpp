@@ -14,7 +14,12 @@ namespace foldmoe {
 
 AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
                                std::shared_ptr<Communicator> cp)
-    : tp_(std::move(tp)), cp_(std::move(cp)), H_(cfg.model.hidden), D_(cfg.head_dim()), theta_(cfg.model.rope_theta) {
+    : tp_(std::move(tp)),
+      cp_(std::move(cp)),
+      H_(cfg.model.hidden),
+      D_(cfg.head_dim()),
+      theta_(cfg.model.rope_theta),
+      cp_comm_(cfg.parallel.cp_comm_type == "all_gather" ? CpCommType::AllGather : CpCommType::P2P) {
   const int T = tp_->size(), t = tp_->rank();
   const int64_t A = cfg.model.heads, G = cfg.model.kv_heads;
   A_ = A / T;
@@ -51,7 +56,7 @@ void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int6
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   if (cp_ && cp_->size() > 1)
     ring_attention_forward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                           shape, c.ring);
+                           shape, c.ring, cp_comm_);
   else
     ops::attention_forward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape);
   if (tp_->size() == 1) {
@@ -76,7 +81,7 @@ void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, i
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   if (cp_ && cp_->size() > 1)
     ring_attention_backward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape, c.ring);
+                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape, c.ring, cp_comm_);
   else
     ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
                             do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);

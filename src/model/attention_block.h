@@ -40,6 +40,7 @@ class AttentionBlock {
   std::shared_ptr<Communicator> tp_, cp_;
   int64_t H_, A_, G_, D_;  // A_, G_: heads held on this rank
   double theta_;
+  CpCommType cp_comm_ = CpCommType::P2P;
   Param wq_, wk_, wv_, wo_;
 };
 

@@ -634,6 +634,7 @@ void validate_rest(const Config& c, Problems& p) {
   if (t.seq_len < 2) p.add("", fmt::format("[train] seq_len = {} must be >= 2 (next-token targets need two positions).", t.seq_len), "set seq_len >= 2.");
   if (t.run_dir.empty()) p.add("", "[train] run_dir is empty.", "set run_dir, e.g. \"runs/default\".");
   check_choice(p, "[train] recompute", t.recompute, {"none", "moe", "full"});
+  check_choice(p, "[parallel] cp_comm_type", c.parallel.cp_comm_type, {"p2p", "all_gather"});
 
   const OptimConfig& o = c.optim;
   if (!(o.lr > 0)) p.add("", fmt::format("[optim] lr = {} must be > 0.", o.lr), "use e.g. lr = 3e-3.");

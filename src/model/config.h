@@ -57,6 +57,7 @@ struct ParallelConfig {
   int tp = 1, cp = 1, pp = 1, vpp = 1, ep = 1;
   int etp = 0;  // 0 = tp
   std::string order = "tp-cp-ep-dp-pp";
+  std::string cp_comm_type = "p2p";  // p2p (ring) | all_gather (spec 03 §4.5)
   bool sequence_parallel = true;  // SP with TP > 1; required when the model has MoE layers (L7/M10)
   bool distributed_optimizer = false;
   int64_t bucket_size = 40000000;  // elements per gradient-reduction bucket (spec 03 §9.1)

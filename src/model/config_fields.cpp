@@ -97,6 +97,7 @@ constexpr ConfigField kFields[] = {
     F(parallel, ep, "expert-parallel size"),
     F(parallel, etp, "expert tensor-parallel size (0 = tp)"),
     F(parallel, order, "rank order, a permutation of tp-cp-ep-dp-pp (first varies fastest)"),
+    F(parallel, cp_comm_type, "context-parallel K/V exchange: p2p (ring, default) | all_gather"),
     F(parallel, sequence_parallel, "sequence parallelism with TP > 1 (required for MoE)"),
     F(parallel, distributed_optimizer, "shard optimizer state over data-parallel ranks"),
     F(parallel, pipeline_layers, "layers per virtual pipeline stage c·pp + r (pp·vpp entries; empty = even split)"),

@@ -147,7 +147,7 @@ void attention_full_backward(const float* q, const float* k, const float* v, con
 }
 
 void ring_attention_forward(Communicator& cp, const float* q, const float* k, const float* v, float* o, float* lse,
-                            const ops::AttentionShape& sh, RingAttentionWorkspace& ws) {
+                            const ops::AttentionShape& sh, RingAttentionWorkspace& ws, CpCommType comm) {
   ops::attention_forward(q, k, v, o, lse, sh);  // step 0: own K/V, causal over the local concatenation
   const int P = cp.size(), r = cp.rank();
   if (P == 1) return;
@@ -157,11 +157,16 @@ void ring_attention_forward(Communicator& cp, const float* q, const float* k, co
   ws.kv.resize(size_t(2 * nkv));
   std::memcpy(ws.kv.data(), k, size_t(nkv) * sizeof(float));
   std::memcpy(ws.kv.data() + nkv, v, size_t(nkv) * sizeof(float));
+  const bool gathered = comm == CpCommType::AllGather;
+  if (gathered) {  // every rank's [K | V] at once, in member order
+    ws.kv_next.resize(size_t(P * 2 * nkv));
+    cp.all_gather(ws.kv.data(), ws.kv_next.data(), 2 * nkv);
+  }
   for (int i = 1; i < P; ++i) {
-    ring_shift(cp, ws.kv, ws.kv_next, 2 * nkv, kTagForward);
     const int s = (r - i + P) % P;
-    const float* ks = ws.kv.data();
-    const float* vs = ws.kv.data() + nkv;
+    if (!gathered) ring_shift(cp, ws.kv, ws.kv_next, 2 * nkv, kTagForward);
+    const float* ks = gathered ? ws.kv_next.data() + int64_t(s) * 2 * nkv : ws.kv.data();
+    const float* vs = ks + nkv;
     if (s < r) {  // all local Q × chunk a' of the source
       ws.o_i.resize(size_t(S * B * A * D));
       ws.lse_i.resize(size_t(B * A * S));
@@ -178,18 +183,28 @@ void ring_attention_forward(Communicator& cp, const float* q, const float* k, co
 
 void ring_attention_backward(Communicator& cp, const float* q, const float* k, const float* v, const float* o,
                              const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                             const ops::AttentionShape& sh, RingAttentionWorkspace& ws) {
+                             const ops::AttentionShape& sh, RingAttentionWorkspace& ws, CpCommType comm) {
   const int P = cp.size(), r = cp.rank();
   if (P == 1) return ops::attention_backward(q, k, v, o, lse, dout, dq, dk, dv, sh);
   const int64_t S = sh.S, B = sh.B, A = sh.A, G = sh.G, D = sh.D, c = S / 2;
   const int64_t nkv = S * B * G * D;
-  // Travelling block: [K | V | dK | dV] of the source rank.
-  ws.kv.resize(size_t(4 * nkv));
+  const bool gathered = comm == CpCommType::AllGather;
+  // p2p: the travelling block [K | V | dK | dV] of the source rank. all_gather: every rank's
+  // [K | V] (kv_next) and a [dK | dV] accumulator per source rank (dk_tmp), reduce-scattered home.
+  ws.kv.resize(size_t((gathered ? 2 : 4) * nkv));
   float* buf = ws.kv.data();
   std::memcpy(buf, k, size_t(nkv) * sizeof(float));
   std::memcpy(buf + nkv, v, size_t(nkv) * sizeof(float));
+  if (gathered) {
+    ws.kv_next.resize(size_t(P * 2 * nkv));
+    cp.all_gather(buf, ws.kv_next.data(), 2 * nkv);
+    ws.dk_tmp.assign(size_t(P * 2 * nkv), 0.0f);
+  }
+  const auto grads_of = [&](int src) {  // where the dK/dV of source rank src accumulate
+    return gathered ? ws.dk_tmp.data() + int64_t(src) * 2 * nkv : ws.kv.data() + 2 * nkv;
+  };
   // Step 0 (causal local block) overwrites dq and starts the own dK/dV accumulators.
-  ops::attention_backward(q, k, v, o, lse, dout, dq, buf + 2 * nkv, buf + 3 * nkv, sh);
+  ops::attention_backward(q, k, v, o, lse, dout, dq, grads_of(r), grads_of(r) + nkv, sh);
   ws.delta.resize(size_t(B * A * S));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < A; ++h)
@@ -201,22 +216,26 @@ void ring_attention_backward(Communicator& cp, const float* q, const float* k, c
         ws.delta[size_t((b * A + h) * S + s)] = acc;
       }
   for (int i = 1; i < P; ++i) {
-    ring_shift(cp, ws.kv, ws.kv_next, 4 * nkv, kTagBackward);
     const int s = (r - i + P) % P;
-    float* kb = ws.kv.data();
+    if (!gathered) ring_shift(cp, ws.kv, ws.kv_next, 4 * nkv, kTagBackward);
+    const float* kb = gathered ? ws.kv_next.data() + int64_t(s) * 2 * nkv : ws.kv.data();
+    float* gb = grads_of(s);
     if (s < r) {
-      attention_full_backward(q, kb, kb + nkv, lse, ws.delta.data(), S, dout, dq, kb + 2 * nkv, kb + 3 * nkv, S, c, B,
-                              A, G, D);
+      attention_full_backward(q, kb, kb + nkv, lse, ws.delta.data(), S, dout, dq, gb, gb + nkv, S, c, B, A, G, D);
     } else {
       const int64_t qo = c * B * A * D;
-      attention_full_backward(q + qo, kb, kb + nkv, lse + c, ws.delta.data() + c, S, dout + qo, dq + qo, kb + 2 * nkv,
-                              kb + 3 * nkv, c, S, B, A, G, D);
+      attention_full_backward(q + qo, kb, kb + nkv, lse + c, ws.delta.data() + c, S, dout + qo, dq + qo, gb, gb + nkv,
+                              c, S, B, A, G, D);
     }
   }
-  // One more hop brings every accumulator home (the block held now belongs to rank r+1).
   std::vector<float>& ret = ws.dq_tmp;
-  ret.assign(ws.kv.begin() + 2 * nkv, ws.kv.end());
-  ring_shift(cp, ret, ws.kv_next, 2 * nkv, kTagReturn);
+  if (gathered) {  // sum every rank's contributions to my chunks' dK/dV
+    ret.resize(size_t(2 * nkv));
+    cp.reduce_scatter(ws.dk_tmp.data(), ret.data(), 2 * nkv);
+  } else {  // one more hop brings every accumulator home (the block held now belongs to rank r+1)
+    ret.assign(ws.kv.begin() + 2 * nkv, ws.kv.end());
+    ring_shift(cp, ret, ws.kv_next, 2 * nkv, kTagReturn);
+  }
   std::memcpy(dk, ret.data(), size_t(nkv) * sizeof(float));
   std::memcpy(dv, ret.data() + nkv, size_t(nkv) * sizeof(float));
 }

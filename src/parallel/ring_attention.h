@@ -11,6 +11,11 @@
 // Partial results are merged with the online softmax in that fixed order. The backward circulates
 // K/V with dK/dV accumulators in the same order, so after the full circle each rank holds the
 // complete dK, dV of its own chunks. With CP = 1 both are ops::attention_forward / _backward.
+//
+// CpCommType::AllGather (spec 03 §4.5, `parallel.cp_comm_type = "all_gather"`): every rank's K/V
+// is all-gathered once and the same steps run on it in the same order (the forward is bit-equal
+// to p2p); the dK/dV contributions to each source are summed by one reduce-scatter (another
+// summation order: equal to p2p up to fp32 round-off). Fewer, larger messages; P× K/V memory.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +25,8 @@
 #include "ops/attention.h"
 
 namespace foldmoe {
+
+enum class CpCommType { P2P, AllGather };
 
 // Non-causal attention of Sq queries over Sk keys (every query sees every key), GQA, scale
 // 1/sqrt(D). q/o rows s·B+b of [Sq, B, A, D]; k/v [Sk, B, G, D]; lse[(b·A+h)·lse_ld + s]
@@ -39,10 +46,12 @@ struct RingAttentionWorkspace {
 
 // sh.S = S_cp (local positions). o, lse overwritten.
 void ring_attention_forward(Communicator& cp, const float* q, const float* k, const float* v, float* o, float* lse,
-                            const ops::AttentionShape& sh, RingAttentionWorkspace& ws);
+                            const ops::AttentionShape& sh, RingAttentionWorkspace& ws,
+                            CpCommType comm = CpCommType::P2P);
 // dq, dk, dv overwritten (dk, dv complete for this rank's chunks).
 void ring_attention_backward(Communicator& cp, const float* q, const float* k, const float* v, const float* o,
                              const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                             const ops::AttentionShape& sh, RingAttentionWorkspace& ws);
+                             const ops::AttentionShape& sh, RingAttentionWorkspace& ws,
+                            CpCommType comm = CpCommType::P2P);
 
 }  // namespace foldmoe

@@ -93,6 +93,19 @@ TEST(RingAttention, ForwardBackwardVsSingleRank) {
       expect_close(dql, local_rows(dq, S, B, A, D, l.cp, int(r), h0, Al), 1e-4, 1e-6, "dq");
       expect_close(dkl, local_rows(dk, S, B, G, D, l.cp, int(r), g0, Gl), 1e-4, 1e-6, "dk");
       expect_close(dvl, local_rows(dv, S, B, G, D, l.cp, int(r), g0, Gl), 1e-4, 1e-6, "dv");
+      // all_gather variant (spec 03 §4.5): the same steps on gathered K/V; forward bit-equal to
+      // p2p, dK/dV summed by a reduce-scatter (fp32 round-off).
+      std::vector<float> o2(ol.size()), lse2(lsel.size()), dq2(dql.size()), dk2(dkl.size()), dv2(dvl.size());
+      RingAttentionWorkspace ws2;
+      ring_attention_forward(*g.cp, ql.data(), kl.data(), vl.data(), o2.data(), lse2.data(), loc, ws2,
+                             CpCommType::AllGather);
+      ring_attention_backward(*g.cp, ql.data(), kl.data(), vl.data(), o2.data(), lse2.data(), dol.data(), dq2.data(),
+                              dk2.data(), dv2.data(), loc, ws2, CpCommType::AllGather);
+      EXPECT_EQ(o2, ol);
+      EXPECT_EQ(lse2, lsel);
+      EXPECT_EQ(dq2, dql);  // dQ accumulates locally in the same order
+      expect_close(dk2, dkl, 1e-5, 1e-6, "dk all_gather vs p2p");
+      expect_close(dv2, dvl, 1e-5, 1e-6, "dv all_gather vs p2p");
     }
   }
 }
