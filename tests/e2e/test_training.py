@@ -49,6 +49,19 @@ def test_resume_reproduces_the_uninterrupted_losses_exactly():
     assert ga == gb
 
 
+def test_recomputation_changes_no_number():
+    """train.recompute = moe | full re-runs forwards in the backward: losses, aux losses and grad
+    norms are bit-identical to keeping every activation (one process; PP layouts in parity)."""
+    keys = ("lm_loss", "aux_loss", "z_loss", "grad_norm", "tokens_per_expert")
+    runs = {}
+    for mode in ("none", "moe", "full"):
+        d = tmpdir()
+        run("train", f"--train.run_dir={d}", "--train.steps=8", "--train.micro_batches=2",
+            "--moe.capacity_factor=1.0", f"--train.recompute={mode}", "--checkpoint.save_final=false")
+        runs[mode] = [{k: x[k] for k in keys} for x in metrics(d)]
+    assert runs["moe"] == runs["none"] and runs["full"] == runs["none"], runs
+
+
 def test_bench_prints_one_json_line():
     out = run("bench", "--warmup", "1", "--steps", "2", "--train.seq_len=32").stdout
     j = json.loads(out.strip().splitlines()[-1])
@@ -57,5 +70,5 @@ def test_bench_prints_one_json_line():
 
 
 if __name__ == "__main__":
-    main([test_tiny_moe_300_steps_halves_the_loss, test_resume_reproduces_the_uninterrupted_losses_exactly,
+    main([test_recomputation_changes_no_number, test_tiny_moe_300_steps_halves_the_loss, test_resume_reproduces_the_uninterrupted_losses_exactly,
           test_bench_prints_one_json_line])
