@@ -25,6 +25,7 @@
 #include "rl/rollout.h"
 #include "rl/rollout_split.h"
 #include "train/checkpoint.h"
+#include "train/logical_checkpoint.h"
 #include "train/trainer.h"
 
 namespace foldmoe::rl {
@@ -206,69 +207,31 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
 // Checkpoints are logical (unsharded): every rank reads the whole file and keeps its shards
 // (LogicalParams), and saves gather the shards to world rank 0, which writes. Both are collective.
 void RlTrainer::load_weights(const std::string& dir, bool with_state) {
-  ParamArena& dense = model_->dense();
-  ParamArena& expert = model_->expert();
-  LogicalParams lp(dense, expert, groups_);
-  std::vector<float> lmd(size_t(lp.dense().total())), lvd(lmd.size()), lme(size_t(lp.expert().total())),
-      lve(lme.size());
-  train::TrainState st;
-  st.dense = &lp.dense();
-  st.expert = &lp.expert();
-  if (with_state) {
-    st.adam_m_dense = &lmd;
-    st.adam_v_dense = &lvd;
-    st.adam_m_expert = &lme;
-    st.adam_v_expert = &lve;
-  }
-  st.buffers = model_->buffers();
-  train::load_checkpoint(dir, st);
-  lp.scatter(dense, lp.dense().params(), dense.params());
-  lp.scatter(expert, lp.expert().params(), expert.params());
-  model_->set_buffers(st.buffers);
-  if (with_state) {
-    if (!st.extra.contains("rl_step"))
-      user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
-                 "its weights, and use checkpoint.load only to resume an RL run",
-                 dir);
-    lp.scatter(dense, lmd.data(), opt_dense_->m().data());
-    lp.scatter(dense, lvd.data(), opt_dense_->v().data());
-    lp.scatter(expert, lme.data(), opt_expert_->m().data());
-    lp.scatter(expert, lve.data(), opt_expert_->v().data());
-    step_ = st.extra.at("rl_step").get<int64_t>();
-    prompts_consumed_ = st.extra.at("prompts_consumed").get<int64_t>();
-    opt_step_ = st.extra.at("optimizer_steps").get<int64_t>();
-    ats_.restore(stats_from_json(st.extra.at("ats_stats")));
-  }
+  LocalMoments mom;
+  const LoadedCheckpoint ck = load_logical_checkpoint(dir, *model_, groups_, with_state ? &mom : nullptr);
+  if (!with_state) return;
+  if (!ck.extra.contains("rl_step"))
+    user_error("{} is not an RL checkpoint (no rl_step in its manifest)\n  fix: pass it as --init to start RL from "
+               "its weights, and use checkpoint.load only to resume an RL run",
+               dir);
+  opt_dense_->m() = std::move(mom.m_dense);
+  opt_dense_->v() = std::move(mom.v_dense);
+  opt_expert_->m() = std::move(mom.m_expert);
+  opt_expert_->v() = std::move(mom.v_expert);
+  step_ = ck.extra.at("rl_step").get<int64_t>();
+  prompts_consumed_ = ck.extra.at("prompts_consumed").get<int64_t>();
+  opt_step_ = ck.extra.at("optimizer_steps").get<int64_t>();
+  ats_.restore(stats_from_json(ck.extra.at("ats_stats")));
 }
 
 void RlTrainer::save_checkpoint(const std::string& dir) {
-  ParamArena& dense = model_->dense();
-  ParamArena& expert = model_->expert();
-  LogicalParams lp(dense, expert, groups_);
-  const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
-  std::vector<float> lmd = lp.gather(dense, opt_dense_->m().data()), lvd = lp.gather(dense, opt_dense_->v().data());
-  std::vector<float> lme = lp.gather(expert, opt_expert_->m().data()), lve = lp.gather(expert, opt_expert_->v().data());
-  if (groups_.world->rank() == 0) {
-    std::copy(pd.begin(), pd.end(), lp.dense().params());
-    std::copy(pe.begin(), pe.end(), lp.expert().params());
-    train::TrainState st;
-    st.step = step_;
-    st.dense = &lp.dense();
-    st.expert = &lp.expert();
-    st.adam_m_dense = &lmd;
-    st.adam_v_dense = &lvd;
-    st.adam_m_expert = &lme;
-    st.adam_v_expert = &lve;
-    st.buffers = model_->buffers();
-    st.config_toml = config_to_toml(cfg_);
-    st.extra = {{"rl_step", step_},
-                {"prompts_consumed", prompts_consumed_},
-                {"optimizer_steps", opt_step_},
-                {"ats_stats", stats_json(ats_.for_rollout())},
-                {"preset", std::string(to_string(rl_.preset))}};
-    train::save_checkpoint(dir, st);
-  }
-  groups_.world->barrier();
+  const LocalMoments mom{opt_dense_->m(), opt_dense_->v(), opt_expert_->m(), opt_expert_->v()};
+  save_logical_checkpoint(dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
+                          {{"rl_step", step_},
+                           {"prompts_consumed", prompts_consumed_},
+                           {"optimizer_steps", opt_step_},
+                           {"ats_stats", stats_json(ats_.for_rollout())},
+                           {"preset", std::string(to_string(rl_.preset))}});
 }
 
 std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t k) {

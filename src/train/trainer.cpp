@@ -13,6 +13,7 @@
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/logical_checkpoint.h"
 #include "train/config_json.h"
 #include "train/flops.h"
 #include "train/lr_schedule.h"
@@ -262,91 +263,29 @@ namespace foldmoe {
 
 // Checkpoints are written in logical (unsharded) form by world rank 0 and load under any layout:
 // every rank gathers/scatters its shards through LogicalParams.
-// Expert-bias buffers live with their layers' stage: the stages' sets are merged (collective).
-std::map<std::string, std::vector<float>> Trainer::all_stage_buffers() {
-  std::map<std::string, std::vector<float>> buffers = model_->buffers();
-  if (groups_.pp->size() > 1) {
-    const nlohmann::json mine = buffers;
-    for (const std::string& other : all_gather_strings(*groups_.pp, mine.dump())) {
-      const nlohmann::json theirs = nlohmann::json::parse(other);  // must outlive the loop below
-      for (const auto& [name, values] : theirs.items()) buffers[name] = values.get<std::vector<float>>();
-    }
-  }
-  return buffers;
-}
-
 void Trainer::save_checkpoint(const std::string& dir) {
-  ParamArena& dense = model_->dense();
-  ParamArena& expert = model_->expert();
-  LogicalParams lp(dense, expert, groups_);
-  std::vector<float> md, vd, me, ve;
+  LocalMoments mom;
   if (zero_dense_) {
-    md = zero_dense_->full_m();
-    vd = zero_dense_->full_v();
-    me = zero_expert_->full_m();
-    ve = zero_expert_->full_v();
+    mom = {zero_dense_->full_m(), zero_dense_->full_v(), zero_expert_->full_m(), zero_expert_->full_v()};
   } else {
-    md = opt_dense_->m();
-    vd = opt_dense_->v();
-    me = opt_expert_->m();
-    ve = opt_expert_->v();
+    mom = {opt_dense_->m(), opt_dense_->v(), opt_expert_->m(), opt_expert_->v()};
   }
-  const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
-  const std::map<std::string, std::vector<float>> buffers = all_stage_buffers();
-  std::vector<float> lmd = lp.gather(dense, md.data()), lvd = lp.gather(dense, vd.data());
-  std::vector<float> lme = lp.gather(expert, me.data()), lve = lp.gather(expert, ve.data());
-  if (groups_.world->rank() == 0) {
-    std::copy(pd.begin(), pd.end(), lp.dense().params());
-    std::copy(pe.begin(), pe.end(), lp.expert().params());
-    train::TrainState st;
-    st.step = step_;
-    st.dense = &lp.dense();
-    st.expert = &lp.expert();
-    st.adam_m_dense = &lmd;
-    st.adam_v_dense = &lvd;
-    st.adam_m_expert = &lme;
-    st.adam_v_expert = &lve;
-    st.buffers = buffers;
-    st.config_toml = config_to_toml(cfg_);
-    st.extra = {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}};
-    train::save_checkpoint(dir, st);
-  }
-  groups_.world->barrier();
+  save_logical_checkpoint(dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
+                          {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}});
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
-  ParamArena& dense = model_->dense();
-  ParamArena& expert = model_->expert();
-  LogicalParams lp(dense, expert, groups_);
-  std::vector<float> lmd(size_t(lp.dense().total())), lvd(lmd.size()), lme(size_t(lp.expert().total())),
-      lve(lme.size());
-  train::TrainState st;
-  st.dense = &lp.dense();
-  st.expert = &lp.expert();
-  st.adam_m_dense = &lmd;
-  st.adam_v_dense = &lvd;
-  st.adam_m_expert = &lme;
-  st.adam_v_expert = &lve;
-  st.buffers = all_stage_buffers();  // the whole model's names: a checkpoint holds every stage's
-  train::load_checkpoint(dir, st);  // every rank reads and validates the whole checkpoint
-  lp.scatter(dense, lp.dense().params(), dense.params());
-  lp.scatter(expert, lp.expert().params(), expert.params());
-  std::vector<float> md(size_t(dense.total()), 0.0f), vd(md.size()), me(size_t(expert.total()), 0.0f), ve(me.size());
-  lp.scatter(dense, lmd.data(), md.data());
-  lp.scatter(dense, lvd.data(), vd.data());
-  lp.scatter(expert, lme.data(), me.data());
-  lp.scatter(expert, lve.data(), ve.data());
+  LocalMoments mom;
+  step_ = load_logical_checkpoint(dir, *model_, groups_, &mom).step;
   if (zero_dense_) {
-    zero_dense_->load_full_moments(md, vd);
-    zero_expert_->load_full_moments(me, ve);
+    zero_dense_->load_full_moments(mom.m_dense, mom.v_dense);
+    zero_expert_->load_full_moments(mom.m_expert, mom.v_expert);
   } else {
-    opt_dense_->m() = md;
-    opt_dense_->v() = vd;
-    opt_expert_->m() = me;
-    opt_expert_->v() = ve;
+    opt_dense_->m() = std::move(mom.m_dense);
+    opt_dense_->v() = std::move(mom.v_dense);
+    opt_expert_->m() = std::move(mom.m_expert);
+    opt_expert_->v() = std::move(mom.v_expert);
   }
-  model_->set_buffers(st.buffers);
-  step_ = st.step;
   if (step_ > cfg_.train.steps)
     user_error("checkpoint {} is at step {} but [train] steps = {}: raise --train.steps to continue training", dir,
                step_, cfg_.train.steps);

@@ -45,7 +45,6 @@ class Trainer {
   std::unique_ptr<data::SyntheticCorpus> corpus_;
   std::unique_ptr<Model> model_;
   double finalize_and_step(int64_t n_glob);
-  std::map<std::string, std::vector<float>> all_stage_buffers();
 
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;      // without the distributed optimizer
   std::unique_ptr<ShardedAdamW> zero_dense_, zero_expert_;  // ZeRO-1 (parallel.distributed_optimizer)
