@@ -69,6 +69,11 @@ class Communicator {
   }
   virtual bool test_send(int64_t handle) { return true; }
   virtual void wait_send(int64_t handle) {}
+  // Non-blocking receive into `data` (valid once wait_recv returned). Only backends whose
+  // nonblocking_p2p() is true implement it; callers check first and fall back to send/recv.
+  virtual bool nonblocking_p2p() const { return false; }
+  virtual int64_t irecv(float* data, int64_t n, int peer, int tag);
+  virtual void wait_recv(int64_t handle);
   virtual void barrier() = 0;
 
   // Traffic statistics (backends without accounting report zeros).

@@ -178,6 +178,29 @@ class MpiCommunicator final : public Communicator {
     pending_sends_.erase(it);
   }
 
+  bool nonblocking_p2p() const override { return true; }
+
+  int64_t irecv(float* data, int64_t n, int peer, int tag) override {
+    FOLDMOE_CHECK(peer >= 0 && peer < size_ && peer != rank_, "irecv from invalid peer {} (rank {} of {})", peer, rank_, size_);
+    MPI_Request req;
+    MPI_Irecv(data, to_int(n, "count"), MPI_FLOAT, peer, tag, comm_, &req);
+    pending_recvs_[++last_recv_] = {req, n};
+    return last_recv_;
+  }
+
+  void wait_recv(int64_t handle) override {
+    auto it = pending_recvs_.find(handle);
+    FOLDMOE_CHECK(it != pending_recvs_.end(), "wait on unknown receive handle {}", handle);
+    Scope s(*this, CommStats::SendRecv, 0);
+    MPI_Status st;
+    MPI_Wait(&it->second.first, &st);
+    int got = 0;
+    MPI_Get_count(&st, MPI_FLOAT, &got);
+    const int64_t want = it->second.second;
+    pending_recvs_.erase(it);
+    FOLDMOE_CHECK(got == want, "irecv handle {}: expected {} floats, got {}", handle, want, got);
+  }
+
   void recv(float* data, int64_t n, int peer, int tag) override {
     FOLDMOE_CHECK(peer >= 0 && peer < size_ && peer != rank_, "recv from invalid peer {} (rank {} of {})", peer, rank_, size_);
     Scope s(*this, CommStats::SendRecv, 0);
@@ -241,7 +264,8 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   CommStats stats_;
   std::map<int64_t, MPI_Request> pending_sends_;
-  int64_t last_send_ = 0;
+  std::map<int64_t, std::pair<MPI_Request, int64_t>> pending_recvs_;  // request, expected count
+  int64_t last_send_ = 0, last_recv_ = 0;
 };
 
 }  // namespace

@@ -49,6 +49,15 @@ const char* CommStats::kind_name(int kind) {
   return kind >= 0 && kind < kNumKinds ? kNames[kind] : "?";
 }
 
+int64_t Communicator::irecv(float*, int64_t, int, int) {
+  FOLDMOE_CHECK(false, "{}: non-blocking receive on a communicator without it (check nonblocking_p2p())", name());
+  return 0;
+}
+
+void Communicator::wait_recv(int64_t) {
+  FOLDMOE_CHECK(false, "{}: wait_recv on a communicator without non-blocking receives", name());
+}
+
 std::unique_ptr<Communicator> make_single_rank_communicator(std::string name) {
   return std::make_unique<SingleRankCommunicator>(std::move(name));
 }

@@ -14,7 +14,7 @@ namespace foldmoe {
 namespace {
 
 constexpr int64_t kRows = 64;  // query rows per score tile ([kRows, Sk] scores at a time)
-constexpr int kTagForward = 7301, kTagBackward = 7302, kTagReturn = 7303;
+constexpr int kTagForward = 7301, kTagBackward = 7302, kTagReturn = 7303, kTagBackwardKV = 7304;
 
 // dst[s, :] = scale · src[s·stride, :] (one head of one sequence made contiguous).
 void gather(const float* src, int64_t stride, int64_t S, int64_t D, float scale, float* dst) {
@@ -40,6 +40,36 @@ void ring_shift(Communicator& cp, std::vector<float>& cur, std::vector<float>& n
   }
   std::swap(cur, next);
 }
+
+// The K/V block of the next ring step travels while this step computes (spec 03 §4.3): `cur` is
+// sent to rank r+1 and the block of rank r−1 lands in `next`; finish() waits and swaps. With a
+// backend without non-blocking point-to-point, finish() does a blocking ring_shift instead.
+class RingPrefetch {
+ public:
+  RingPrefetch(Communicator& cp, std::vector<float>& cur, std::vector<float>& next, int64_t n, int tag)
+      : cp_(cp), cur_(cur), next_(next), n_(n), tag_(tag), async_(cp.nonblocking_p2p()) {}
+  void start() {
+    if (!async_) return;
+    const int P = cp_.size(), r = cp_.rank();
+    next_.resize(size_t(n_));
+    recv_ = cp_.irecv(next_.data(), n_, (r + P - 1) % P, tag_);
+    send_ = cp_.isend(cur_.data(), n_, (r + 1) % P, tag_);
+  }
+  void finish() {
+    if (!async_) return ring_shift(cp_, cur_, next_, n_, tag_);
+    cp_.wait_recv(recv_);
+    cp_.wait_send(send_);
+    std::swap(cur_, next_);
+  }
+
+ private:
+  Communicator& cp_;
+  std::vector<float>&cur_, &next_;
+  int64_t n_;
+  int tag_;
+  bool async_;
+  int64_t recv_ = 0, send_ = 0;
+};
 
 // Online-softmax merge of a partial result (o_i, lse_i over local rows [s0, s0 + Sq)) into (o, lse).
 void merge(float* o, float* lse, int64_t S, const float* o_i, const float* lse_i, int64_t s0, int64_t Sq, int64_t B,
@@ -148,9 +178,8 @@ void attention_full_backward(const float* q, const float* k, const float* v, con
 
 void ring_attention_forward(Communicator& cp, const float* q, const float* k, const float* v, float* o, float* lse,
                             const ops::AttentionShape& sh, RingAttentionWorkspace& ws, CpCommType comm) {
-  ops::attention_forward(q, k, v, o, lse, sh);  // step 0: own K/V, causal over the local concatenation
   const int P = cp.size(), r = cp.rank();
-  if (P == 1) return;
+  if (P == 1) return ops::attention_forward(q, k, v, o, lse, sh);
   const int64_t S = sh.S, B = sh.B, A = sh.A, G = sh.G, D = sh.D, c = S / 2;
   FOLDMOE_CHECK(S % 2 == 0, "ring attention: local length {} is not two chunks", S);
   const int64_t nkv = S * B * G * D;
@@ -158,13 +187,20 @@ void ring_attention_forward(Communicator& cp, const float* q, const float* k, co
   std::memcpy(ws.kv.data(), k, size_t(nkv) * sizeof(float));
   std::memcpy(ws.kv.data() + nkv, v, size_t(nkv) * sizeof(float));
   const bool gathered = comm == CpCommType::AllGather;
+  RingPrefetch ring(cp, ws.kv, ws.kv_next, 2 * nkv, kTagForward);
   if (gathered) {  // every rank's [K | V] at once, in member order
     ws.kv_next.resize(size_t(P * 2 * nkv));
     cp.all_gather(ws.kv.data(), ws.kv_next.data(), 2 * nkv);
+  } else {
+    ring.start();
   }
+  ops::attention_forward(q, k, v, o, lse, sh);  // step 0: own K/V, causal over the local concatenation
   for (int i = 1; i < P; ++i) {
     const int s = (r - i + P) % P;
-    if (!gathered) ring_shift(cp, ws.kv, ws.kv_next, 2 * nkv, kTagForward);
+    if (!gathered) {
+      ring.finish();
+      if (i + 1 < P) ring.start();  // step i+1's block travels while step i computes
+    }
     const float* ks = gathered ? ws.kv_next.data() + int64_t(s) * 2 * nkv : ws.kv.data();
     const float* vs = ks + nkv;
     if (s < r) {  // all local Q × chunk a' of the source
@@ -189,19 +225,23 @@ void ring_attention_backward(Communicator& cp, const float* q, const float* k, c
   const int64_t S = sh.S, B = sh.B, A = sh.A, G = sh.G, D = sh.D, c = S / 2;
   const int64_t nkv = S * B * G * D;
   const bool gathered = comm == CpCommType::AllGather;
-  // p2p: the travelling block [K | V | dK | dV] of the source rank. all_gather: every rank's
-  // [K | V] (kv_next) and a [dK | dV] accumulator per source rank (dk_tmp), reduce-scattered home.
-  ws.kv.resize(size_t((gathered ? 2 : 4) * nkv));
-  float* buf = ws.kv.data();
-  std::memcpy(buf, k, size_t(nkv) * sizeof(float));
-  std::memcpy(buf + nkv, v, size_t(nkv) * sizeof(float));
+  // p2p: the source's [K | V] (kv) travels ahead of the compute, its [dK | dV] accumulator (dk_tmp)
+  // follows it one rank behind, after each step's contributions. all_gather: every rank's [K | V]
+  // (kv_next) and a [dK | dV] accumulator per source rank (dk_tmp), reduce-scattered home.
+  ws.kv.resize(size_t(2 * nkv));
+  std::memcpy(ws.kv.data(), k, size_t(nkv) * sizeof(float));
+  std::memcpy(ws.kv.data() + nkv, v, size_t(nkv) * sizeof(float));
+  RingPrefetch ring(cp, ws.kv, ws.kv_next, 2 * nkv, kTagBackwardKV);
   if (gathered) {
     ws.kv_next.resize(size_t(P * 2 * nkv));
-    cp.all_gather(buf, ws.kv_next.data(), 2 * nkv);
+    cp.all_gather(ws.kv.data(), ws.kv_next.data(), 2 * nkv);
     ws.dk_tmp.assign(size_t(P * 2 * nkv), 0.0f);
+  } else {
+    ws.dk_tmp.resize(size_t(2 * nkv));
+    ring.start();
   }
   const auto grads_of = [&](int src) {  // where the dK/dV of source rank src accumulate
-    return gathered ? ws.dk_tmp.data() + int64_t(src) * 2 * nkv : ws.kv.data() + 2 * nkv;
+    return gathered ? ws.dk_tmp.data() + int64_t(src) * 2 * nkv : ws.dk_tmp.data();
   };
   // Step 0 (causal local block) overwrites dq and starts the own dK/dV accumulators.
   ops::attention_backward(q, k, v, o, lse, dout, dq, grads_of(r), grads_of(r) + nkv, sh);
@@ -217,7 +257,11 @@ void ring_attention_backward(Communicator& cp, const float* q, const float* k, c
       }
   for (int i = 1; i < P; ++i) {
     const int s = (r - i + P) % P;
-    if (!gathered) ring_shift(cp, ws.kv, ws.kv_next, 4 * nkv, kTagBackward);
+    if (!gathered) {
+      ring_shift(cp, ws.dk_tmp, ws.dv_tmp, 2 * nkv, kTagBackward);  // source s's accumulator arrives
+      ring.finish();
+      if (i + 1 < P) ring.start();
+    }
     const float* kb = gathered ? ws.kv_next.data() + int64_t(s) * 2 * nkv : ws.kv.data();
     float* gb = grads_of(s);
     if (s < r) {
@@ -232,9 +276,9 @@ void ring_attention_backward(Communicator& cp, const float* q, const float* k, c
   if (gathered) {  // sum every rank's contributions to my chunks' dK/dV
     ret.resize(size_t(2 * nkv));
     cp.reduce_scatter(ws.dk_tmp.data(), ret.data(), 2 * nkv);
-  } else {  // one more hop brings every accumulator home (the block held now belongs to rank r+1)
-    ret.assign(ws.kv.begin() + 2 * nkv, ws.kv.end());
-    ring_shift(cp, ret, ws.kv_next, 2 * nkv, kTagReturn);
+  } else {  // one more hop brings every accumulator home (the one held now belongs to rank r+1)
+    ret.assign(ws.dk_tmp.begin(), ws.dk_tmp.end());
+    ring_shift(cp, ret, ws.dv_tmp, 2 * nkv, kTagReturn);
   }
   std::memcpy(dk, ret.data(), size_t(nkv) * sizeof(float));
   std::memcpy(dv, ret.data() + nkv, size_t(nkv) * sizeof(float));

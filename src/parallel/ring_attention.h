@@ -10,7 +10,9 @@
 //   i > r        s > r: chunk b of Q × all K/V of s (no mask)
 // Partial results are merged with the online softmax in that fixed order. The backward circulates
 // K/V with dK/dV accumulators in the same order, so after the full circle each rank holds the
-// complete dK, dV of its own chunks. With CP = 1 both are ops::attention_forward / _backward.
+// complete dK, dV of its own chunks. With a backend that has non-blocking point-to-point (MPI),
+// the K/V block of step i+1 is in flight while step i computes (forward and backward; the dK/dV
+// accumulator follows after each step's contributions); otherwise blocking shifts, same results. With CP = 1 both are ops::attention_forward / _backward.
 //
 // CpCommType::AllGather (spec 03 §4.5, `parallel.cp_comm_type = "all_gather"`): every rank's K/V
 // is all-gathered once and the same steps run on it in the same order (the forward is bit-equal

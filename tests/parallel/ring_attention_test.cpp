@@ -56,6 +56,33 @@ std::vector<float> local_lse(const std::vector<float>& full, int64_t S, int64_t 
   return out;
 }
 
+// The same group without non-blocking point-to-point: ring attention then shifts K/V with
+// blocking send/recv instead of prefetching the next block (its fallback path).
+class BlockingOnly final : public Communicator {
+ public:
+  explicit BlockingOnly(Communicator& c) : c_(c) {}
+  int rank() const override { return c_.rank(); }
+  int size() const override { return c_.size(); }
+  std::string name() const override { return c_.name() + "-blocking"; }
+  void all_reduce(float* d, int64_t n, ReduceOp op) override { c_.all_reduce(d, n, op); }
+  void all_reduce(double* d, int64_t n, ReduceOp op) override { c_.all_reduce(d, n, op); }
+  void all_gather(const float* s, float* r, int64_t n) override { c_.all_gather(s, r, n); }
+  void all_gather_v(const float* s, float* r, std::span<const int64_t> c) override { c_.all_gather_v(s, r, c); }
+  void reduce_scatter(const float* s, float* r, int64_t n) override { c_.reduce_scatter(s, r, n); }
+  void reduce_scatter_v(const float* s, float* r, std::span<const int64_t> c) override { c_.reduce_scatter_v(s, r, c); }
+  void all_to_all_v(const float* s, std::span<const int64_t> sc, float* r, std::span<const int64_t> rc) override {
+    c_.all_to_all_v(s, sc, r, rc);
+  }
+  void broadcast(float* d, int64_t n, int root) override { c_.broadcast(d, n, root); }
+  void broadcast_bytes(void* d, int64_t n, int root) override { c_.broadcast_bytes(d, n, root); }
+  void send(const float* d, int64_t n, int peer, int tag) override { c_.send(d, n, peer, tag); }
+  void recv(float* d, int64_t n, int peer, int tag) override { c_.recv(d, n, peer, tag); }
+  void barrier() override { c_.barrier(); }
+
+ private:
+  Communicator& c_;
+};
+
 }  // namespace
 
 TEST(RingAttention, ForwardBackwardVsSingleRank) {
@@ -106,6 +133,17 @@ TEST(RingAttention, ForwardBackwardVsSingleRank) {
       EXPECT_EQ(dq2, dql);  // dQ accumulates locally in the same order
       expect_close(dk2, dkl, 1e-5, 1e-6, "dk all_gather vs p2p");
       expect_close(dv2, dvl, 1e-5, 1e-6, "dv all_gather vs p2p");
+      // Blocking ring shifts (no K/V prefetch): the same steps in the same order, bit-equal.
+      BlockingOnly blocking(*g.cp);
+      std::vector<float> o3(ol.size()), lse3(lsel.size()), dq3(dql.size()), dk3(dkl.size()), dv3(dvl.size());
+      RingAttentionWorkspace ws3;
+      ring_attention_forward(blocking, ql.data(), kl.data(), vl.data(), o3.data(), lse3.data(), loc, ws3);
+      ring_attention_backward(blocking, ql.data(), kl.data(), vl.data(), o3.data(), lse3.data(), dol.data(),
+                              dq3.data(), dk3.data(), dv3.data(), loc, ws3);
+      EXPECT_EQ(o3, ol);
+      EXPECT_EQ(dq3, dql);
+      EXPECT_EQ(dk3, dkl);
+      EXPECT_EQ(dv3, dvl);
     }
   }
 }
