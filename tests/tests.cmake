@@ -45,8 +45,6 @@ set(FOLDMOE_PARITY_VARIANTS
     "capacity=--moe.capacity_factor=1.0"
     "capacity_pad_allgather=--moe.capacity_factor=1.0 --moe.pad_to_capacity=true --moe.dispatcher=allgather"
     "zero1=--parallel.distributed_optimizer=true"
-    "zero1_buckets=--parallel.distributed_optimizer=true --parallel.bucket_size=1000"
-    "buckets=--parallel.bucket_size=777"
     "zero1_capacity_allgather=--parallel.distributed_optimizer=true --moe.capacity_factor=1.0 --moe.dispatcher=allgather"
     # Dense + MoE layers, gated shared expert, sigmoid router with expert bias, seq-aux, jitter,
     # per-token loss, capacity: every MoE feature that crosses ranks at once.
@@ -80,6 +78,10 @@ function(foldmoe_add_parity layouts variants)
   endforeach()
 endfunction()
 foldmoe_add_parity("${FOLDMOE_PARITY_LAYOUTS}" "${FOLDMOE_PARITY_VARIANTS}")
+# Bucketed reduction and multi-bucket ZeRO-1 (bucket edges cut through parameters): a layout of each
+# group shape is enough, the bucket logic does not depend on which dimension made the group.
+foldmoe_add_parity("dp2;tp2_dp2_ep4;dp4_etp2_ep2;dp2_tp2_cp2_ep2"
+                   "zero1_buckets=--parallel.distributed_optimizer=true --parallel.bucket_size=1000;buckets=--parallel.bucket_size=777")
 foldmoe_add_parity("${FOLDMOE_PARITY_PP_LAYOUTS}" "${FOLDMOE_PARITY_PP_VARIANTS}")
 # Global-batch aux loss accumulates over the step's micro-batches, so a recomputed forward must not
 # re-accumulate it (DP = 1 layouts only: spec 03 §12 leaves it out of DP > 1 parity).
