@@ -50,7 +50,6 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
   recompute_ = cfg.train.recompute == "full" ? Recompute::Full
                : cfg.train.recompute == "moe" ? Recompute::Moe
                                               : Recompute::None;
-  for (int i = 0; i < cfg.model.layers; ++i) num_moe_global_ += cfg.is_moe_layer(i);
   // Vocab-parallel rows (spec 03 §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
   // the exact vocabulary (padding is invisible to the math, so this changes nothing but work).
   vocab_ = VocabShard::of(V_, tp_size_, tp_rank_, tp_size_ > 1 ? 128 : 1);
@@ -62,14 +61,15 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
   // Parameter values are f(seed, name, global index), so a stage builds exactly the values the
   // one-process model has for its layers.
   if (layout_.stage_has_embedding(stage_)) embedding_ = vocab_param("embedding.weight");
+  std::vector<int> moe_index(size_t(cfg.model.layers), -1);  // model-wide MoE index of each layer
+  for (int l = 0; l < cfg.model.layers; ++l)
+    if (cfg.is_moe_layer(l)) moe_index[size_t(l)] = num_moe_global_++;
   chunks_.resize(size_t(layout_.vpp()));
   for (int c = 0; c < layout_.vpp(); ++c)
     for (int l : layout_.layers_of(stage_, c)) {
       LocalLayer ll;
       ll.global = l;
-      if (cfg.is_moe_layer(l))
-        for (int i = 0; i < l; ++i) ll.moe_index += cfg.is_moe_layer(i);
-      if (cfg.is_moe_layer(l)) ++ll.moe_index;
+      ll.moe_index = moe_index[size_t(l)];
       ll.layer = std::make_unique<TransformerLayer>(cfg, l, dense_, expert_, groups_);
       chunks_[size_t(c)].push_back(std::move(ll));
     }

@@ -104,7 +104,6 @@ class Model {
   // Activation slots alive now and the most alive at once since the last reset (memory check).
   int live_slots() const { return int(live_.size() + pending_grads_.size()); }
   int peak_live_slots() const { return peak_live_; }
-  void reset_peak_live_slots() { peak_live_ = int(live_.size()); }
   // Bytes held by the live slots (activations, caches, pending gradients) now, and the most seen
   // right after a forward since the last reset.
   size_t live_activation_bytes() const;

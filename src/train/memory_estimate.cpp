@@ -120,14 +120,13 @@ std::vector<StageMemory> estimate_stage_memory(const Config& cfg, const Parallel
     }
     // Per in-flight chunk: every layer's caches, or (recompute = full) the chunk input only, plus
     // one chunk's caches re-made during its backward.
-    double per_chunk_full = 0, largest_chunk = 0;
+    double largest_chunk = 0;  // every layer's caches of the stage's largest chunk
     for (int c = 0; c < v; ++c) {
       double b = 0;
       for (int l : layout.layers_of(r, c)) b += layer_activation_bytes(cfg, s, l);
-      per_chunk_full = std::max(per_chunk_full, b);
       largest_chunk = std::max(largest_chunk, b);
     }
-    const double per_chunk = full ? 4 * N / s.tp * H : per_chunk_full;
+    const double per_chunk = full ? 4 * N / s.tp * H : largest_chunk;
     m.activation_bytes = m.micro_batches_in_flight * (per_chunk + 4 * N / s.tp * H) + (full ? largest_chunk : 0);
     if (m.head) m.activation_bytes += 4 * N * double(vocab.rows) * m.micro_batches_in_flight;  // logits
     out.push_back(std::move(m));

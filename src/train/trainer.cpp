@@ -8,7 +8,6 @@
 #include <map>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/timer.h"
 #include "data/tokenizer.h"
@@ -18,7 +17,6 @@
 #include "train/flops.h"
 #include "train/lr_schedule.h"
 #include "parallel/grad_sync.h"
-#include "parallel/logical_params.h"
 
 namespace foldmoe {
 
@@ -261,8 +259,8 @@ void Trainer::run() {
 
 namespace foldmoe {
 
-// Checkpoints are written in logical (unsharded) form by world rank 0 and load under any layout:
-// every rank gathers/scatters its shards through LogicalParams.
+// Checkpoints are logical (train/logical_checkpoint.h): written by world rank 0 from every rank's
+// shards, loadable under any layout.
 void Trainer::save_checkpoint(const std::string& dir) {
   LocalMoments mom;
   if (zero_dense_) {

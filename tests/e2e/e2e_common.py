@@ -27,6 +27,22 @@ def tmpdir():
     return tempfile.mkdtemp(prefix="foldmoe-e2e-")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PRETRAINED = {}
+
+
+def pretrained_lookup(steps):
+    """A tiny MoE pretrained on the lookup task for `steps` steps (enough to solve some of it), the
+    start of the RL tests; made once per process and step count."""
+    if steps not in _PRETRAINED:
+        d = tmpdir()
+        run("train", "--config", os.path.join(ROOT, "configs", "rl-pretrain.toml"), f"--train.run_dir={d}",
+            "--data.tasks=lookup", f"--train.steps={steps}", "--train.micro_batch=16", "--model.hidden=64",
+            "--model.ffn=128", "--moe.ffn_hidden_size=64")
+        _PRETRAINED[steps] = os.path.join(d, "checkpoints", f"step-{steps:08d}")
+    return _PRETRAINED[steps]
+
+
 def main(tests):
     passed = failed = 0
     for t in tests:

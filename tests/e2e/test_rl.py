@@ -3,21 +3,13 @@ reward, reruns are bit-identical, checkpoints carry the RL state, bad inputs fai
 import json
 import os
 
-from e2e_common import main, metrics, run, tmpdir
+from e2e_common import main, metrics, pretrained_lookup, run, tmpdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CKPT = []
 
 
 def pretrained():
-    """A tiny MoE pretrained on the lookup task just long enough to solve some of it (~10 s)."""
-    if not _CKPT:
-        d = tmpdir()
-        run("train", "--config", os.path.join(ROOT, "configs", "rl-pretrain.toml"), f"--train.run_dir={d}",
-            "--data.tasks=lookup", "--train.steps=400", "--train.micro_batch=16", "--model.hidden=64",
-            "--model.ffn=128", "--moe.ffn_hidden_size=64")
-        _CKPT.append(os.path.join(d, "checkpoints", "step-00000400"))
-    return _CKPT[0]
+    return pretrained_lookup(400)
 
 
 RL = ["--rl.tasks=lookup", "--rl.prompts_per_step=16", "--rl.group_size=8", "--rl.minibatch_prompts=8",

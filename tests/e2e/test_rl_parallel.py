@@ -5,25 +5,17 @@ and sample, not by rank); the RL checkpoint is written in logical form and resum
 import os
 import subprocess
 
-from e2e_common import BIN, ENV, main, metrics, run, tmpdir
+from e2e_common import BIN, ENV, main, metrics, pretrained_lookup, run, tmpdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "--mca", "btl",
        "self,vader", "-np", "2"]
-_CKPT = []
 # Timings differ between runs; everything else must not.
 DROP = ("rollout_tokens_per_s", "train_tokens_per_s", "step_time_s")
 
 
 def pretrained():
-    """A tiny MoE (4 experts) pretrained on the lookup task just long enough to solve some of it."""
-    if not _CKPT:
-        d = tmpdir()
-        run("train", "--config", os.path.join(ROOT, "configs", "rl-pretrain.toml"), f"--train.run_dir={d}",
-            "--data.tasks=lookup", "--train.steps=300", "--train.micro_batch=16", "--model.hidden=64",
-            "--model.ffn=128", "--moe.ffn_hidden_size=64")
-        _CKPT.append(os.path.join(d, "checkpoints", "step-00000300"))
-    return _CKPT[0]
+    return pretrained_lookup(300)
 
 
 RL = ["--rl.tasks=lookup", "--rl.prompts_per_step=8", "--rl.group_size=4", "--rl.minibatch_prompts=4",

@@ -32,10 +32,11 @@ struct Out {
 };
 
 Out run(const AuxOptions& o, const std::vector<float>& logits, int64_t S, int64_t B, double sigma = 1.0,
-        bool per_token = false, GlobalAuxState* gs = nullptr) {
+        bool per_token = false, GlobalAuxState* gs = nullptr, const std::vector<int32_t>* replay_NK = nullptr) {
   auto one = make_single_rank_communicator("one");
   AuxBatch b;
   b.N = S * B, b.S_loc = S, b.B = B, b.S_full = S, b.sigma = sigma, b.per_token = per_token;
+  if (replay_NK) b.replay_NK = replay_NK->data(), b.replay_stride = o.k;
   GlobalAuxState local;
   AuxWorkspace ws;
   std::vector<uint8_t> map;
@@ -236,28 +237,17 @@ TEST(MoeAux, PaddingMaskExcludesTokens) {
 // differentiable part stays the live softmax. All four rows replay {2, 3}: c = [0, 0, 4, 4], so
 // L = E/(k·T²) · Σ_e c_e·P_e = 4/(2·16) · 4 · (P_2 + P_3), P_e = Σ_n softmax(logits_n)_e.
 TEST(MoeAux, ReplayedSelectionSetsTheCounts) {
-  auto one = make_single_rank_communicator("one");
-  const AuxOptions o = opts(true, false, false);
-  AuxBatch b;
-  b.N = 4, b.S_loc = 4, b.B = 1, b.S_full = 4;
   const std::vector<int32_t> replay = {2, 3, 3, 2, 2, 3, 3, 2};
-  b.replay_NK = replay.data();
-  b.replay_stride = 2;
-  GlobalAuxState gs;
-  AuxWorkspace ws;
-  std::vector<uint8_t> map;
-  std::vector<float> dl(16, 0.0f);
-  AuxValues v;
-  aux_losses_forward(o, kLogits.data(), b, *one, *one, gs, ws, map, dl.data(), &v);
+  const Out r = run(opts(true, false, false), kLogits, 4, 1, 1.0, false, nullptr, &replay);
   double P23 = 0;
   for (int n = 0; n < 4; ++n) {
     double z = 0;
     for (int e = 0; e < 4; ++e) z += std::exp(double(kLogits[size_t(n * 4 + e)]));
     P23 += (std::exp(double(kLogits[size_t(n * 4 + 2)])) + std::exp(double(kLogits[size_t(n * 4 + 3)]))) / z;
   }
-  EXPECT_NEAR(v.aux, 0.5 * P23, 1e-6);
-  EXPECT_GT(std::abs(v.aux - 1.07962426), 0.1);  // not the live-count value
+  EXPECT_NEAR(r.v.aux, 0.5 * P23, 1e-6);
+  EXPECT_GT(std::abs(r.v.aux - 1.07962426), 0.1);  // not the live-count value
   double g = 0;
-  for (float x : dl) g += std::abs(x);
+  for (float x : r.dl) g += std::abs(x);
   EXPECT_GT(g, 0.0);  // gradient through the live scores
 }
