@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 kind=${1:-release}
 jobs=${FOLDMOE_JOBS:-$(nproc)}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/foldmoe-ccache}
+# Paths relative to the checkout, so that other checkouts (worktrees, CI clones) share cache hits.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release -DFOLDMOE_WERROR=ON) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DFOLDMOE_SANITIZE=ON -DFOLDMOE_WERROR=ON) ;;
