@@ -13,6 +13,10 @@ foreach(cfg ${FOLDMOE_REFERENCE_CONFIGS})
   set_tests_properties(reference.model.${name} PROPERTIES ENVIRONMENT "PYTHON=${FOLDMOE_PYTHON}")
 endforeach()
 
+# Source-tree rules: the include layering of docs/design.md.
+add_test(NAME lint.layering COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/lint/check_layering.py
+                                    ${CMAKE_SOURCE_DIR}/src)
+
 file(GLOB FOLDMOE_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
 foreach(t ${FOLDMOE_E2E_TESTS})
   get_filename_component(name ${t} NAME_WE)

@@ -1,5 +1,6 @@
 // The collective-communication interface every component talks to (DESIGN.md §3 rules 2 and 8).
-// Backends: single-rank (here), MPI and NCCL (later issues). No backend types leak out of it.
+// Backends: single-rank (comm/single_rank.cpp) and MPI (comm/mpi_communicator.*); a GPU backend adds
+// one more implementation. No backend types leak out of it.
 // A group of size 1 makes every collective a copy or a no-op, so single-rank code is the same
 // code as multi-rank code.
 #pragma once

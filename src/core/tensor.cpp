@@ -69,13 +69,6 @@ void* Tensor::raw() {
   return base + offset_;
 }
 
-Tensor Tensor::view(const Shape& shape) const {
-  FOLDMOE_CHECK(shape_numel(shape) == numel(), "cannot view {} as {}", shape_str(shape_), shape_str(shape));
-  Tensor t = *this;
-  t.shape_ = shape;
-  return t;
-}
-
 Tensor Tensor::rows(int64_t begin, int64_t end) const {
   FOLDMOE_CHECK(dim() >= 1 && 0 <= begin && begin <= end && end <= shape_[0], "rows [{}, {}) of {}", begin,
                 end, shape_str(shape_));

@@ -59,8 +59,6 @@ class Tensor {
   }
   void* raw();
 
-  // Same storage, new shape with the same element count.
-  Tensor view(const Shape& shape) const;
   // Rows [begin, end) along dimension 0, sharing storage.
   Tensor rows(int64_t begin, int64_t end) const;
   // A deep copy with its own storage.

@@ -13,29 +13,13 @@
 #include "moe/capacity.h"
 #include "moe/dispatcher.h"
 #include "moe/experts.h"
-#include "moe/moe_layer_testing.h"
+#include "moe/moe_layer_cache.h"
 #include "moe/router.h"
 #include "moe/shared_expert.h"
 #include "ops/linear.h"
 
 namespace foldmoe {
-
 using namespace moe;
-
-struct MoELayer::Cache {
-  int64_t N = 0, E = 0;
-  bool training = false, jitter = false;
-  bool released = false;  // activations freed after the forward (recompute in backward)
-  MoEStepContext ctx;     // of the forward (pointers into the caller's micro-batch)
-  std::vector<float> x_NH, u_NH, xr_NH;            // input copy, jitter multipliers, router input
-  std::vector<float> logits_NE, probs_NE, saved_NE, final_probs_NE, daux_NE;
-  std::vector<uint8_t> map_NE, final_map_NE, kept_NE, auxmap_NE;
-  std::vector<float> dprobs_NE, dlogits_NE, dxr_NH;
-  DispatchState ds;
-  ExpertCache ec;
-  SharedCache sc;
-};
-
 }  // namespace foldmoe
 
 void std::default_delete<foldmoe::MoELayer::Cache>::operator()(foldmoe::MoELayer::Cache* p) const { delete p; }
@@ -362,13 +346,3 @@ void MoELayer::finalize_global_batch() {
 }
 
 }  // namespace foldmoe
-
-namespace foldmoe::moe {
-
-std::vector<uint8_t> cached_final_map(const MoELayer::Cache& c) {
-  return std::vector<uint8_t>(c.final_map_NE.begin(), c.final_map_NE.begin() + c.N * c.E);
-}
-
-std::vector<int64_t> cached_tokens_per_local_expert(const MoELayer::Cache& c) { return c.ds.tokens_per_local_expert; }
-
-}  // namespace foldmoe::moe

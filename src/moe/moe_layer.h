@@ -59,7 +59,7 @@ struct MoEStats {
 class MoELayer {
  public:
   // Registers router, expert (in the expert arena) and shared-expert parameters under
-  // "layers.<layer>.moe.*" (names in docs/parameters.md).
+  // "layers.<layer>.moe.*" (names in docs/model.md).
   MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& expert, const ProcessGroups& groups);
   ~MoELayer();
   MoELayer(const MoELayer&) = delete;

@@ -120,12 +120,6 @@ void DecoderEngine::free_sequence(int slot) {
 
 int64_t DecoderEngine::length(int slot) const { return seqs_[size_t(slot)].len; }
 
-int DecoderEngine::live_sequences() const {
-  int n = 0;
-  for (const Seq& s : seqs_) n += s.live;
-  return n;
-}
-
 void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logits, bool all_logits,
                            std::vector<int32_t>* routing) {
   // Rows: every fed token, feed by feed.

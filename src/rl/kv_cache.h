@@ -37,7 +37,6 @@ class DecoderEngine {
   int fork_sequence(int slot);
   void free_sequence(int slot);
   int64_t length(int slot) const;
-  int live_sequences() const;
 
   struct Feed {
     int slot;

@@ -39,13 +39,4 @@ MinibatchCounts count_minibatch(std::span<const int64_t> loss_tokens_per_respons
 // Weight of every loss token of a response with `loss_tokens` loss tokens (0 if it has none).
 float aggregation_weight(LossAggregation mode, int64_t loss_tokens, const MinibatchCounts& counts);
 
-// Per-token weights for a padded [responses × width] layout: positions t < loss_tokens_i get the
-// response's weight, the rest 0.
-std::vector<float> padded_token_weights(LossAggregation mode, std::span<const int64_t> loss_tokens_per_response,
-                                        int64_t width, const MinibatchCounts& counts);
-
-// Reference: the aggregated loss of a mini-batch from per-response lists of per-token losses
-// (binary64), for tests and metrics.
-double aggregate_loss(LossAggregation mode, const std::vector<std::vector<double>>& token_losses, int64_t l_max);
-
 }  // namespace foldmoe::rl

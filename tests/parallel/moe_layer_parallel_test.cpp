@@ -14,7 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "moe/moe_layer_testing.h"
+#include "../unit/moe_cache_inspect.h"
 #include "moe_parallel_util.h"
 
 using namespace foldmoe;

@@ -10,7 +10,7 @@
 #include "comm/process_groups.h"
 #include "core/rng.h"
 #include "moe/moe_layer.h"
-#include "moe/moe_layer_testing.h"
+#include "moe_cache_inspect.h"
 #include "ops/linear.h"
 #include "ops/swiglu.h"
 

@@ -1,6 +1,7 @@
 // Spec 04 §3.6, §4.2, §4.5; worked example E11.
 #include <gtest/gtest.h>
 
+#include <span>
 #include <vector>
 
 #include "rl/rl_aggregation.h"
@@ -11,6 +12,46 @@ using namespace foldmoe::rl;
 using foldmoe::rl::test::near_rel;
 
 namespace {
+// Per-token weights for a padded [responses × width] layout: positions t < loss_tokens_i get the
+// response's weight, the rest 0.
+std::vector<float> padded_token_weights(LossAggregation mode, std::span<const int64_t> loss_tokens_per_response,
+                                        int64_t width, const MinibatchCounts& counts) {
+  std::vector<float> w(loss_tokens_per_response.size() * size_t(width), 0.0f);
+  for (size_t i = 0; i < loss_tokens_per_response.size(); ++i) {
+    const int64_t l = loss_tokens_per_response[i];
+    EXPECT_LE(l, width) << "response " << i;
+    const float wi = aggregation_weight(mode, l, counts);
+    for (int64_t t = 0; t < l; ++t) w[i * size_t(width) + size_t(t)] = wi;
+  }
+  return w;
+}
+
+// Reference: the aggregated loss of a mini-batch from per-response lists of per-token losses, in
+// binary64, written from the definitions (docs/rl.md §4.2) independently of aggregation_weight.
+double aggregate_loss(LossAggregation mode, const std::vector<std::vector<double>>& token_losses, int64_t l_max) {
+  double total = 0, seq_mean_sum = 0, seq_sum_sum = 0;
+  int64_t n = 0, b = 0;
+  for (const auto& resp : token_losses) {
+    if (resp.empty()) continue;
+    double s = 0;
+    for (double v : resp) s += v;
+    total += s;
+    n += int64_t(resp.size());
+    ++b;
+    seq_mean_sum += s / double(resp.size());
+    seq_sum_sum += s;
+  }
+  if (n == 0) return 0.0;
+  switch (mode) {
+    case LossAggregation::TokenMean: return total / double(n);
+    case LossAggregation::SeqMeanTokenMean: return seq_mean_sum / double(b);
+    case LossAggregation::SeqMeanTokenSum: return seq_sum_sum / double(b);
+    case LossAggregation::SeqMeanTokenSumNorm: return total / double(l_max);
+  }
+  ADD_FAILURE() << "unknown aggregation mode";
+  return 0.0;
+}
+
 const std::vector<std::vector<double>> kE11 = {{1, 3}, {0.5, 0.5, 0.5, 0.5}};
 
 // Σ w·ℓ over responses with the weights of aggregation_weight.
