@@ -25,6 +25,7 @@ OUTSIDE = [
     re.compile("DESIGN" + r"\.md"),
     re.compile(r"\bdocs/" + r"spec/"),
 ]
+# "docs/moe.md", "docs/moe.md §4.5"; inside docs/ also "moe.md §4.5" and link targets "](moe.md)".
 DOC_MENTION = re.compile(r"(?<![\w./-])((?:docs/)?[A-Za-z][\w-]*\.md)(?:\s+§\s*(\d+(?:\.\d+)*))?")
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s")
 
@@ -73,14 +74,18 @@ def test_every_docs_reference_resolves():
     for rel, text in tracked_text_files():
         in_docs = rel.startswith("docs/")
         for n, line in enumerate(text.split("\n"), 1):
+            seen = set()
             for m in DOC_MENTION.finditer(line):
                 name, section = m.group(1), m.group(2)
                 if name.startswith("docs/"):
                     target = os.path.join(ROOT, name)
-                elif in_docs:
+                elif in_docs and (section or line[max(0, m.start() - 2):m.start()] == "]("):
                     target = os.path.join(ROOT, os.path.dirname(rel), name)
                 else:
-                    continue  # README.md, CMakeLists-style names outside docs/ are not doc references
+                    continue  # other .md names (README.md, upstream files) are not doc references
+                if (name, section) in seen:
+                    continue
+                seen.add((name, section))
                 if not os.path.isfile(target):
                     bad.append(f"{rel}:{n}: {name} does not exist")
                 elif section and section not in sections_of(target):
