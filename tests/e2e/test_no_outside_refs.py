@@ -30,9 +30,21 @@ DOC_MENTION = re.compile(r"(?<![\w./-])((?:docs/)?[A-Za-z][\w-]*\.md)(?:\s+§\s*
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s")
 
 
+def repository_files():
+    """The tracked files; outside a git checkout (an exported tree), every file but build outputs."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        return out.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for d, dirs, names in os.walk(ROOT):
+            dirs[:] = [x for x in dirs if x != ".git" and not x.startswith("build") and x != "runs"]
+            files += [os.path.relpath(os.path.join(d, n), ROOT) for n in names]
+        return files
+
+
 def tracked_text_files():
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for rel in out.decode().split("\0"):
+    for rel in repository_files():
         if not rel or rel == SELF:
             continue
         path = os.path.join(ROOT, rel)
