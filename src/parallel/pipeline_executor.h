@@ -1,8 +1,9 @@
 // Runs one stage's pipeline schedule (parallel/pipeline_schedule.h) over the `pp` communicator.
 // The model side is callbacks: compute of a (micro-batch, chunk) and the buffers that transfers
-// read from / write into. Member i of the `pp` communicator is stage i. Transfers use blocking
-// send/recv with the tag pipeline_p2p_tag(...) + tag_base; the schedule's placement makes this
-// deadlock-free even when sends are synchronous.
+// read from / write into. Member i of the `pp` communicator is stage i. Sends are non-blocking
+// (isend, completed before the chunk's backward or when polled), receives block in schedule order,
+// all with the tag pipeline_p2p_tag(...) + tag_base; the schedule's placement keeps this
+// deadlock-free even if every send were synchronous.
 #pragma once
 
 #include <functional>

@@ -2,8 +2,9 @@
 // 0), σ = 1; the input gradient of each TP partition equals the matching slice of the single-rank
 // input gradient (rtol 1e-5, atol 1e-8, elementwise) for aux_loss, seq_aux_loss and z-loss, both
 // dispatchers, mean and per-token mode; the router weight gradient summed over the world equals
-// the single-rank one summed over replicas. TP ∈ {2, 4} (TP = 3 on 3 ranks). CP is not
-// implemented yet, so the (1,2), (2,2), (1,4) partitions of the spec are not covered here.
+// the single-rank one summed over replicas. TP ∈ {2, 4} (TP = 3 on 3 ranks). Partitions with
+// CP (the spec's (1,2), (2,2), (1,4)) are covered end to end by the parity runs of the `rich`
+// variant (seq_aux_loss) on the cp2, cp4, cp2_ep2 and tp2_cp2_ep4 layouts, not here.
 #include <gtest/gtest.h>
 
 #include <vector>
