@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "train/checkpoint_locator.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -12,7 +13,9 @@ void register_train(CLI::App& app) {
   auto opts = std::make_shared<ConfigOptions>();
   opts->add_to(sub);
   set_action(sub, [sub, opts] {
-    const Config cfg = resolve_config(opts->load(sub));
+    Config cfg = resolve_config(opts->load(sub));
+    if (!cfg.checkpoint.load.empty())
+      cfg.checkpoint.load = train::locate_checkpoint(cfg.checkpoint.load, "checkpoint.load");
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run();
     return 0;
