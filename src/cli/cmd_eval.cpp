@@ -8,7 +8,6 @@
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "train/checkpoint.h"
-#include "train/checkpoint_locator.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 
@@ -25,7 +24,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--samples", *samples, "Held-out examples per task (default: [data] eval_samples)")
       ->check(integer_at_least("--samples", 1, "200"));
   set_action(sub, [arg, samples] {
-    const std::string dir = train::locate_checkpoint(*arg, "--checkpoint");
+    const std::string dir = checkpoint_argument(*arg, "--checkpoint");
     const nlohmann::json manifest = train::read_checkpoint_manifest(dir);
     Config cfg = config_from_toml(manifest.at("config").get<std::string>(), dir + "/manifest.json");
     validate(cfg);

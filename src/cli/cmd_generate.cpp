@@ -2,15 +2,14 @@
 // with the KV-cache rollout engine (src/rl).
 #include <cstdio>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "core/check.h"
 #include "data/tokenizer.h"
 #include "rl/rollout.h"
 #include "train/checkpoint.h"
-#include "train/checkpoint_locator.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -47,14 +46,18 @@ void register_generate(CLI::App& app) {
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
     using data::CharTokenizer;
-    a->dir = train::locate_checkpoint(a->dir, "--checkpoint");
+    a->dir = checkpoint_argument(a->dir, "--checkpoint");
+    std::vector<int32_t> ids = {CharTokenizer::kBos};
+    try {  // before the model is built: a bad prompt is found at once, and named
+      for (int32_t t : CharTokenizer::encode(a->prompt)) ids.push_back(t);
+    } catch (const UserError& e) {
+      user_error("--prompt: {}", e.what());
+    }
     const nlohmann::json manifest = train::read_checkpoint_manifest(a->dir);
     Config cfg = config_from_toml(manifest.at("config").get<std::string>(), a->dir + "/manifest.json");
     validate(cfg);
     cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
     Trainer trainer(resolve_config(cfg), ProcessGroups::single_process(), /*write_outputs=*/false);
-    std::vector<int32_t> ids = {CharTokenizer::kBos};
-    for (int32_t t : CharTokenizer::encode(a->prompt)) ids.push_back(t);
     rl::SamplingParams sp;
     sp.temperature = float(a->temperature);
     sp.greedy = a->temperature <= 0;

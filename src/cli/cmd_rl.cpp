@@ -5,7 +5,6 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "rl/rl_trainer.h"
-#include "train/checkpoint_locator.h"
 
 namespace foldmoe::cli {
 
@@ -25,10 +24,9 @@ void register_rl(CLI::App& app) {
                   "directory or one …/checkpoints/step-NNNNNNNN")
       ->required();
   set_action(sub, [sub, opts, a] {
-    const std::string init = train::locate_checkpoint(a->init, "--init");
+    const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
-    if (!cfg.checkpoint.load.empty())
-      cfg.checkpoint.load = train::locate_checkpoint(cfg.checkpoint.load, "checkpoint.load");
+    if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     rl::RlTrainer trainer(cfg, init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
     trainer.run();
     return 0;

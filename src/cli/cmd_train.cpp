@@ -3,7 +3,6 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
-#include "train/checkpoint_locator.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -14,8 +13,7 @@ void register_train(CLI::App& app) {
   opts->add_to(sub);
   set_action(sub, [sub, opts] {
     Config cfg = resolve_config(opts->load(sub));
-    if (!cfg.checkpoint.load.empty())
-      cfg.checkpoint.load = train::locate_checkpoint(cfg.checkpoint.load, "checkpoint.load");
+    if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run();
     return 0;

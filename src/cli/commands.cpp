@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -7,7 +8,9 @@
 #include <fmt/format.h>
 
 #include "cli/did_you_mean.h"
+#include "cli/launch.h"
 #include "core/check.h"
+#include "train/checkpoint_locator.h"
 
 namespace foldmoe::cli {
 namespace {
@@ -23,6 +26,13 @@ int run_selected(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands())
     if (auto it = actions().find(sub); it != actions().end()) return it->second();
   return 1;
+}
+
+std::string checkpoint_argument(const std::string& arg, const std::string& what) {
+  const std::string dir = train::locate_checkpoint(arg, what);
+  if (dir != arg && launcher_rank() == 0)
+    std::fprintf(stderr, "%s %s: its latest complete checkpoint is %s\n", what.c_str(), arg.c_str(), dir.c_str());
+  return dir;
 }
 
 const char* builtin_config_toml() {

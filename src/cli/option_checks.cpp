@@ -1,11 +1,11 @@
 #include "cli/option_checks.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/did_you_mean.h"
 #include "core/check.h"

@@ -1,10 +1,10 @@
 #include "cli/parse_errors.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <regex>
 #include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/did_you_mean.h"
 #include "core/check.h"

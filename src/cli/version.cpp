@@ -1,12 +1,12 @@
 #include "cli/version.h"
 
-#include <cblas.h>
-#include <fmt/format.h>
-#include <mpi.h>
-
-#include <CLI/Version.hpp>
-#include <nlohmann/json.hpp>
 #include <string_view>
+
+#include <cblas.h>
+#include <mpi.h>
+#include <CLI/Version.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #if __has_include(<toml++/impl/version.h>)
 #include <toml++/impl/version.h>
 #endif

@@ -97,6 +97,8 @@ def test_other_commands_option_values():
     expect_error(["rl"], "`foldmoe rl` needs --init")
     expect_error(["rl", "--init", "/nonexistent/run"], "--init '/nonexistent/run' does not exist")
     expect_error(["dump-reference"], "`foldmoe dump-reference` needs --out")
+    expect_error(["dump-reference", "--out", "/nonexistent/dir/ref.safetensors"], "--out", "'/nonexistent/dir'",
+                 "does not exist")
     expect_error(["topology"], "`foldmoe topology` needs --world")
     expect_error(["topology", "--world", "four"], "--world must be an integer (got 'four')")
     expect_error(["topology", "--world", "4", "--tp", "2.5"], "--tp must be an integer (got '2.5')")
@@ -124,11 +126,18 @@ def test_checkpoint_arguments_accept_a_run_directory():
         assert f"checkpoint {latest} (step 3)" in out, out
     out = run("generate", "--checkpoint", d, "--prompt", "add:1+2=", "--max-new", "3").stdout
     assert f"checkpoint {latest} (step 3)" in out, out
+    expect_error(["generate", "--checkpoint", latest, "--prompt", "add:1+é="], "--prompt: character", "position 6")
     assert sorted(os.listdir(broken)) == sorted(set(os.listdir(latest)) - {"COMPLETE"})
     # checkpoint.load takes a run directory too: the run resumes after step 3.
     d2 = tmpdir()
     run("train", f"--train.run_dir={d2}", f"--checkpoint.load={d}", "--train.steps=5", "--train.micro_batch=2")
     assert [m["step"] for m in metrics(d2)] == [4, 5], metrics(d2)
+    # rl --init takes the run directory as well, and says which checkpoint it took.
+    d3 = tmpdir()
+    p = run("rl", "--config", os.path.join(ROOT, "configs", "rl-hapo.toml"), "--init", d, "--rl.steps=1",
+            f"--train.run_dir={d3}")
+    assert f"--init {d}: its latest complete checkpoint is {latest}" in p.stderr, p.stderr
+    assert os.path.isdir(os.path.join(d3, "checkpoints", "step-00000001")), os.listdir(d3)
     # A checkpoint given by name is used as it is, even when a later one exists.
     out = run("eval", "--checkpoint", os.path.join(ckpts, "step-00000002"), "--samples", "4").stdout
     assert "(step 2)" in out, out
@@ -152,6 +161,7 @@ def test_what_is_not_a_checkpoint_is_explained_and_left_alone():
     open(f, "w").close()
     expect_error(["eval", "--checkpoint", f], "is a file, not a directory")
     expect_error(["train", f"--checkpoint.load={empty}"], "checkpoint.load", "holds no checkpoint")
+    expect_error(["rl", "--init", empty], f"--init '{empty}' is a directory but holds no checkpoint")
     with open(os.path.join(run_dir, "metrics.jsonl")) as fh:
         assert fh.read() == '{"step": 1}\n'
 
