@@ -18,7 +18,7 @@ constexpr const char* kExpected =
 // The step of a directory named step-<digits>, or nothing.
 std::optional<long long> step_of(const fs::path& p) {
   const std::string name = p.filename().string();
-  if (name.rfind("step-", 0) != 0 || name.size() == 5) return std::nullopt;
+  if (name.rfind("step-", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return std::nullopt;
   for (size_t i = 5; i < name.size(); ++i)
     if (name[i] < '0' || name[i] > '9') return std::nullopt;
   return std::stoll(name.substr(5));
