@@ -106,6 +106,8 @@ void check_command_word(CLI::App& app, int argc, char** argv) {
   const std::vector<std::string> names = command_names(app);
   for (const std::string& n : names)
     if (n == word) return;
+  if (word == "help" || word == "version")
+    user_error("'{}' is not a foldmoe command; did you mean `foldmoe --{}`?", word, word);
   const std::string near = closest_word(word, names);
   user_error("'{}' is not a foldmoe command{}\n  the commands are: {}; `foldmoe --help` says what each does", word,
              near.empty() ? "." : fmt::format("; did you mean `{}`?", near), command_list(app));

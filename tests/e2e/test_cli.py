@@ -37,6 +37,8 @@ def test_misspelt_command_suggests_the_right_one():
     expect_error(["topolgy", "--world", "4"], "did you mean `topology`?")
     msg = expect_error(["frobnicate"], "'frobnicate' is not a foldmoe command", "the commands are")
     assert "did you mean" not in msg, msg
+    expect_error(["help"], "did you mean `foldmoe --help`?")
+    expect_error(["version"], "did you mean `foldmoe --version`?")
     expect_error(["--steps=3"], "'--steps=3' is not an option of foldmoe itself", "no command given")
 
 
