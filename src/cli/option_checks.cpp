@@ -49,7 +49,7 @@ std::string range_text(const RealRange& r) {
                        r.hi_open ? ")" : "]");
   if (has_lo) return fmt::format("{} {}", r.lo_open ? ">" : "≥", number_text(r.lo));
   if (has_hi) return fmt::format("{} {}", r.hi_open ? "<" : "≤", number_text(r.hi));
-  return "a finite number";
+  return "that is finite";
 }
 
 CLI::Validator integer_at_least(const std::string& flag, long long min, const std::string& example, long long max) {
@@ -58,8 +58,10 @@ CLI::Validator integer_at_least(const std::string& flag, long long min, const st
   return CLI::Validator(
       [=](std::string& s) -> std::string {
         long long v = 0;
-        if (!parse_integer(s, v) || v < min || v > max)
-          user_error("{} must be {} (got '{}'); fix: e.g. {} {}", flag, rule, s, flag, example);
+        const bool number = parse_integer(s, v);
+        if (!number || v < min || v > max)
+          user_error("{} must be {}{} (got '{}'); fix: e.g. {} {}", flag, rule,
+                     number && v > max ? fmt::format(" and at most {}", max) : "", s, flag, example);
         return "";
       },
       min == 0   ? "NONNEGATIVE"

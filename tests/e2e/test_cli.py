@@ -75,6 +75,7 @@ def test_generate_option_values():
     expect_error(base + ["--max-new", "-3"], "--max-new must be an integer ≥ 1 (got '-3')")
     expect_error(base + ["--max-new", "ten"], "--max-new must be an integer ≥ 1 (got 'ten')")
     expect_error(base + ["--max-new", "1e9999"], "--max-new", "'1e9999'")
+    expect_error(base + ["--max-new", "4294967296"], "--max-new must be an integer ≥ 1 and at most 2147483647")
     expect_error(base + ["--temperature", "-0.5"], "--temperature must be a number ≥ 0 (got '-0.5')")
     expect_error(base + ["--temperature", "nan"], "--temperature must be a number ≥ 0 (got 'nan')")
     expect_error(base + ["--top-p", "0"], "--top-p must be a number in (0, 1] (got '0')", "e.g. --top-p 0.9")
