@@ -2,6 +2,7 @@
 // with the KV-cache rollout engine (src/rl).
 #include <cstdio>
 #include <memory>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"

@@ -1,9 +1,10 @@
 // `foldmoe`: one binary, one subcommand per file (train, eval, bench, generate, topology, config,
 // dump-reference, rl). Every user error, the command line's included, exits 2 with one message.
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/launch.h"
