@@ -9,8 +9,12 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 scripts/install-deps.sh
 scripts/build.sh release >/dev/null
 np=${FOLDMOE_NP:-4}
+rc=0
 if [ "$np" = 1 ]; then
-  exec build/foldmoe train "$@"
+  build/foldmoe train "$@" || rc=$?
+else
+  mpirun --allow-run-as-root --oversubscribe --mca mpi_yield_when_idle 1 --mca btl self,vader -np "$np" \
+    build/foldmoe train --parallel.tp=2 --parallel.ep=4 --parallel.etp=1 "$@" || rc=$?
 fi
-exec mpirun --allow-run-as-root --oversubscribe --mca mpi_yield_when_idle 1 --mca btl self,vader -np "$np" \
-  build/foldmoe train --parallel.tp=2 --parallel.ep=4 --parallel.etp=1 "$@"
+echo "To put foldmoe on your PATH: cmake --install build --prefix ~/.local (installs ~/.local/bin/foldmoe)"
+exit "$rc"

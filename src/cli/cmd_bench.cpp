@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "cli/option_checks.h"
 #include "core/timer.h"
 #include "train/flops.h"
 #include "train/trainer.h"
@@ -20,8 +21,8 @@ void register_bench(CLI::App& app) {
   auto warmup = std::make_shared<int>(2);
   auto steps = std::make_shared<int>(5);
   opts->add_to(sub);
-  sub->add_option("--warmup", *warmup, "Untimed warm-up steps")->check(CLI::NonNegativeNumber);
-  sub->add_option("--steps", *steps, "Timed steps")->check(CLI::PositiveNumber);
+  sub->add_option("--warmup", *warmup, "Untimed warm-up steps")->check(integer_at_least("--warmup", 0, "2"));
+  sub->add_option("--steps", *steps, "Timed steps")->check(integer_at_least("--steps", 1, "5"));
   set_action(sub, [sub, opts, warmup, steps] {
     Config cfg = resolve_config(opts->load(sub));
     cfg.train.steps = *warmup + *steps;

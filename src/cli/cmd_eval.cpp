@@ -1,10 +1,12 @@
-// `foldmoe eval --checkpoint DIR`: exact-answer accuracy per task and held-out loss.
+// `foldmoe eval --checkpoint DIR`: exact-answer accuracy per task and held-out loss. DIR is a
+// checkpoint, or a run directory (its latest complete checkpoint).
 #include <cstdio>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -13,20 +15,25 @@ namespace foldmoe::cli {
 
 void register_eval(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("eval", "Evaluate a checkpoint: task accuracy and held-out loss");
-  auto dir = std::make_shared<std::string>();
+  auto arg = std::make_shared<std::string>();
   auto samples = std::make_shared<int>(0);
-  sub->add_option("--checkpoint", *dir, "Checkpoint directory (…/checkpoints/step-NNNNNNNN)")->required();
+  sub->add_option("--checkpoint", *arg,
+                  "Checkpoint: a run directory (its latest complete checkpoint), its checkpoints/ directory or one "
+                  "…/checkpoints/step-NNNNNNNN")
+      ->required();
   sub->add_option("--samples", *samples, "Held-out examples per task (default: [data] eval_samples)")
-      ->check(CLI::PositiveNumber);
-  set_action(sub, [dir, samples] {
-    const nlohmann::json manifest = train::read_checkpoint_manifest(*dir);
-    Config cfg = config_from_toml(manifest.at("config").get<std::string>(), *dir + "/manifest.json");
+      ->check(integer_at_least("--samples", 1, "200"));
+  set_action(sub, [arg, samples] {
+    const std::string dir = checkpoint_argument(*arg, "--checkpoint");
+    const nlohmann::json manifest = train::read_checkpoint_manifest(dir);
+    Config cfg = config_from_toml(manifest.at("config").get<std::string>(), dir + "/manifest.json");
     validate(cfg);
-    cfg.checkpoint.load = *dir;  // the trainer restores weights, expert bias and step
+    cfg.checkpoint.load = dir;  // the trainer restores weights, expert bias and step
     Trainer trainer(resolve_config(cfg), ProcessGroups::single_process(), /*write_outputs=*/false);
     const int n = *samples > 0 ? *samples : cfg.data.eval_samples;
     const EvalResult r = evaluate(trainer.model(), trainer.corpus(), n, cfg.train.seq_len);
-    std::printf("checkpoint %s (step %lld), %d held-out examples per task\n", dir->c_str(), (long long)trainer.step(), n);
+    std::printf("checkpoint %s (step %lld), %d held-out examples per task\n", dir.c_str(), (long long)trainer.step(),
+                n);
     nlohmann::json j = {{"step", trainer.step()}, {"heldout_loss", r.loss}};
     for (const auto& [task, acc] : r.accuracy) {
       std::printf("  %-8s accuracy %6.2f%%\n", task.c_str(), 100.0 * acc);

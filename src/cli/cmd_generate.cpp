@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
+#include "core/check.h"
 #include "data/tokenizer.h"
 #include "rl/rollout.h"
 #include "train/checkpoint.h"
@@ -26,26 +28,37 @@ struct GenerateArgs {
 void register_generate(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("generate", "Generate continuations of a prompt from a checkpoint");
   auto a = std::make_shared<GenerateArgs>();
-  sub->add_option("--checkpoint", a->dir, "Checkpoint directory (…/checkpoints/step-NNNNNNNN)")->required();
+  sub->add_option("--checkpoint", a->dir,
+                  "Checkpoint: a run directory (its latest complete checkpoint), its checkpoints/ directory or one "
+                  "…/checkpoints/step-NNNNNNNN")
+      ->required();
   sub->add_option("--prompt", a->prompt, "Prompt text (<bos> is prepended), e.g. \"add:12+345=\"")->required();
   sub->add_option("--max-new", a->max_new, "Maximum new tokens per continuation (default 64)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least("--max-new", 1, "64"));
   sub->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy (default 1)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1] (default 1 = off)")->check(CLI::Range(1e-9, 1.0));
-  sub->add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 0 = off)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--samples", a->samples, "Continuations to sample (default 1)")->check(CLI::PositiveNumber);
-  sub->add_option("--seed", a->seed, "Sampling seed (default 0)");
+      ->check(real_in("--temperature", {.lo = 0}, "0.8"));
+  sub->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1] (default 1 = off)")
+      ->check(real_in("--top-p", {.lo = 0, .lo_open = true, .hi = 1}, "0.9"));
+  sub->add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 0 = off)")
+      ->check(integer_at_least("--top-k", 0, "20"));
+  sub->add_option("--samples", a->samples, "Continuations to sample (default 1)")
+      ->check(integer_at_least("--samples", 1, "4"));
+  sub->add_option("--seed", a->seed, "Sampling seed (default 0)")->check(any_integer("--seed", "7"));
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
     using data::CharTokenizer;
+    a->dir = checkpoint_argument(a->dir, "--checkpoint");
+    std::vector<int32_t> ids = {CharTokenizer::kBos};
+    try {  // before the model is built: a bad prompt is found at once, and named
+      for (int32_t t : CharTokenizer::encode(a->prompt)) ids.push_back(t);
+    } catch (const UserError& e) {
+      user_error("--prompt: {}", e.what());
+    }
     const nlohmann::json manifest = train::read_checkpoint_manifest(a->dir);
     Config cfg = config_from_toml(manifest.at("config").get<std::string>(), a->dir + "/manifest.json");
     validate(cfg);
     cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
     Trainer trainer(resolve_config(cfg), ProcessGroups::single_process(), /*write_outputs=*/false);
-    std::vector<int32_t> ids = {CharTokenizer::kBos};
-    for (int32_t t : CharTokenizer::encode(a->prompt)) ids.push_back(t);
     rl::SamplingParams sp;
     sp.temperature = float(a->temperature);
     sp.greedy = a->temperature <= 0;

@@ -19,10 +19,15 @@ void register_rl(CLI::App& app) {
   auto opts = std::make_shared<ConfigOptions>();
   auto a = std::make_shared<RlArgs>();
   opts->add_to(sub);
-  sub->add_option("--init", a->init, "Checkpoint to start from (…/checkpoints/step-NNNNNNNN)")->required();
+  sub->add_option("--init", a->init,
+                  "Checkpoint to start from: a run directory (its latest complete checkpoint), its checkpoints/ "
+                  "directory or one …/checkpoints/step-NNNNNNNN")
+      ->required();
   set_action(sub, [sub, opts, a] {
-    const Config cfg = rl::rl_run_config(opts->load(sub), a->init);
-    rl::RlTrainer trainer(cfg, a->init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
+    const std::string init = checkpoint_argument(a->init, "--init");
+    Config cfg = rl::rl_run_config(opts->load(sub), init);
+    if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
+    rl::RlTrainer trainer(cfg, init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
     trainer.run();
     return 0;
   });

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "comm/topology.h"
 #include "core/check.h"
 #include "train/memory_estimate.h"
@@ -164,15 +165,17 @@ void register_topology(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("topology", "Show the rank layout of both grids (MoE parallel folding) and "
                                                  "check the layout rules; needs no MPI");
   auto o = std::make_shared<TopologyOptions>();
-  sub->add_option("--world", o->world, "World size (number of ranks)")->required();
-  sub->add_option("--tp", o->tp, "Attention tensor parallel size");
-  sub->add_option("--cp", o->cp, "Context parallel size");
-  sub->add_option("--pp", o->pp, "Pipeline parallel size");
-  sub->add_option("--ep", o->ep, "Expert parallel size");
-  sub->add_option("--etp", o->etp, "Expert tensor parallel size (0 = tp)");
-  sub->add_option("--vpp", o->vpp, "Virtual pipeline chunks (model-dependent rules only)");
+  // Integers only here; their ranges are layout rule L1, checked with every other layout rule.
+  sub->add_option("--world", o->world, "World size (number of ranks)")->required()->check(any_integer("--world", "8"));
+  sub->add_option("--tp", o->tp, "Attention tensor parallel size")->check(any_integer("--tp", "2"));
+  sub->add_option("--cp", o->cp, "Context parallel size")->check(any_integer("--cp", "2"));
+  sub->add_option("--pp", o->pp, "Pipeline parallel size")->check(any_integer("--pp", "2"));
+  sub->add_option("--ep", o->ep, "Expert parallel size")->check(any_integer("--ep", "4"));
+  sub->add_option("--etp", o->etp, "Expert tensor parallel size (0 = tp)")->check(any_integer("--etp", "1"));
+  sub->add_option("--vpp", o->vpp, "Virtual pipeline chunks (model-dependent rules only)")
+      ->check(any_integer("--vpp", "2"));
   sub->add_option("--order", o->order, "Order string, first token fastest (default tp-cp-ep-dp-pp)");
-  sub->add_option("--format", o->format, "Output: table or json")->check(CLI::IsMember({"table", "json"}));
+  sub->add_option("--format", o->format, "Output: table or json")->check(one_of("--format", {"table", "json"}));
   sub->add_option("--config", o->config,
                   "TOML config: its [parallel] sizes are the defaults of the flags above, and the "
                   "model-dependent rules (L6-L14) are checked");

@@ -12,7 +12,8 @@ void register_train(CLI::App& app) {
   auto opts = std::make_shared<ConfigOptions>();
   opts->add_to(sub);
   set_action(sub, [sub, opts] {
-    const Config cfg = resolve_config(opts->load(sub));
+    Config cfg = resolve_config(opts->load(sub));
+    if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run();
     return 0;

@@ -33,6 +33,10 @@ struct ConfigOptions {
   Config load(CLI::App* sub) const;
 };
 
+// locate_checkpoint (train/checkpoint_locator.h) for a checkpoint argument of the command line; when
+// it picked the latest checkpoint of a run or checkpoints directory, rank 0 says which on stderr.
+std::string checkpoint_argument(const std::string& arg, const std::string& what);
+
 // The built-in default: a tiny MoE on the synthetic corpus (what `foldmoe train` runs).
 const char* builtin_config_toml();
 

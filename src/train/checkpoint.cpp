@@ -125,9 +125,10 @@ void require_complete(const fs::path& dir) {
                "contains manifest.json and COMPLETE)",
                dir.string());
   if (!fs::exists(dir / kCompleteFile))
-    user_error("checkpoint '{}' is incomplete (interrupted save?): it has no COMPLETE marker. Resume from an earlier "
-               "checkpoint, or delete this directory",
-               dir.string());
+    user_error(
+        "checkpoint '{}' is incomplete (interrupted save?): it has no COMPLETE marker, so it is left as it is. "
+        "Load an earlier complete checkpoint, or pass the run directory to take its latest complete one",
+        dir.string());
 }
 
 json parse_manifest(const fs::path& dir) {
