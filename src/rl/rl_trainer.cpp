@@ -26,6 +26,7 @@
 #include "rl/rollout_split.h"
 #include "train/checkpoint.h"
 #include "train/logical_checkpoint.h"
+#include "train/run_loop.h"
 #include "train/trainer.h"
 
 namespace foldmoe::rl {
@@ -696,6 +697,7 @@ nlohmann::ordered_json RlTrainer::step() {
   j["ds_rounds"] = rounds;
   j["rollout_tokens_per_s"] = rollout_s > 0 ? double(generated_tokens) / rollout_s : 0.0;
   j["train_tokens_per_s"] = train_s > 0 ? double(train_tokens) / train_s : 0.0;
+  j["response_tokens"] = generated_tokens;
   j["step_time_s"] = step_timer.seconds();
   return j;
 }
@@ -748,72 +750,64 @@ RlEvalResult RlTrainer::evaluate() {
   return r;
 }
 
-void RlTrainer::log_line(const std::string& s) {
-  if (groups_.world->rank() != 0) return;
-  std::printf("%s\n", s.c_str());
-  std::fflush(stdout);
-}
-
-void RlTrainer::write_record(const nlohmann::ordered_json& j) {
-  if (!metrics_.is_open()) return;
-  metrics_ << j.dump() << "\n";
-  metrics_.flush();
-}
-
-void RlTrainer::run() {
-  const fs::path run_dir = cfg_.train.run_dir;
-  if (write_outputs_) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
-    if (step_ == 0) fs::remove(run_dir / "metrics.jsonl");
-    metrics_.open(run_dir / "metrics.jsonl", std::ios::app);
-    if (!metrics_) user_error("cannot write {}: check that the run directory is writable", (run_dir / "metrics.jsonl").string());
+std::optional<EvalOutcome> RlTrainer::evaluation_outcome() {
+  const RlEvalResult ev = evaluate();
+  if (ev.accuracy.empty()) return std::nullopt;
+  EvalOutcome o;
+  o.line = fmt::format("eval step {:4d} |", ev.step);
+  o.record["type"] = "eval";
+  o.record["step"] = ev.step;
+  for (const auto& [t, a] : ev.accuracy) {
+    o.line += fmt::format(" {} {:.1f}% |", t, 100 * a);
+    o.record["accuracy_" + t] = a;
   }
-  const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
-  log_line(fmt::format("foldmoe rl: preset {}, steps {}..{}, P {} x n {}, {} updates/step, L_max {}, replay {}, run dir {}",
-                       to_string(rl_.preset), step_ + 1, cfg_.rl.steps, rl_.prompts_per_step, rl_.group_size,
-                       rl_.num_minibatches(), rl_.max_response_tokens, to_string(replay_), run_dir.string()));
-  auto do_eval = [&] {
-    const RlEvalResult ev = evaluate();
-    if (ev.accuracy.empty()) return;
-    std::string line = fmt::format("eval step {:4d} |", ev.step);
-    nlohmann::ordered_json j;
-    j["type"] = "eval";
-    j["step"] = ev.step;
-    for (const auto& [t, a] : ev.accuracy) {
-      line += fmt::format(" {} {:.1f}% |", t, 100 * a);
-      j["accuracy_" + t] = a;
-    }
-    line += fmt::format(" avg {:.1f}% | len {:.1f}", 100 * ev.avg, ev.mean_length);
-    j["accuracy"] = ev.avg;
-    j["response_length_mean"] = ev.mean_length;
-    log_line(line);
-    write_record(j);
+  o.line += fmt::format(" avg {:.1f}% | len {:.1f}", 100 * ev.avg, ev.mean_length);
+  o.record["accuracy"] = ev.avg;
+  o.record["response_length_mean"] = ev.mean_length;
+  return o;
+}
+
+std::string format_rl_step_line(const nlohmann::ordered_json& m) {
+  return fmt::format(
+      "rl step {:4d} | reward {:+.3f} | acc {:5.1f}% | len {:5.1f} | ent {:.3f} | T {:.3f} | clip {:.1f}%/{:.1f}%/{:.1f}% "
+      "| |logr| {:.4f} | gnorm {:.3f} | lr {:.2e} | ds {} | {:.0f} tok/s",
+      m["step"].get<int64_t>(), m["reward_mean"].get<double>(), 100 * m["accuracy"].get<double>(),
+      m["response_length_mean"].get<double>(), m["entropy_mean"].get<double>(), m["temperature_mean"].get<double>(),
+      100 * m["clip_high_frac"].get<double>(), 100 * m["clip_low_frac"].get<double>(),
+      100 * m["clip_dual_frac"].get<double>(), m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(),
+      m["lr"].get<double>(), m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>());
+}
+
+void RlTrainer::run(const RunDirectory& dir) {
+  RunSchedule schedule;
+  schedule.command = "rl";
+  schedule.total_steps = cfg_.rl.steps;
+  schedule.log_interval = cfg_.log.interval;
+  schedule.checkpoint_every = save_checkpoints_ ? cfg_.rl.checkpoint_every : 0;
+  schedule.save_final = save_checkpoints_ && cfg_.checkpoint.save_final;
+  schedule.eval_every = rl_.eval.every;
+  schedule.eval_before = rl_.eval.before_train;
+  schedule.eval_at_end = true;
+  schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
+  RunHooks hooks;
+  hooks.step = [&] {
+    StepOutcome o;
+    o.record = step();
+    o.line = format_rl_step_line(o.record);
+    o.loss = o.record["loss"].get<double>();
+    o.tokens = o.record["response_tokens"].get<int64_t>();
+    return o;
   };
-  if (step_ == 0 && rl_.eval.before_train) do_eval();
-  while (step_ < cfg_.rl.steps) {
-    const nlohmann::ordered_json m = step();
-    write_record(m);
-    if (cfg_.log.interval > 0 && (step_ % cfg_.log.interval == 0 || step_ == cfg_.rl.steps))
-      log_line(fmt::format(
-          "rl step {:4d} | reward {:+.3f} | acc {:5.1f}% | len {:5.1f} | ent {:.3f} | T {:.3f} | clip {:.1f}%/{:.1f}%/{:.1f}% "
-          "| |logr| {:.4f} | gnorm {:.3f} | lr {:.2e} | ds {} | {:.0f} tok/s",
-          step_, m["reward_mean"].get<double>(), 100 * m["accuracy"].get<double>(),
-          m["response_length_mean"].get<double>(), m["entropy_mean"].get<double>(),
-          m["temperature_mean"].get<double>(), 100 * m["clip_high_frac"].get<double>(),
-          100 * m["clip_low_frac"].get<double>(), 100 * m["clip_dual_frac"].get<double>(),
-          m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
-          m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
-    if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
-    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 &&
-        step_ < cfg_.rl.steps)
-      save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
-  }
-  if (save_checkpoints_ && cfg_.checkpoint.save_final) {
-    const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
-    save_checkpoint(dir);
-    log_line("saved checkpoint " + dir);
-  }
+  hooks.evaluate = [&] { return evaluation_outcome(); };
+  hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  const int64_t total = model_parameter_count(cfg_);
+  const int64_t here = arena_parameter_count(model_->dense()) + arena_parameter_count(model_->expert());
+  const std::string start = fmt::format(
+      "foldmoe rl: preset {}, steps {}..{}, P {} x n {}, {} updates/step, L_max {}, replay {}, model {} parameters "
+      "({}), this rank {}, run dir {}",
+      to_string(rl_.preset), step_ + 1, cfg_.rl.steps, rl_.prompts_per_step, rl_.group_size, rl_.num_minibatches(),
+      rl_.max_response_tokens, to_string(replay_), total, format_count(total), here, dir.plan().run_dir.string());
+  run_loop(dir, config_to_toml(cfg_), step_, schedule, hooks, write_outputs_, start);
 }
 
 }  // namespace foldmoe::rl

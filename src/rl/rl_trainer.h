@@ -32,7 +32,6 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +46,7 @@
 #include "rl/rl_entropy.h"
 #include "rl/rl_tasks.h"
 #include "train/optimizer.h"
+#include "train/run_loop.h"
 
 namespace foldmoe::rl {
 
@@ -70,8 +70,9 @@ class RlTrainer {
   RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups = ProcessGroups::single_process(),
             bool write_outputs = true);
 
-  // Runs steps until rl.steps, logging, evaluating and checkpointing.
-  void run();
+  // Runs steps until rl.steps in the run loop (train/run_loop.h): logging, evaluating and
+  // checkpointing into `dir`, which was checked before this trainer was built.
+  void run(const RunDirectory& dir);
   // One RL step; returns its metrics record.
   nlohmann::ordered_json step();
   // Held-out evaluation (§8): samples per question, eval temperature and top-p, ATS off.
@@ -89,8 +90,7 @@ class RlTrainer {
   std::vector<Sample> generate_round(int64_t count, int64_t k);
   MicroBatch build_micro_batch(const std::vector<Sample>& batch, const std::vector<int64_t>& idx, bool for_update) const;
   void load_weights(const std::string& dir, bool with_state);
-  void log_line(const std::string& s);
-  void write_record(const nlohmann::ordered_json& j);
+  std::optional<EvalOutcome> evaluation_outcome();  // evaluate() as a metrics row and a line
 
   Config cfg_;
   RlConfig rl_;
@@ -108,7 +108,9 @@ class RlTrainer {
   int64_t opt_step_ = 0;          // AdamW updates so far (bias correction)
   int64_t skipped_total_ = 0;
   AtsStatsLag ats_;
-  std::ofstream metrics_;
 };
+
+// The human line of one RL step's metrics record.
+std::string format_rl_step_line(const nlohmann::ordered_json& m);
 
 }  // namespace foldmoe::rl
