@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/rng.h"
@@ -58,9 +57,10 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
         try {
           (void)data::CharTokenizer::encode(text);
         } catch (const UserError& e) {
-          user_error("{}:{}: \"prompt\": {}\n  fix: write the prompt in the model's characters (printable ASCII "
-                     "and newlines)",
-                     path, lineno, e.what());
+          user_error(
+              "{}:{}: \"prompt\": {}\n  fix: write the prompt in the model's characters (printable ASCII "
+              "and newlines)",
+              path, lineno, e.what());
         }
       }
       (std::string(key) == "prompt" ? p.prompt : p.answer) = text;

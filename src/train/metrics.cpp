@@ -1,7 +1,7 @@
 #include "train/metrics.h"
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,7 +72,8 @@ MetricsWriter::MetricsWriter(const std::string& run_dir)
     : path_((std::filesystem::path(run_dir) / "metrics.jsonl").string()) {
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
-  if (ec) user_error("cannot create run directory {}: {}\n  fix: choose a writable [train] run_dir", run_dir, ec.message());
+  if (ec)
+    user_error("cannot create run directory {}: {}\n  fix: choose a writable [train] run_dir", run_dir, ec.message());
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0)
     user_error("cannot open {} for appending: {}\n  fix: choose a writable [train] run_dir", path_,
@@ -83,7 +84,9 @@ MetricsWriter::~MetricsWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void MetricsWriter::write(const StepMetrics& m) { write(step_metrics_json(m)); }
+void MetricsWriter::write(const StepMetrics& m) {
+  write(step_metrics_json(m));
+}
 
 void MetricsWriter::write(const nlohmann::ordered_json& record) {
   const std::string line = record.dump() + "\n";
@@ -97,9 +100,10 @@ void MetricsWriter::write(const nlohmann::ordered_json& record) {
       if (before >= 0 && ::ftruncate(fd_, before) != 0) {
         // Nothing more to do: the message below still names the file and the first cause.
       }
-      user_error("cannot write {}: {} (the row of step {} is lost; the file ends at the row before it)\n  fix: free "
-                 "space on that file system, then resume from the last checkpoint",
-                 path_, std::strerror(err), record.value("step", int64_t(0)));
+      user_error(
+          "cannot write {}: {} (the row of step {} is lost; the file ends at the row before it)\n  fix: free "
+          "space on that file system, then resume from the last checkpoint",
+          path_, std::strerror(err), record.value("step", int64_t(0)));
     }
     done += size_t(w);
   }

@@ -1,21 +1,21 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 
-#include <fmt/format.h>
-
 #include "core/timer.h"
 #include "data/tokenizer.h"
+#include "parallel/grad_sync.h"
 #include "train/checkpoint.h"
-#include "train/logical_checkpoint.h"
 #include "train/config_json.h"
 #include "train/flops.h"
+#include "train/logical_checkpoint.h"
 #include "train/lr_schedule.h"
 #include "train/run_loop.h"
-#include "parallel/grad_sync.h"
 
 namespace foldmoe {
 
@@ -232,11 +232,11 @@ void Trainer::run(const RunDirectory& dir) {
   };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
   const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
-  const std::string start =
-      fmt::format("foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "
-                  "expert), run dir {}",
-                  step_ + 1, cfg_.train.steps, groups_.world->size(), model_parameter_count(cfg_),
-                  format_count(model_parameter_count(cfg_)), dense + expert, dense, expert, dir.plan().run_dir.string());
+  const std::string start = fmt::format(
+      "foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "
+      "expert), run dir {}",
+      step_ + 1, cfg_.train.steps, groups_.world->size(), model_parameter_count(cfg_),
+      format_count(model_parameter_count(cfg_)), dense + expert, dense, expert, dir.plan().run_dir.string());
   run_loop(dir, config_to_toml(cfg_), step_, schedule, hooks, lead && write_outputs_, start);
 }
 
