@@ -141,16 +141,37 @@ int64_t truncate_metrics(const fs::path& metrics, int64_t last_step) {
   return rows;
 }
 
+bool is_checkpoint_of(const fs::path& checkpoint, const fs::path& checkpoint_root) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(checkpoint, ec);
+  if (ec) return false;
+  if (c.filename().empty()) c = c.parent_path();  // a trailing '/'
+  fs::path r = fs::weakly_canonical(checkpoint_root, ec);
+  if (ec) return false;
+  if (r.filename().empty()) r = r.parent_path();
+  return c.parent_path() == r;
+}
+
 RunDirectory::RunDirectory(RunDirectoryPlan plan) : plan_(std::move(plan)) {
   check_output_directory(plan_.run_dir, "train.run_dir");
   if (plan_.writes_checkpoints) check_output_directory(plan_.checkpoint_root, "checkpoint.dir");
   if (plan_.writes_checkpoints) check_free_space(plan_.checkpoint_root, plan_.checkpoint_bytes, "checkpoint.dir");
-  if (!plan_.resume && !plan_.overwrite && holds_earlier_run(plan_.run_dir, plan_.checkpoint_root))
+  const bool resume = !plan_.resume_from.empty();
+  continues_ = resume && is_checkpoint_of(plan_.resume_from, plan_.checkpoint_root);
+  if (continues_ || plan_.overwrite || !holds_earlier_run(plan_.run_dir, plan_.checkpoint_root)) return;
+  if (!resume)
     user_error(
         "run directory {} already holds a run (metrics.jsonl or checkpoints in {}); a fresh `foldmoe {}` "
         "would replace them\n  fix: resume it with --checkpoint.load={}/step-NNNNNNNN, choose a new "
         "--train.run_dir, or pass --overwrite to replace its metrics and checkpoints",
         plan_.run_dir.string(), plan_.checkpoint_root.string(), plan_.command, plan_.checkpoint_root.string());
+  // Resuming another run's checkpoint here would cut this run's metrics back to that step.
+  user_error(
+      "run directory {} already holds a run, and checkpoint.load = {} is not one of its checkpoints (in {}); "
+      "resuming here would cut its metrics.jsonl to the loaded step\n  fix: resume in the checkpoint's own run "
+      "directory, choose a new --train.run_dir, or pass --overwrite to replace this directory's metrics and "
+      "checkpoints",
+      plan_.run_dir.string(), plan_.resume_from.string(), plan_.checkpoint_root.string());
 }
 
 fs::path RunDirectory::checkpoint_path(int64_t step) const {
@@ -167,7 +188,7 @@ void RunDirectory::prepare(const std::string& config_toml, int64_t resumed_step)
   };
   make(plan_.run_dir, "train.run_dir");
   if (plan_.writes_checkpoints) make(plan_.checkpoint_root, "checkpoint.dir");
-  if (plan_.overwrite && !plan_.resume) {
+  if (plan_.overwrite && !continues_) {
     // Replace the earlier run: its metrics and its step-NNNNNNNN checkpoints, nothing else.
     std::error_code ec;
     fs::remove(metrics_path(), ec);
@@ -181,11 +202,11 @@ void RunDirectory::prepare(const std::string& config_toml, int64_t resumed_step)
         }
   }
   write_file_atomically(plan_.run_dir / "config.toml", config_toml);
-  if (plan_.resume) {
+  if (continues_) {
     truncate_metrics(metrics_path(), resumed_step);
   } else {
     std::error_code ec;
-    fs::remove(metrics_path(), ec);  // empty (holds_earlier_run) or replaced (--overwrite)
+    fs::remove(metrics_path(), ec);  // absent, empty (holds_earlier_run) or replaced (--overwrite)
   }
 }
 

@@ -3,8 +3,9 @@
 //
 // A run never loses what a user already has. The constructor checks everything that can be known
 // before any work, touching no file: both paths are directories or can be created as one, they are
-// writable, a run directory holding an earlier run is continued only on resume (checkpoint.load)
-// or replaced only with --overwrite, and the checkpoint's file system has room for one checkpoint.
+// writable, a run directory holding an earlier run is continued only by resuming from one of its own
+// checkpoints (checkpoint.load) or replaced only with --overwrite, and the checkpoint's file system
+// has room for one checkpoint.
 // prepare() then makes the directories and writes config.toml; on resume it cuts metrics.jsonl
 // back to the resumed step so the file reads as one run.
 #pragma once
@@ -19,7 +20,7 @@ struct RunDirectoryPlan {
   std::string command;                    // "train" or "rl" (for messages)
   std::filesystem::path run_dir;          // [train] run_dir
   std::filesystem::path checkpoint_root;  // [checkpoint] dir, or <run_dir>/checkpoints
-  bool resume = false;                    // checkpoint.load is set: continue the run in run_dir
+  std::filesystem::path resume_from;      // checkpoint.load ("" = a fresh run)
   bool overwrite = false;                 // --overwrite: replace an earlier run's metrics and checkpoints
   bool writes_checkpoints = true;         // interval saves or save_final
   double checkpoint_bytes = 0;            // estimated size of one checkpoint (0 = unknown)
@@ -36,11 +37,14 @@ class RunDirectory {
   void prepare(const std::string& config_toml, int64_t resumed_step) const;
 
   const RunDirectoryPlan& plan() const { return plan_; }
+  // The run continues the run already in run_dir (resumed from one of its checkpoints).
+  bool continues_earlier_run() const { return continues_; }
   std::filesystem::path metrics_path() const { return plan_.run_dir / "metrics.jsonl"; }
   std::filesystem::path checkpoint_path(int64_t step) const;
 
  private:
   RunDirectoryPlan plan_;
+  bool continues_ = false;
 };
 
 // The checks and file operations RunDirectory is made of (unit-tested one by one).
@@ -52,6 +56,9 @@ void check_output_directory(const std::filesystem::path& dir, const std::string&
 void check_free_space(const std::filesystem::path& dir, double bytes, const std::string& what);
 // Whether `run_dir` (metrics.jsonl with rows) or `checkpoint_root` (a step-* entry) holds a run.
 bool holds_earlier_run(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint_root);
+// Whether checkpoint directory `checkpoint` is an entry of `checkpoint_root` (paths compared after
+// resolving symbolic links, "." and "..").
+bool is_checkpoint_of(const std::filesystem::path& checkpoint, const std::filesystem::path& checkpoint_root);
 // Rewrites a metrics.jsonl keeping the rows whose "step" is <= last_step, up to the first row that
 // is not a complete JSON object (a torn last line). Returns the rows kept; no file = 0.
 int64_t truncate_metrics(const std::filesystem::path& metrics, int64_t last_step);

@@ -105,7 +105,7 @@ RunDirectory make_run_directory(const Config& cfg, const std::string& command, i
   p.run_dir = cfg.train.run_dir;
   p.checkpoint_root =
       cfg.checkpoint.dir.empty() ? p.run_dir / "checkpoints" : std::filesystem::path(cfg.checkpoint.dir);
-  p.resume = !cfg.checkpoint.load.empty();
+  p.resume_from = cfg.checkpoint.load;
   p.overwrite = overwrite;
   p.writes_checkpoints = checkpoint_every > 0 || cfg.checkpoint.save_final;
   // model.safetensors (fp32 weights) + optimizer.safetensors (fp32 m and v), plus headers and the

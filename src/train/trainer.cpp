@@ -221,8 +221,8 @@ void Trainer::run(const RunDirectory& dir) {
   schedule.command = "train";
   schedule.total_steps = cfg_.train.steps;
   schedule.log_interval = cfg_.log.interval;
-  schedule.checkpoint_every = cfg_.checkpoint.interval;
-  schedule.save_final = cfg_.checkpoint.save_final;
+  schedule.checkpoint_every = write_outputs_ ? cfg_.checkpoint.interval : 0;
+  schedule.save_final = write_outputs_ && cfg_.checkpoint.save_final;
   // Under a multi-rank launch the launcher relays stdout; "auto" then means no live bar.
   schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
   RunHooks hooks;

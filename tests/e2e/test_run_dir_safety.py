@@ -116,6 +116,18 @@ def test_resume_truncates_metrics_to_the_resumed_step():
     assert steps_of(d) == [1, 2, 3, 4, 5]
 
 
+def test_resuming_another_runs_checkpoint_into_a_used_run_dir_is_refused_until_overwrite():
+    d, other = used_run_dir(), used_run_dir()
+    before = {f: digest(os.path.join(d, f)) for f in ("metrics.jsonl", "config.toml", "checkpoints")}
+    load = f"--checkpoint.load={other}/checkpoints/step-00000002"
+    p = run("train", f"--train.run_dir={d}", *SMALL, load, check=False)
+    assert_user_error(p, d, "is not one of its checkpoints", "--overwrite")
+    assert {f: digest(os.path.join(d, f)) for f in before} == before
+    run("train", f"--train.run_dir={d}", *SMALL, load, "--overwrite")
+    assert steps_of(d) == [3, 4]
+    assert sorted(os.listdir(os.path.join(d, "checkpoints"))) == ["step-00000004"]
+
+
 def test_rl_resume_truncates_metrics_to_the_resumed_step():
     d = tmpdir()
     rl(d, "--rl.tasks=lookup", "--rl.steps=3", "--rl.checkpoint_every=1", "--rl.eval.every=2")
@@ -233,13 +245,31 @@ def test_start_line_counts_parameters_and_the_run_ends_with_a_summary():
             f"checkpoint {os.path.join(r, 'checkpoints', 'step-00000002')}" in out), out
 
 
+def test_start_line_counts_this_ranks_share_under_expert_parallelism():
+    """EP2 on two ranks: each rank holds every dense parameter and half of the expert ones."""
+    one = run("train", f"--train.run_dir={tmpdir()}", *SMALL, "--train.steps=1").stdout.splitlines()[0]
+    d = tmpdir()
+    p = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np",
+                        "2", BIN, "train", f"--train.run_dir={d}", *SMALL, "--train.steps=1", "--parallel.ep=2"],
+                       capture_output=True, text=True, env=ENV)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    two = p.stdout.splitlines()[0]
+    pattern = r"model (\d+) parameters .*, this rank (\d+) \((\d+) dense \+ (\d+) expert\)"
+    total1, here1, dense1, expert1 = map(int, re.search(pattern, one).groups())
+    total2, here2, dense2, expert2 = map(int, re.search(pattern, two).groups())
+    assert total1 == here1 == dense1 + expert1 and total2 == total1, (one, two)
+    assert dense2 == dense1 and expert2 * 2 == expert1 and here2 == dense2 + expert2, (one, two)
+
+
 if __name__ == "__main__":
     main([test_rl_start_with_a_bad_prompt_leaves_the_run_dir_alone,
           test_fresh_train_into_a_used_run_dir_is_refused_until_overwrite,
           test_resume_truncates_metrics_to_the_resumed_step,
+          test_resuming_another_runs_checkpoint_into_a_used_run_dir_is_refused_until_overwrite,
           test_rl_resume_truncates_metrics_to_the_resumed_step,
           test_metrics_write_failure_is_an_error_and_leaves_whole_rows,
           test_checkpoint_write_failure_is_an_error,
           test_config_write_failure_is_an_error,
           test_bad_run_and_checkpoint_paths_fail_before_training,
-          test_start_line_counts_parameters_and_the_run_ends_with_a_summary])
+          test_start_line_counts_parameters_and_the_run_ends_with_a_summary,
+          test_start_line_counts_this_ranks_share_under_expert_parallelism])

@@ -82,6 +82,18 @@ TEST(RunDirectory, AnEarlierRunIsMetricsWithRowsOrAStepCheckpoint) {
   EXPECT_TRUE(holds_earlier_run(t.path, ck));
 }
 
+TEST(RunDirectory, CheckpointOfARoot) {
+  TempDir t;
+  fs::create_directories(t.path / "run" / "checkpoints" / "step-00000003");
+  fs::create_directory_symlink(t.path / "run", t.path / "link");
+  const fs::path root = t.path / "run" / "checkpoints";
+  EXPECT_TRUE(is_checkpoint_of(root / "step-00000003", root));
+  EXPECT_TRUE(is_checkpoint_of(t.path / "link" / "checkpoints" / "step-00000003/", root));
+  EXPECT_TRUE(is_checkpoint_of(t.path / "run" / ".." / "run" / "checkpoints" / "step-00000003", root / ""));
+  EXPECT_FALSE(is_checkpoint_of(t.path / "run" / "step-00000003", root));
+  EXPECT_FALSE(is_checkpoint_of(root / "step-00000003" / "deeper", root));
+}
+
 TEST(RunDirectory, OutputPathsMustBeWritableDirectories) {
   TempDir t;
   write(t.path / "file", "x");
@@ -126,13 +138,20 @@ TEST(RunDirectory, FreshRunIntoAUsedDirectoryIsRefusedUnlessResumedOrOverwritten
   const std::string e = user_error_of([&] { RunDirectory d(p); });
   EXPECT_NE(e.find("--checkpoint.load=" + (t.path / "checkpoints").string()), std::string::npos) << e;
   EXPECT_NE(e.find("--overwrite"), std::string::npos) << e;
-  p.resume = true;
+  // Another run's checkpoint would cut this run's metrics: refused, unless --overwrite.
+  fs::create_directories(t.path / "other" / "step-00000002");
+  p.resume_from = t.path / "other" / "step-00000002";
+  const std::string other = user_error_of([&] { RunDirectory d(p); });
+  EXPECT_NE(other.find("is not one of its checkpoints"), std::string::npos) << other;
+  EXPECT_NE(other.find("--overwrite"), std::string::npos) << other;
+  p.resume_from = t.path / "checkpoints" / "." / "step-00000002/";
   RunDirectory resumed(p);
+  EXPECT_TRUE(resumed.continues_earlier_run());
   resumed.prepare("[train]\n", 2);
   EXPECT_EQ(read(t.path / "metrics.jsonl"), "{\"step\":1}\n{\"step\":2}\n");
   EXPECT_EQ(read(t.path / "config.toml"), "[train]\n");
   EXPECT_TRUE(fs::exists(t.path / "checkpoints" / "step-00000002"));
-  p.resume = false;
+  p.resume_from.clear();
   p.overwrite = true;
   write(t.path / "checkpoints" / "keep.txt", "mine");
   RunDirectory(p).prepare("[train]\n", 0);
