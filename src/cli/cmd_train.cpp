@@ -18,6 +18,8 @@ void register_train(CLI::App& app) {
   set_action(sub, [sub, opts, overwrite] {
     const Config cfg = resolve_config(opts->load(sub));
     // Paths and an earlier run in the directory are checked before any work (nothing is written).
+    // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank
+    // can see files that rank 0 writes later in the run loop.
     const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite);
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run(dir);
