@@ -67,6 +67,9 @@ def test_rl_start_with_a_bad_prompt_leaves_the_run_dir_alone():
     bad = os.path.join(tmpdir(), "bad.jsonl")
     with open(bad, "w", encoding="utf-8") as f:
         f.write('{"prompt": "What is 2+3?", "answer": "5"}\n{"prompt": "Was ist 2\u00b73?", "answer": "6"}\n')
+    # A fresh RL start into it is refused like a fresh `foldmoe train`.
+    assert_user_error(rl(d, "--rl.tasks=lookup", "--rl.steps=2", check=False), d, "--overwrite")
+    assert {f: digest(os.path.join(d, f)) for f in before} == before
     ck = os.path.join(d, "checkpoints", "step-00000002")
     # Resuming the run with a prompt outside the vocabulary, and replacing it (--overwrite): both
     # refused before any file of the run directory is touched.
