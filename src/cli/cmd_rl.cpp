@@ -5,12 +5,14 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "rl/rl_trainer.h"
+#include "train/run_loop.h"
 
 namespace foldmoe::cli {
 
 namespace {
 struct RlArgs {
   std::string init;
+  bool overwrite = false;
 };
 }  // namespace
 
@@ -19,6 +21,8 @@ void register_rl(CLI::App& app) {
   auto opts = std::make_shared<ConfigOptions>();
   auto a = std::make_shared<RlArgs>();
   opts->add_to(sub);
+  sub->add_flag("--overwrite", a->overwrite,
+                "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
   sub->add_option("--init", a->init,
                   "Checkpoint to start from: a run directory (its latest complete checkpoint), its checkpoints/ "
                   "directory or one …/checkpoints/step-NNNNNNNN")
@@ -27,8 +31,11 @@ void register_rl(CLI::App& app) {
     const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
+    // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
+    // and the problems; only the run loop writes files.
+    const RunDirectory dir = make_run_directory(cfg, "rl", cfg.rl.checkpoint_every, a->overwrite);
     rl::RlTrainer trainer(cfg, init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
-    trainer.run();
+    trainer.run(dir);
     return 0;
   });
 }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "train/run_loop.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -10,12 +11,19 @@ namespace foldmoe::cli {
 void register_train(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("train", "Train a model (default: the built-in tiny MoE)");
   auto opts = std::make_shared<ConfigOptions>();
+  auto overwrite = std::make_shared<bool>(false);
   opts->add_to(sub);
-  set_action(sub, [sub, opts] {
+  sub->add_flag("--overwrite", *overwrite,
+                "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
+  set_action(sub, [sub, opts, overwrite] {
     Config cfg = resolve_config(opts->load(sub));
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
+    // Paths and an earlier run in the directory are checked before any work (nothing is written).
+    // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank
+    // can see files that rank 0 writes later in the run loop.
+    const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite);
     Trainer trainer(cfg, make_groups(cfg));
-    trainer.run();
+    trainer.run(dir);
     return 0;
   });
 }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -85,7 +86,9 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f) {
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');
 
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) user_error("cannot create safetensors file '{}': check that the directory exists and is writable", path);
+  if (!out)
+    user_error("cannot create safetensors file '{}': {}; check that the directory exists and is writable", path,
+               std::strerror(errno));
   const uint64_t n = text.size();
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
@@ -94,7 +97,7 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f) {
   for (const auto& [name, t] : f.tensors)
     if (t.nbytes()) out.write(static_cast<const char*>(const_cast<Tensor&>(t).raw()), std::streamsize(t.nbytes()));
   out.flush();
-  if (!out) user_error("failed while writing safetensors file '{}' (disk full?)", path);
+  if (!out) user_error("failed while writing safetensors file '{}': {}", path, std::strerror(errno));
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
 #include "core/check.h"
 #include "core/rng.h"
+#include "data/tokenizer.h"
 #include "rl/rl_math_reward.h"
 
 namespace foldmoe::rl {
@@ -52,6 +52,17 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
         user_error("{}:{}: \"{}\" must be a string{}, got {}\n  fix: {}", path, lineno, key,
                    std::string(key) == "answer" ? " or a number" : "", v.type_name(), fix_shape);
       if (text.empty()) user_error("{}:{}: \"{}\" is empty\n  fix: give every problem a non-empty {}", path, lineno, key, key);
+      if (std::string(key) == "prompt") {
+        // The prompt is tokenized at its first rollout; refuse it now, before the run writes anything.
+        try {
+          (void)data::CharTokenizer::encode(text);
+        } catch (const UserError& e) {
+          user_error(
+              "{}:{}: \"prompt\": {}\n  fix: write the prompt in the model's characters (printable ASCII "
+              "and newlines)",
+              path, lineno, e.what());
+        }
+      }
       (std::string(key) == "prompt" ? p.prompt : p.answer) = text;
     }
     out.push_back(std::move(p));

@@ -40,7 +40,8 @@ struct JsonlProblem {
   std::string prompt, answer;
 };
 // Reads and validates a JSONL file (blank lines are skipped). UserError: missing file, invalid JSON,
-// a line that is not an object, missing or wrongly typed keys, or no problems at all.
+// a line that is not an object, missing or wrongly typed keys, a prompt with a character outside the
+// tokenizer's vocabulary, or no problems at all.
 std::vector<JsonlProblem> load_jsonl_problems(const std::string& path);
 
 struct ScoreResult {

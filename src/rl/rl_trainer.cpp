@@ -1,15 +1,12 @@
 #include "rl/rl_trainer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <numeric>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
-#include "core/rng.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "parallel/grad_sync.h"
@@ -24,40 +21,17 @@
 #include "rl/rl_temperature.h"
 #include "rl/rollout.h"
 #include "rl/rollout_split.h"
+#include "rl/step_stages.h"
 #include "train/checkpoint.h"
 #include "train/logical_checkpoint.h"
+#include "train/run_loop.h"
 #include "train/trainer.h"
 
 namespace foldmoe::rl {
 
-namespace fs = std::filesystem;
 using data::CharTokenizer;
 
-// One response of the step with everything the later stages need.
-struct RlTrainer::Sample {
-  RlProblem problem;
-  int64_t problem_index = 0;      // global training-problem index (RNG key of its rollout)
-  std::vector<int32_t> prompt;    // <bos> + prompt tokens (left-truncated)
-  std::vector<int32_t> tokens;    // response tokens (EOS included when present)
-  std::vector<int32_t> routing;   // rollout router record [P + L, Lm, k] (mode rollout)
-  std::vector<int32_t> old_routing;  // stage-4 selection [P + L - 1, Lm, k] (mode old)
-  std::vector<float> temperature;    // sampling temperature per token
-  std::vector<float> logprob_rollout;  // rollout log-prob at T = 1 (diagnostics)
-  int64_t length = 0;
-  bool truncated = false;
-  float reward = 0, penalty = 0;
-  bool acc = false;
-  std::vector<float> logp_old, ent_old;  // stage 4
-  std::vector<float> logp_ref;           // stage 4, frozen reference (kl_coef > 0)
-};
-
 namespace {
-
-nlohmann::json stats_json(const std::optional<EntropyStats>& s) {
-  if (!s) return nullptr;
-  return {{"q", s->q},         {"sigma", s->sigma},     {"h_max", s->h_max}, {"h_min", s->h_min},
-          {"s_plus", s->s_plus}, {"s_minus", s->s_minus}, {"count", s->count}};
-}
 
 std::optional<EntropyStats> stats_from_json(const nlohmann::json& j) {
   if (j.is_null()) return std::nullopt;
@@ -70,18 +44,6 @@ std::optional<EntropyStats> stats_from_json(const nlohmann::json& j) {
   s.s_minus = j.at("s_minus").get<float>();
   s.count = j.at("count").get<int64_t>();
   return s;
-}
-
-// Seeded permutation of [0, n) for (seed, step, epoch).
-std::vector<int64_t> permutation(uint64_t seed, int64_t step, int epoch, int64_t n) {
-  std::vector<int64_t> p(static_cast<size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  const CounterRng rng(seed, "rl.minibatch.perm", uint64_t(step) * 1024 + uint64_t(epoch));
-  for (int64_t k = n - 1; k > 0; --k) {
-    const uint32_t u = rng.bits(uint64_t(k))[0];
-    std::swap(p[size_t(k)], p[size_t((uint64_t(u) * uint64_t(k + 1)) >> 32)]);
-  }
-  return p;
 }
 
 // Weights and buffers of a (logical) checkpoint into a model of any layout; every rank reads the file.
@@ -230,11 +192,11 @@ void RlTrainer::save_checkpoint(const std::string& dir) {
                           {{"rl_step", step_},
                            {"prompts_consumed", prompts_consumed_},
                            {"optimizer_steps", opt_step_},
-                           {"ats_stats", stats_json(ats_.for_rollout())},
+                           {"ats_stats", entropy_stats_json(ats_.for_rollout())},
                            {"preset", std::string(to_string(rl_.preset))}});
 }
 
-std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t k) {
+std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<RlProblem> problems;
   RolloutOptions opt;
@@ -266,10 +228,10 @@ std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t 
   if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
   std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
   const OverlongParams op = overlong_params(rl_);
-  std::vector<Sample> samples;
+  std::vector<RlSample> samples;
   samples.reserve(out.size());
   for (Response& r : out) {
-    Sample s;
+    RlSample s;
     s.problem = problems[size_t(r.prompt)];
     s.problem_index = prompts_consumed_ + r.prompt;
     s.prompt = prompts[size_t(r.prompt)];
@@ -292,7 +254,7 @@ std::vector<RlTrainer::Sample> RlTrainer::generate_round(int64_t count, int64_t 
 
 // Rows n = s·B + b; sequence b = prompt + response, inputs seq[0..T-1), targets seq[1..T); the mask
 // marks the positions that predict response tokens.
-MicroBatch RlTrainer::build_micro_batch(const std::vector<Sample>& batch, const std::vector<int64_t>& idx,
+MicroBatch RlTrainer::build_micro_batch(const std::vector<RlSample>& batch, const std::vector<int64_t>& idx,
                                         bool for_update) const {
   MicroBatch mb;
   mb.B = int64_t(idx.size());
@@ -307,7 +269,7 @@ MicroBatch RlTrainer::build_micro_batch(const std::vector<Sample>& batch, const 
   const bool replay = (replay_ == RouterReplayMode::Rollout) || (replay_ == RouterReplayMode::Old && for_update);
   if (replay && LK > 0) mb.replay_NLK.assign(size_t(N * LK), -1);
   for (int64_t b = 0; b < mb.B; ++b) {
-    const Sample& x = batch[size_t(idx[size_t(b)])];
+    const RlSample& x = batch[size_t(idx[size_t(b)])];
     mb.global_seq_B.push_back(idx[size_t(b)]);
     const int64_t P = int64_t(x.prompt.size()), T = P + x.length;
     for (int64_t s = 0; s < S; ++s) {
@@ -327,106 +289,76 @@ MicroBatch RlTrainer::build_micro_batch(const std::vector<Sample>& batch, const 
   return mb;
 }
 
-nlohmann::ordered_json RlTrainer::step() {
-  Stopwatch step_timer;
-  const int64_t k = step_ + 1;
+RolloutBatch RlTrainer::rollout_stage(int64_t k) {
+  Stopwatch timer;
   const int n = rl_.group_size;
   const int64_t P = rl_.prompts_per_step;
-  const int DP = groups_.dp->size(), d = groups_.dp->rank();
-  const float t_base = float(rl_.rollout.temperature);
-
-  // ---- stages 1-3 (+3b): rollouts and rewards ----
-  Stopwatch rollout_timer;
-  std::vector<Sample> batch;
-  RolloutSummary gen_summary;
-  SeriesSummary temp_summary;
-  int rounds = 1;
-  int64_t generated_tokens = 0;
-  auto summarize_round = [&](const std::vector<Sample>& round) {
-    std::vector<float> rewards, pens;
-    std::vector<uint8_t> acc, trunc;
-    std::vector<int64_t> lens;
-    for (const Sample& s : round) {
-      rewards.push_back(s.reward);
-      pens.push_back(s.penalty);
-      acc.push_back(s.acc);
-      trunc.push_back(s.truncated);
-      lens.push_back(s.length);
-      generated_tokens += s.length;
-      temp_summary.add(summarize(s.temperature));
+  RolloutBatch out;
+  auto summarize_round = [&](const std::vector<RlSample>& round) {
+    for (const RlSample& s : round) {
+      out.generated_tokens += s.length;
+      out.temperature.add(summarize(s.temperature));
     }
-    gen_summary.add(summarize_rollout(rewards, acc, lens, trunc, pens, n));
+    out.generated.add(summarize_samples(round, n));
   };
   if (rl_.dynamic_sampling.enabled) {
     DynamicSampler ds(P, rl_.dynamic_sampling.max_rounds);
-    std::vector<std::vector<Sample>> round_samples;
+    std::vector<std::vector<RlSample>> round_samples;
     for (;;) {
       round_samples.push_back(generate_round(rl_.gen_prompts_per_round(), k));
-      const std::vector<Sample>& r = round_samples.back();
+      const std::vector<RlSample>& r = round_samples.back();
       summarize_round(r);
       std::vector<float> values;
-      for (const Sample& s : r) values.push_back(dynamic_sampling_value(rl_.dynamic_sampling.metric, s.acc, s.reward));
+      for (const RlSample& s : r)
+        values.push_back(dynamic_sampling_value(rl_.dynamic_sampling.metric, s.acc, s.reward));
       if (ds.add_round(values, n) == DynamicSampler::Status::Done) break;
     }
-    rounds = ds.rounds();
+    out.rounds = ds.rounds();
     for (const GroupRef& g : ds.batch())
       for (int i = 0; i < n; ++i)
-        batch.push_back(std::move(round_samples[size_t(g.round)][size_t(g.group * n + i)]));
+        out.samples.push_back(std::move(round_samples[size_t(g.round)][size_t(g.group * n + i)]));
   } else {
-    batch = generate_round(P, k);
-    summarize_round(batch);
+    out.samples = generate_round(P, k);
+    summarize_round(out.samples);
   }
-  const double rollout_s = rollout_timer.seconds();
-  const int64_t R = int64_t(batch.size());
-  FOLDMOE_CHECK(R == P * n, "training batch has {} responses, expected {}", R, P * n);
+  out.seconds = timer.seconds();
+  FOLDMOE_CHECK(int64_t(out.samples.size()) == P * n, "training batch has {} responses, expected {}",
+                out.samples.size(), P * n);
+  return out;
+}
 
-  // Mini-batch partitions (one seeded permutation per epoch), fixed before stage 4.
-  const int64_t M = rl_.num_minibatches(), mbs = R / M;
-  std::vector<std::vector<int64_t>> perms;
-  for (int e = 0; e < rl_.ppo_epochs; ++e) perms.push_back(permutation(uint64_t(rl_.seed), k, e, R));
-  // The responses of mini-batch b of epoch e trained on this rank, cut into micro-batches.
-  auto micro_batches = [&](int e, int64_t b) {
-    std::vector<std::vector<int64_t>> out;
-    std::vector<int64_t> local;
-    for (int64_t j = 0; j < mbs; ++j)
-      if (j % DP == d) local.push_back(perms[size_t(e)][size_t(b * mbs + j)]);
-    for (size_t i = 0; i < local.size(); i += size_t(cfg_.rl.micro_batch))
-      out.emplace_back(local.begin() + int64_t(i), local.begin() + int64_t(std::min(local.size(), i + size_t(cfg_.rl.micro_batch))));
-    return out;
-  };
-
-  // ---- stage 4: old log-probs and entropies (same micro-batches as epoch 0's updates) ----
-  Stopwatch train_timer;
-  int64_t train_tokens = 0;
+// Stage 4 over exactly the micro-batches of epoch 0's updates, so that r = 1 bit for bit there.
+OldPolicyPass RlTrainer::old_policy_stage(std::vector<RlSample>& batch, const MinibatchPlan& plan) {
+  const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  const float t_base = float(rl_.rollout.temperature);
   const int64_t V = cfg_.model.vocab, LK = int64_t(n_moe_) * topk_;
-  for (Sample& s : batch) {
+  OldPolicyPass out;
+  out.flips.assign(size_t(n_moe_) + 2, 0.0);
+  for (RlSample& s : batch) {
     s.logp_old.assign(size_t(s.length), 0.0f);
     s.ent_old.assign(size_t(s.length), 0.0f);
     if (ref_model_) s.logp_ref.assign(size_t(s.length), 0.0f);
   }
   std::vector<float> logits, ref_logits;
-  // Route flips under replay (spec 04 §12.3): [flipped rows per MoE layer..., replayed rows,
-  // rows flipped in at least one layer], summed over DP ranks below.
-  std::vector<double> flips(size_t(n_moe_) + 2, 0.0);
-  for (int64_t b = 0; b < M; ++b)
-    for (const std::vector<int64_t>& idx : micro_batches(0, b)) {
+  for (int64_t b = 0; b < plan.minibatches; ++b)
+    for (const std::vector<int64_t>& idx : plan.micro_batches(0, b, DP, d, cfg_.rl.micro_batch)) {
       const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/false);
       MicroBatchResult res;
       model_->forward_logits(mb, logits, &res);
       if (!mb.replay_NLK.empty() && !res.moe.empty() && !res.moe[0].flipped_N.empty()) {
-        flips[size_t(n_moe_)] += double(res.moe[0].replayed_rows);
-        for (size_t l = 0; l < res.moe.size(); ++l) flips[l] += double(res.moe[l].flipped_rows);
+        out.flips[size_t(n_moe_)] += double(res.moe[0].replayed_rows);
+        for (size_t l = 0; l < res.moe.size(); ++l) out.flips[l] += double(res.moe[l].flipped_rows);
         for (int64_t row = 0; row < mb.N(); ++row) {
           bool any = false;
           for (const MoEStats& st : res.moe) any = any || st.flipped_N[size_t(row)];
-          flips[size_t(n_moe_) + 1] += any;
+          out.flips[size_t(n_moe_) + 1] += any;
         }
       }
       // The reference sees the same micro-batch and replayed routes, so log π_ref = log π_old at step 1.
       if (ref_model_) ref_model_->forward_logits(mb, ref_logits);
-      train_tokens += mb.N();
+      out.tokens += mb.N();
       for (int64_t bi = 0; bi < mb.B; ++bi) {
-        Sample& x = batch[size_t(idx[size_t(bi)])];
+        RlSample& x = batch[size_t(idx[size_t(bi)])];
         const int64_t Pl = int64_t(x.prompt.size());
         for (int64_t t = 0; t < x.length; ++t) {
           const int64_t row = (Pl - 1 + t) * mb.B + bi;
@@ -454,7 +386,7 @@ nlohmann::ordered_json RlTrainer::step() {
     // response on another rank.
     const bool old_routes = replay_ == RouterReplayMode::Old && LK > 0;
     std::vector<float> flat;
-    for (const Sample& s : batch) {
+    for (const RlSample& s : batch) {
       flat.insert(flat.end(), s.logp_old.begin(), s.logp_old.end());
       flat.insert(flat.end(), s.ent_old.begin(), s.ent_old.end());
       flat.insert(flat.end(), s.logp_ref.begin(), s.logp_ref.end());
@@ -467,7 +399,7 @@ nlohmann::ordered_json RlTrainer::step() {
     }
     groups_.dp->all_reduce(flat.data(), int64_t(flat.size()));
     size_t o = 0;
-    for (Sample& s : batch) {
+    for (RlSample& s : batch) {
       std::copy_n(flat.begin() + int64_t(o), s.length, s.logp_old.begin());
       o += size_t(s.length);
       std::copy_n(flat.begin() + int64_t(o), s.length, s.ent_old.begin());
@@ -480,62 +412,34 @@ nlohmann::ordered_json RlTrainer::step() {
       for (size_t q = 0; q < len; ++q) s.old_routing[q] = int32_t(flat[o + q]) - 1;
       o += len;
     }
+    groups_.dp->all_reduce(out.flips.data(), int64_t(out.flips.size()));
   }
+  return out;
+}
 
-  // ---- stage 5: entropy statistics ----
-  std::vector<float> ent_flat;
-  std::vector<int64_t> offset(size_t(R) + 1, 0);
-  for (int64_t i = 0; i < R; ++i) {
-    const Sample& s = batch[size_t(i)];
-    ent_flat.insert(ent_flat.end(), s.ent_old.begin(), s.ent_old.end());
-    offset[size_t(i) + 1] = offset[size_t(i)] + s.length;
-  }
-  const std::optional<EntropyStats> s_k = compute_entropy_stats(ent_flat, rl_.hapo.entropy_pivot);
-  const SeriesSummary ent_summary = summarize(ent_flat);
+// Stages 7-8: M mini-batch updates per epoch at learning rate lr.
+UpdateTotals RlTrainer::update_stage(const std::vector<RlSample>& batch, const MinibatchPlan& plan,
+                                     const EntropyStage& entropy, const BatchAdvantages& adv, double lr) {
+  const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  const float t_base = float(rl_.rollout.temperature);
+  const int64_t V = cfg_.model.vocab, R = int64_t(batch.size());
+  const PolicyLossParams pp = policy_loss_params(rl_);
   const bool modulate = rl_.hapo.dar.enabled || rl_.hapo.aac.enabled;
   const bool scope_old = rl_.hapo.hhat_scope == HhatScope::MinibatchOld;
-  std::vector<std::vector<float>> hhat_epoch;  // per epoch, flat over tokens
-  if (modulate && scope_old)
-    for (int e = 0; e < rl_.ppo_epochs; ++e) {
-      std::vector<int32_t> mb_of(ent_flat.size(), -1);
-      for (int64_t j = 0; j < R; ++j) {
-        const int64_t i = perms[size_t(e)][size_t(j)];
-        for (int64_t t = offset[size_t(i)]; t < offset[size_t(i) + 1]; ++t) mb_of[size_t(t)] = int32_t(j / mbs);
-      }
-      hhat_epoch.push_back(minibatch_old_hhat(ent_flat, mb_of, int32_t(M), rl_.hapo.entropy_pivot, rl_.hapo.hhat_sign).hhat);
-    }
-
-  // ---- stage 6: advantages ----
-  std::vector<float> rewards;
-  std::vector<int64_t> lengths;
-  for (const Sample& s : batch) {
-    rewards.push_back(s.reward);
-    lengths.push_back(s.length);
-  }
-  const BatchAdvantages adv = batch_advantages(rewards, lengths, n, advantage_params(rl_));
-
-  // ---- stage 7: mini-batch updates ----
-  const double lr = rl_.learning_rate(k);
-  const PolicyLossParams pp = policy_loss_params(rl_);
-  std::vector<ParamArena*> arenas = {&model_->dense(), &model_->expert()};
-  PolicyLossCounters counters, first_counters;
-  double sum_norm = 0, loss_sum = 0;
-  int64_t updates = 0, skipped = 0;
-  double first_max_abs_logr = 0;
-  double kl_sum = 0, kl_tokens = 0;  // k3 KL to the reference over the loss tokens (metric)
   const float ent_coef = float(rl_.loss.entropy_coef);
+  UpdateTotals out;
   std::vector<int64_t> loss_tokens(static_cast<size_t>(R));
   for (int64_t i = 0; i < R; ++i)
     loss_tokens[size_t(i)] = loss_token_count(batch[size_t(i)].length, batch[size_t(i)].truncated, rl_.dapo.overlong_filter);
-  for (int e = 0; e < rl_.ppo_epochs; ++e)
-    for (int64_t b = 0; b < M; ++b) {
+  for (int e = 0; e < plan.epochs(); ++e)
+    for (int64_t b = 0; b < plan.minibatches; ++b) {
       std::vector<int64_t> mb_loss_tokens;
-      for (int64_t j = 0; j < mbs; ++j) mb_loss_tokens.push_back(loss_tokens[size_t(perms[size_t(e)][size_t(b * mbs + j)])]);
+      for (int64_t i : plan.minibatch(e, b)) mb_loss_tokens.push_back(loss_tokens[size_t(i)]);
       const MinibatchCounts counts = count_minibatch(mb_loss_tokens, rl_.max_response_tokens);
       double mb_loss = 0;
-      for (const std::vector<int64_t>& idx : micro_batches(e, b)) {
+      for (const std::vector<int64_t>& idx : plan.micro_batches(e, b, DP, d, cfg_.rl.micro_batch)) {
         const MicroBatch mb = build_micro_batch(batch, idx, /*for_update=*/true);
-        train_tokens += mb.N();
+        out.tokens += mb.N();
         MoEStepContext ctx;
         ctx.training = true;
         ctx.step = opt_step_;
@@ -548,7 +452,7 @@ nlohmann::ordered_json RlTrainer::step() {
           std::vector<int32_t> toks;
           for (int64_t bi = 0; bi < mb.B; ++bi) {
             const int64_t i = idx[size_t(bi)];
-            const Sample& x = batch[size_t(i)];
+            const RlSample& x = batch[size_t(i)];
             const int64_t Pl = int64_t(x.prompt.size());
             const float wi = aggregation_weight(rl_.loss.aggregation, loss_tokens[size_t(i)], counts);
             for (int64_t t = 0; t < x.length; ++t) {
@@ -561,7 +465,8 @@ nlohmann::ordered_json RlTrainer::step() {
               lp_old.push_back(x.logp_old[size_t(t)]);
               if (ref_model_) lref.push_back(x.logp_ref[size_t(t)]);
               av.push_back(adv.adv[size_t(i)]);
-              if (modulate && scope_old) hh.push_back(hhat_epoch[size_t(e)][size_t(offset[size_t(i)] + t)]);
+              if (modulate && scope_old)
+                hh.push_back(entropy.hhat_epoch[size_t(e)][size_t(entropy.offset[size_t(i)] + t)]);
               w.push_back(t < loss_tokens[size_t(i)] ? wi : 0.0f);
               rows.push_back(row);
               toks.push_back(x.tokens[size_t(t)]);
@@ -573,15 +478,14 @@ nlohmann::ordered_json RlTrainer::step() {
           for (size_t j = 0; j < lref.size(); ++j)
             if (w[j] > 0) {
               const double dd = double(lref[j]) - double(lp[j]);
-              kl_sum += std::exp(dd) - dd - 1.0;
-              kl_tokens += 1;
+              out.kl_sum += std::exp(dd) - dd - 1.0;
+              out.kl_tokens += 1;
             }
-          counters.add(res.counters);
-          if (e == 0 && b == 0) {
-            first_counters.add(res.counters);
+          out.counters.add(res.counters);
+          if (e == 0 && b == 0)
             for (size_t j = 0; j < lp.size(); ++j)
-              if (w[j] > 0) first_max_abs_logr = std::max(first_max_abs_logr, double(std::abs(lp[j] - lp_old[j])));
-          }
+              if (w[j] > 0)
+                out.first_max_abs_logr = std::max(out.first_max_abs_logr, double(std::abs(lp[j] - lp_old[j])));
           mb_loss += res.loss;
           for (size_t j = 0; j < rows.size(); ++j) {
             const std::span<const float> row(lg.data() + rows[j] * V, size_t(V));
@@ -601,7 +505,7 @@ nlohmann::ordered_json RlTrainer::step() {
       const auto [sq_d, sq_e] = grad_square_norms(model_->dense(), model_->expert(), groups_);
       const double norm = std::sqrt(sq_d + sq_e);
       if (!std::isfinite(norm)) {
-        ++skipped;
+        ++out.skipped;
       } else {
         // Clipping is folded into the optimizer pass (which also zeroes the gradients).
         const float clip = float(clip_coefficient(norm, rl_.optim.grad_clip));
@@ -609,95 +513,48 @@ nlohmann::ordered_json RlTrainer::step() {
         opt_dense_->step(lr, opt_step_, clip);
         opt_expert_->step(lr, opt_step_, clip);
         if (!rl_.router_replay.freeze_expert_bias) model_->finalize_global_batch();
-        sum_norm += norm;
-        ++updates;
+        out.sum_norm += norm;
+        ++out.updates;
       }
       model_->dense().zero_grad();
       model_->expert().zero_grad();
-      loss_sum += mb_loss;
+      out.loss_sum += mb_loss;
     }
   if (DP > 1) {
     // Per-token statistics and the loss were accumulated over this rank's responses: sum them
     // (counts are exact in fp64) so that every layout logs the whole batch.
-    all_reduce_counters(*groups_.dp, counters, {&loss_sum, &kl_sum, &kl_tokens});
-    groups_.dp->all_reduce(&first_max_abs_logr, 1, ReduceOp::Max);
+    all_reduce_counters(*groups_.dp, out.counters, {&out.loss_sum, &out.kl_sum, &out.kl_tokens});
+    groups_.dp->all_reduce(&out.first_max_abs_logr, 1, ReduceOp::Max);
   }
-  skipped_total_ += skipped;
-  const double train_s = train_timer.seconds();
-  ats_.finish_step(s_k);
-  step_ = k;
+  return out;
+}
 
-  // ---- metrics ----
-  RolloutSummary batch_summary;
-  {
-    std::vector<float> pens;
-    std::vector<uint8_t> acc, trunc;
-    for (const Sample& s : batch) {
-      pens.push_back(s.penalty);
-      acc.push_back(s.acc);
-      trunc.push_back(s.truncated);
-    }
-    batch_summary = summarize_rollout(rewards, acc, lengths, trunc, pens, n);
-  }
-  double sum_abs_rollout_diff = 0, max_abs_rollout_diff = 0;
-  int64_t n_tok = 0;
-  for (const Sample& s : batch)
-    for (int64_t t = 0; t < s.length; ++t) {
-      const double d = std::abs(double(s.logprob_rollout[size_t(t)]) - double(s.logp_old[size_t(t)]));
-      sum_abs_rollout_diff += d;
-      max_abs_rollout_diff = std::max(max_abs_rollout_diff, d);
-      ++n_tok;
-    }
-  if (groups_.dp->size() > 1) groups_.dp->all_reduce(flips.data(), int64_t(flips.size()));
-  nlohmann::ordered_json j;
-  j["type"] = "train";
-  j["step"] = k;
-  j["reward_mean"] = gen_summary.reward_mean();
-  j["accuracy"] = gen_summary.accuracy();
-  j["batch_reward_mean"] = batch_summary.reward_mean();
-  j["batch_accuracy"] = batch_summary.accuracy();
-  j["identical_group_rate"] = gen_summary.identical_group_rate();
-  j["tlga_fallback_rate"] = double(adv.fallback_groups) / double(P);
-  j["response_length_mean"] = gen_summary.length_mean();
-  j["response_length_max"] = gen_summary.max_length;
-  j["truncation_rate"] = gen_summary.truncation_rate();
-  j["overlong_penalty_mean"] = gen_summary.overlong_penalty_mean();
-  j["entropy_mean"] = ent_summary.mean();
-  j["stats"] = stats_json(s_k);
-  j["temperature_mean"] = temp_summary.mean();
-  j["temperature_min"] = temp_summary.count ? double(temp_summary.min) : t_base;
-  j["temperature_max"] = temp_summary.count ? double(temp_summary.max) : t_base;
-  j["hhat_nonpositive_frac"] = counters.frac(counters.hhat_nonpositive);
-  j["hhat_mean"] = counters.tokens ? counters.sum_hhat / double(counters.tokens) : 0.0;
-  j["dar_neutral_frac"] = counters.frac(counters.neutral_zone);
-  j["dar_amplified_frac"] = counters.frac(counters.dar_amplified);
-  j["dar_damped_frac"] = counters.frac(counters.dar_damped);
-  j["clip_high_frac"] = counters.frac(counters.clip_high);
-  j["clip_low_frac"] = counters.frac(counters.clip_low);
-  j["clip_dual_frac"] = counters.frac(counters.clip_dual);
-  j["ratio_mean"] = counters.mean_ratio();
-  j["abs_log_ratio_mean"] = counters.mean_abs_log_ratio();
-  j["first_minibatch_max_abs_log_ratio"] = first_max_abs_logr;
-  j["rollout_vs_old_abs_logprob_mean"] = n_tok ? sum_abs_rollout_diff / double(n_tok) : 0.0;
-  j["rollout_vs_old_abs_logprob_max"] = max_abs_rollout_diff;
-  if (flips[size_t(n_moe_)] > 0) {  // router replay: live top-k vs the record in the old-policy pass
-    const double rows = flips[size_t(n_moe_)];
-    std::vector<double> per_layer;
-    for (int l = 0; l < n_moe_; ++l) per_layer.push_back(flips[size_t(l)] / rows);
-    j["route_flip_rate"] = per_layer;
-    j["route_flip_any_frac"] = flips[size_t(n_moe_) + 1] / rows;
-  }
-  j["loss"] = loss_sum / double(M * rl_.ppo_epochs);
-  j["kl_mean"] = kl_tokens > 0 ? kl_sum / kl_tokens : 0.0;  // 0 without a reference
-  j["grad_norm"] = updates ? sum_norm / double(updates) : 0.0;
-  j["updates"] = updates;
-  j["skipped_updates"] = skipped;
-  j["lr"] = lr;
-  j["ds_rounds"] = rounds;
-  j["rollout_tokens_per_s"] = rollout_s > 0 ? double(generated_tokens) / rollout_s : 0.0;
-  j["train_tokens_per_s"] = train_s > 0 ? double(train_tokens) / train_s : 0.0;
-  j["step_time_s"] = step_timer.seconds();
-  return j;
+nlohmann::ordered_json RlTrainer::step() {
+  Stopwatch step_timer;
+  const int64_t k = step_ + 1;
+  RolloutBatch rollout = rollout_stage(k);
+  std::vector<RlSample>& batch = rollout.samples;
+  // Mini-batch partitions (one seeded permutation per epoch), fixed before stage 4.
+  const MinibatchPlan plan =
+      plan_minibatches(uint64_t(rl_.seed), k, rl_.ppo_epochs, int64_t(batch.size()), rl_.num_minibatches());
+  Stopwatch train_timer;
+  const OldPolicyPass old = old_policy_stage(batch, plan);
+  const EntropyStage entropy = entropy_stage(batch, plan, rl_);
+  const BatchAdvantages adv = advantage_stage(batch, rl_);
+  const double lr = rl_.learning_rate(k);
+  const UpdateTotals upd = update_stage(batch, plan, entropy, adv, lr);
+  skipped_total_ += upd.skipped;
+  ats_.finish_step(entropy.stats);
+  step_ = k;
+  StepRecordInputs in;
+  in.step = k;
+  in.lr = lr;
+  in.t_base = float(rl_.rollout.temperature);
+  in.n_moe = n_moe_;
+  in.train_seconds = train_timer.seconds();
+  in.train_tokens = old.tokens + upd.tokens;
+  in.step_seconds = step_timer.seconds();
+  return step_record(in, rl_, rollout, entropy, adv, old, upd);
 }
 
 RlEvalResult RlTrainer::evaluate() {
@@ -748,72 +605,65 @@ RlEvalResult RlTrainer::evaluate() {
   return r;
 }
 
-void RlTrainer::log_line(const std::string& s) {
-  if (groups_.world->rank() != 0) return;
-  std::printf("%s\n", s.c_str());
-  std::fflush(stdout);
-}
-
-void RlTrainer::write_record(const nlohmann::ordered_json& j) {
-  if (!metrics_.is_open()) return;
-  metrics_ << j.dump() << "\n";
-  metrics_.flush();
-}
-
-void RlTrainer::run() {
-  const fs::path run_dir = cfg_.train.run_dir;
-  if (write_outputs_) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
-    if (step_ == 0) fs::remove(run_dir / "metrics.jsonl");
-    metrics_.open(run_dir / "metrics.jsonl", std::ios::app);
-    if (!metrics_) user_error("cannot write {}: check that the run directory is writable", (run_dir / "metrics.jsonl").string());
+std::optional<EvalOutcome> RlTrainer::evaluation_outcome() {
+  const RlEvalResult ev = evaluate();
+  if (ev.accuracy.empty()) return std::nullopt;
+  EvalOutcome o;
+  o.line = fmt::format("eval step {:4d} |", ev.step);
+  o.record["type"] = "eval";
+  o.record["step"] = ev.step;
+  for (const auto& [t, a] : ev.accuracy) {
+    o.line += fmt::format(" {} {:.1f}% |", t, 100 * a);
+    o.record["accuracy_" + t] = a;
   }
-  const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
-  log_line(fmt::format("foldmoe rl: preset {}, steps {}..{}, P {} x n {}, {} updates/step, L_max {}, replay {}, run dir {}",
-                       to_string(rl_.preset), step_ + 1, cfg_.rl.steps, rl_.prompts_per_step, rl_.group_size,
-                       rl_.num_minibatches(), rl_.max_response_tokens, to_string(replay_), run_dir.string()));
-  auto do_eval = [&] {
-    const RlEvalResult ev = evaluate();
-    if (ev.accuracy.empty()) return;
-    std::string line = fmt::format("eval step {:4d} |", ev.step);
-    nlohmann::ordered_json j;
-    j["type"] = "eval";
-    j["step"] = ev.step;
-    for (const auto& [t, a] : ev.accuracy) {
-      line += fmt::format(" {} {:.1f}% |", t, 100 * a);
-      j["accuracy_" + t] = a;
-    }
-    line += fmt::format(" avg {:.1f}% | len {:.1f}", 100 * ev.avg, ev.mean_length);
-    j["accuracy"] = ev.avg;
-    j["response_length_mean"] = ev.mean_length;
-    log_line(line);
-    write_record(j);
+  o.line += fmt::format(" avg {:.1f}% | len {:.1f}", 100 * ev.avg, ev.mean_length);
+  o.record["accuracy"] = ev.avg;
+  o.record["response_length_mean"] = ev.mean_length;
+  return o;
+}
+
+std::string format_rl_step_line(const nlohmann::ordered_json& m) {
+  return fmt::format(
+      "rl step {:4d} | reward {:+.3f} | acc {:5.1f}% | len {:5.1f} | ent {:.3f} | T {:.3f} | clip "
+      "{:.1f}%/{:.1f}%/{:.1f}% "
+      "| |logr| {:.4f} | gnorm {:.3f} | lr {:.2e} | ds {} | {:.0f} tok/s",
+      m["step"].get<int64_t>(), m["reward_mean"].get<double>(), 100 * m["accuracy"].get<double>(),
+      m["response_length_mean"].get<double>(), m["entropy_mean"].get<double>(), m["temperature_mean"].get<double>(),
+      100 * m["clip_high_frac"].get<double>(), 100 * m["clip_low_frac"].get<double>(),
+      100 * m["clip_dual_frac"].get<double>(), m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(),
+      m["lr"].get<double>(), m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>());
+}
+
+void RlTrainer::run(const RunDirectory& dir) {
+  RunSchedule schedule;
+  schedule.command = "rl";
+  schedule.total_steps = cfg_.rl.steps;
+  schedule.log_interval = cfg_.log.interval;
+  schedule.checkpoint_every = save_checkpoints_ ? cfg_.rl.checkpoint_every : 0;
+  schedule.save_final = save_checkpoints_ && cfg_.checkpoint.save_final;
+  schedule.eval_every = rl_.eval.every;
+  schedule.eval_before = rl_.eval.before_train;
+  schedule.eval_at_end = true;
+  schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
+  RunHooks hooks;
+  hooks.step = [&] {
+    StepOutcome o;
+    o.record = step();
+    o.line = format_rl_step_line(o.record);
+    o.loss = o.record["loss"].get<double>();
+    o.tokens = o.record["response_tokens"].get<int64_t>();
+    return o;
   };
-  if (step_ == 0 && rl_.eval.before_train) do_eval();
-  while (step_ < cfg_.rl.steps) {
-    const nlohmann::ordered_json m = step();
-    write_record(m);
-    if (cfg_.log.interval > 0 && (step_ % cfg_.log.interval == 0 || step_ == cfg_.rl.steps))
-      log_line(fmt::format(
-          "rl step {:4d} | reward {:+.3f} | acc {:5.1f}% | len {:5.1f} | ent {:.3f} | T {:.3f} | clip {:.1f}%/{:.1f}%/{:.1f}% "
-          "| |logr| {:.4f} | gnorm {:.3f} | lr {:.2e} | ds {} | {:.0f} tok/s",
-          step_, m["reward_mean"].get<double>(), 100 * m["accuracy"].get<double>(),
-          m["response_length_mean"].get<double>(), m["entropy_mean"].get<double>(),
-          m["temperature_mean"].get<double>(), 100 * m["clip_high_frac"].get<double>(),
-          100 * m["clip_low_frac"].get<double>(), 100 * m["clip_dual_frac"].get<double>(),
-          m["abs_log_ratio_mean"].get<double>(), m["grad_norm"].get<double>(), m["lr"].get<double>(),
-          m["ds_rounds"].get<int>(), m["train_tokens_per_s"].get<double>()));
-    if ((rl_.eval.every > 0 && step_ % rl_.eval.every == 0) || step_ == cfg_.rl.steps) do_eval();
-    if (save_checkpoints_ && cfg_.rl.checkpoint_every > 0 && step_ % cfg_.rl.checkpoint_every == 0 &&
-        step_ < cfg_.rl.steps)
-      save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
-  }
-  if (save_checkpoints_ && cfg_.checkpoint.save_final) {
-    const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
-    save_checkpoint(dir);
-    log_line("saved checkpoint " + dir);
-  }
+  hooks.evaluate = [&] { return evaluation_outcome(); };
+  hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  const int64_t total = model_parameter_count(cfg_);
+  const int64_t here = arena_parameter_count(model_->dense()) + arena_parameter_count(model_->expert());
+  const std::string start = fmt::format(
+      "foldmoe rl: preset {}, steps {}..{}, P {} x n {}, {} updates/step, L_max {}, replay {}, model {} parameters "
+      "({}), this rank {}, run dir {}",
+      to_string(rl_.preset), step_ + 1, cfg_.rl.steps, rl_.prompts_per_step, rl_.group_size, rl_.num_minibatches(),
+      rl_.max_response_tokens, to_string(replay_), total, format_count(total), here, dir.plan().run_dir.string());
+  run_loop(dir, config_to_toml(cfg_), step_, schedule, hooks, write_outputs_, start);
 }
 
 }  // namespace foldmoe::rl

@@ -32,21 +32,21 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "comm/process_groups.h"
 #include "model/model.h"
 #include "rl/rl_config.h"
 #include "rl/rl_entropy.h"
 #include "rl/rl_tasks.h"
+#include "rl/step_stages.h"
 #include "train/optimizer.h"
+#include "train/run_loop.h"
 
 namespace foldmoe::rl {
 
@@ -70,9 +70,10 @@ class RlTrainer {
   RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups = ProcessGroups::single_process(),
             bool write_outputs = true);
 
-  // Runs steps until rl.steps, logging, evaluating and checkpointing.
-  void run();
-  // One RL step; returns its metrics record.
+  // Runs steps until rl.steps in the run loop (train/run_loop.h): logging, evaluating and
+  // checkpointing into `dir`, which was checked before this trainer was built.
+  void run(const RunDirectory& dir);
+  // One RL step, stage by stage (rl/step_stages.h); returns its metrics record.
   nlohmann::ordered_json step();
   // Held-out evaluation (§8): samples per question, eval temperature and top-p, ATS off.
   RlEvalResult evaluate();
@@ -85,12 +86,16 @@ class RlTrainer {
   const std::optional<EntropyStats>& ats_stats() const { return ats_.for_rollout(); }
 
  private:
-  struct Sample;
-  std::vector<Sample> generate_round(int64_t count, int64_t k);
-  MicroBatch build_micro_batch(const std::vector<Sample>& batch, const std::vector<int64_t>& idx, bool for_update) const;
+  // The stages of step() that need the model (the others are in rl/step_stages.h).
+  RolloutBatch rollout_stage(int64_t k);
+  OldPolicyPass old_policy_stage(std::vector<RlSample>& batch, const MinibatchPlan& plan);
+  UpdateTotals update_stage(const std::vector<RlSample>& batch, const MinibatchPlan& plan, const EntropyStage& entropy,
+                            const BatchAdvantages& adv, double lr);
+  std::vector<RlSample> generate_round(int64_t count, int64_t k);
+  MicroBatch build_micro_batch(const std::vector<RlSample>& batch, const std::vector<int64_t>& idx,
+                               bool for_update) const;
   void load_weights(const std::string& dir, bool with_state);
-  void log_line(const std::string& s);
-  void write_record(const nlohmann::ordered_json& j);
+  std::optional<EvalOutcome> evaluation_outcome();  // evaluate() as a metrics row and a line
 
   Config cfg_;
   RlConfig rl_;
@@ -108,7 +113,9 @@ class RlTrainer {
   int64_t opt_step_ = 0;          // AdamW updates so far (bias correction)
   int64_t skipped_total_ = 0;
   AtsStatsLag ats_;
-  std::ofstream metrics_;
 };
+
+// The human line of one RL step's metrics record.
+std::string format_rl_step_line(const nlohmann::ordered_json& m);
 
 }  // namespace foldmoe::rl

@@ -43,7 +43,7 @@ void write_text(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out << text;
   out.flush();
-  if (!out) user_error("cannot write '{}' (directory not writable or disk full?)", p.string());
+  if (!out) user_error("cannot write '{}': {}", p.string(), std::strerror(errno));
 }
 
 std::string read_text(const fs::path& p) {

@@ -1,5 +1,6 @@
 #include "train/metrics.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -71,16 +72,41 @@ MetricsWriter::MetricsWriter(const std::string& run_dir)
     : path_((std::filesystem::path(run_dir) / "metrics.jsonl").string()) {
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
-  if (ec) user_error("cannot create run directory {}: {}. fix: choose a writable [train] run_dir.", run_dir, ec.message());
-  out_.open(path_, std::ios::app);
-  if (!out_)
-    user_error("cannot open {} for appending: {}. fix: choose a writable [train] run_dir.", path_,
+  if (ec)
+    user_error("cannot create run directory {}: {}\n  fix: choose a writable [train] run_dir", run_dir, ec.message());
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    user_error("cannot open {} for appending: {}\n  fix: choose a writable [train] run_dir", path_,
                std::strerror(errno));
 }
 
+MetricsWriter::~MetricsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 void MetricsWriter::write(const StepMetrics& m) {
-  out_ << step_metrics_json(m).dump() << '\n';
-  out_.flush();
+  write(step_metrics_json(m));
+}
+
+void MetricsWriter::write(const nlohmann::ordered_json& record) {
+  const std::string line = record.dump() + "\n";
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : ENOSPC;
+      if (before >= 0 && ::ftruncate(fd_, before) != 0) {
+        // Nothing more to do: the message below still names the file and the first cause.
+      }
+      user_error(
+          "cannot write {}: {} (the row of step {} is lost; the file ends at the row before it)\n  fix: free "
+          "space on that file system, then resume from the last checkpoint",
+          path_, std::strerror(err), record.value("step", int64_t(0)));
+    }
+    done += size_t(w);
+  }
 }
 
 namespace {

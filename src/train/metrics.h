@@ -5,12 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace foldmoe {
 
@@ -51,16 +49,22 @@ std::string format_step_line(const StepMetrics& m);
 // The metrics.jsonl record of one step (keys in declaration order).
 nlohmann::ordered_json step_metrics_json(const StepMetrics& m);
 
-// Appends one JSON object per step to <run_dir>/metrics.jsonl, flushed after every line.
+// Appends one JSON object per line to <run_dir>/metrics.jsonl, each line written whole by one
+// write(2). A failed write (disk full, file too large, I/O error) is a UserError naming the file and
+// the cause; the partial line is cut off again so the file stays one complete row per line.
 class MetricsWriter {
  public:
   explicit MetricsWriter(const std::string& run_dir);  // creates run_dir; UserError if unwritable
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
   void write(const StepMetrics& m);
+  void write(const nlohmann::ordered_json& record);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 // A single-line live bar `[=====>    ]  120/300  40.0%  ETA 1m12s`, redrawn with '\r'. Draws

@@ -1,22 +1,21 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "core/timer.h"
 #include "data/tokenizer.h"
+#include "parallel/grad_sync.h"
 #include "train/checkpoint.h"
-#include "train/logical_checkpoint.h"
 #include "train/config_json.h"
 #include "train/flops.h"
+#include "train/logical_checkpoint.h"
 #include "train/lr_schedule.h"
-#include "parallel/grad_sync.h"
+#include "train/run_loop.h"
 
 namespace foldmoe {
 
@@ -213,46 +212,32 @@ StepMetrics Trainer::train_step() {
   return m;
 }
 
-void Trainer::run() {
-  namespace fs = std::filesystem;
-  const fs::path run_dir = cfg_.train.run_dir;
+void Trainer::run(const RunDirectory& dir) {
   const bool lead = groups_.world->rank() == 0;  // only world rank 0 prints and writes files
-  std::unique_ptr<MetricsWriter> writer;
-  if (write_outputs_ && lead) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "config.toml") << config_to_toml(cfg_);
-    // A fresh run starts a fresh metrics file; a resumed run appends to it.
-    if (step_ == 0) fs::remove(run_dir / "metrics.jsonl");
-    writer = std::make_unique<MetricsWriter>(run_dir.string());
-  }
   peak_flops();
-  const std::string ckpt_root = cfg_.checkpoint.dir.empty() ? (run_dir / "checkpoints").string() : cfg_.checkpoint.dir;
+  const int DP = groups_.dp->size();
+  const int64_t tokens_per_step = cfg_.train.micro_batch * cfg_.micro_batches_per_replica(DP) * cfg_.train.seq_len * DP;
+  RunSchedule schedule;
+  schedule.command = "train";
+  schedule.total_steps = cfg_.train.steps;
+  schedule.log_interval = cfg_.log.interval;
+  schedule.checkpoint_every = write_outputs_ ? cfg_.checkpoint.interval : 0;
+  schedule.save_final = write_outputs_ && cfg_.checkpoint.save_final;
   // Under a multi-rank launch the launcher relays stdout; "auto" then means no live bar.
-  const std::string progress =
-      !(write_outputs_ && lead) ? "off" : (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
-  ProgressBar bar(cfg_.train.steps, progress);
-  if (lead)
-    bar.log_line(fmt::format("foldmoe train: steps {}..{} on {} rank(s), {} dense + {} expert parameter tensors here, "
-                             "run dir {}",
-                             step_ + 1, cfg_.train.steps, groups_.world->size(), model_->dense().size(),
-                             model_->expert().size(), run_dir.string()));
-  while (step_ < cfg_.train.steps) {
+  schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
+  RunHooks hooks;
+  hooks.step = [&] {
     const StepMetrics m = train_step();
-    if (writer) writer->write(m);
-    if (lead && cfg_.log.interval > 0 && (m.step % cfg_.log.interval == 0 || step_ == cfg_.train.steps))
-      bar.log_line(format_step_line(m));
-    if (lead) bar.update(step_);
-    // Saves are collective (every rank contributes its shards); world rank 0 writes.
-    if (write_outputs_ && cfg_.checkpoint.interval > 0 && step_ % cfg_.checkpoint.interval == 0 &&
-        step_ < cfg_.train.steps)
-      save_checkpoint((fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string());
-  }
-  bar.finish();
-  if (write_outputs_ && cfg_.checkpoint.save_final) {
-    const std::string dir = (fs::path(ckpt_root) / fmt::format("step-{:08d}", step_)).string();
-    save_checkpoint(dir);
-    if (lead) std::printf("saved checkpoint %s\n", dir.c_str());
-  }
+    return StepOutcome{step_metrics_json(m), format_step_line(m), m.lm_loss, tokens_per_step};
+  };
+  hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
+  const std::string start = fmt::format(
+      "foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "
+      "expert), run dir {}",
+      step_ + 1, cfg_.train.steps, groups_.world->size(), model_parameter_count(cfg_),
+      format_count(model_parameter_count(cfg_)), dense + expert, dense, expert, dir.plan().run_dir.string());
+  run_loop(dir, config_to_toml(cfg_), step_, schedule, hooks, lead && write_outputs_, start);
 }
 
 }  // namespace foldmoe

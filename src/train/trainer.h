@@ -1,6 +1,5 @@
 // The training loop: global batch -> micro-batches -> forward/backward -> finalize -> AdamW,
-// with metrics, progress and checkpoints. One process now; the process groups are the seam for
-// the distributed issues.
+// on the ranks of `groups`; run() drives it through the shared run loop.
 #pragma once
 
 #include <map>
@@ -13,6 +12,7 @@
 #include "model/model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "train/run_directory.h"
 #include "parallel/distributed_optimizer.h"
 
 namespace foldmoe {
@@ -24,8 +24,9 @@ class Trainer {
   // write_outputs = false: no run directory, metrics file, progress or checkpoints (benchmarks).
   explicit Trainer(Config cfg, ProcessGroups groups = ProcessGroups::single_process(), bool write_outputs = true);
 
-  // Trains until cfg.train.steps, logging every step and saving checkpoints.
-  void run();
+  // Trains until cfg.train.steps in the run loop (train/run_loop.h): metrics into `dir`, step
+  // lines, checkpoints, the closing summary. `dir` was checked before this trainer was built.
+  void run(const RunDirectory& dir);
   // One optimizer step; returns its metrics.
   StepMetrics train_step();
 

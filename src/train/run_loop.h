@@ -1,0 +1,82 @@
+// The one run loop of `foldmoe train` and `foldmoe rl`: the run directory, the metrics file, the
+// step lines and progress bar, the evaluation and checkpoint cadence, and the closing summary. The
+// trainers supply what one step, one evaluation and one save are (RunHooks).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/arena.h"
+#include "model/config.h"
+#include "train/run_directory.h"
+
+namespace foldmoe {
+
+// What one step hands the loop.
+struct StepOutcome {
+  nlohmann::ordered_json record;  // its metrics.jsonl row (has "step")
+  std::string line;               // its human step line (printed at the log cadence)
+  double loss = 0;                // the loss the summary reports (final, best)
+  int64_t tokens = 0;             // tokens the step processed (summary)
+};
+
+// One evaluation's metrics.jsonl row and line.
+struct EvalOutcome {
+  nlohmann::ordered_json record;
+  std::string line;
+};
+
+struct RunSchedule {
+  std::string command;  // "train" | "rl"
+  int64_t total_steps = 0;
+  int64_t log_interval = 0;      // 0: no step lines (the last step still gets one)
+  int64_t checkpoint_every = 0;  // 0: no interval checkpoints
+  bool save_final = true;
+  int64_t eval_every = 0;        // 0: no periodic evaluation
+  bool eval_before = false;      // evaluate at step 0 (fresh runs only)
+  bool eval_at_end = false;      // evaluate after the last step
+  std::string progress = "off";  // ProgressBar mode
+};
+
+struct RunHooks {
+  std::function<StepOutcome()> step;                     // runs the next step
+  std::function<std::optional<EvalOutcome>()> evaluate;  // may be empty (no evaluation)
+  std::function<void(const std::string& dir)> save;      // collective: every rank calls it
+};
+
+struct RunSummary {
+  int64_t first_step = 0, last_step = 0;  // steps run by this invocation (first > last: none)
+  int64_t tokens = 0;
+  double seconds = 0;
+  double final_loss = 0, best_loss = 0;
+  int64_t best_step = 0;
+  std::string checkpoint;  // the last checkpoint saved ("" = none)
+};
+
+// Runs steps completed+1 .. schedule.total_steps. Every rank calls it; `lead` (world rank 0) prints,
+// prepares `dir` and writes metrics; every rank takes part in the saves. `start_line` is printed
+// first, the summary (format_run_summary) last.
+RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int64_t completed,
+                    const RunSchedule& schedule, const RunHooks& hooks, bool lead, const std::string& start_line);
+
+// E.g. "foldmoe train: done, steps 1..300 in 12.3 s, 614400 tokens, final loss 1.2345, best loss 1.2001
+// (step 297), checkpoint runs/x/checkpoints/step-00000300".
+std::string format_run_summary(const std::string& command, const RunSummary& s);
+
+// The run directory plan of a resolved config: `foldmoe <command>` with [train] run_dir, [checkpoint]
+// dir/load/interval/save_final (`checkpoint_every` for rl: rl.checkpoint_every), and the size of
+// one checkpoint (weights + AdamW moments of every logical parameter).
+RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
+                                bool overwrite);
+
+// Parameters (elements, not tensors) of the whole model, counted on one rank with no parallelism.
+int64_t model_parameter_count(const Config& cfg);
+// Parameters held in an arena on this rank (without alignment padding).
+int64_t arena_parameter_count(const ParamArena& arena);
+// "1.23M" / "45.6K" / "789".
+std::string format_count(int64_t n);
+
+}  // namespace foldmoe
