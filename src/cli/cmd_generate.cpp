@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "config/toml_reader.h"
+#include "config/validate.h"
 #include "data/tokenizer.h"
 #include "rl/rollout.h"
 #include "train/checkpoint.h"

@@ -8,7 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe::cli {
 
@@ -32,8 +32,5 @@ struct ConfigOptions {
   // Built-in tiny MoE when no file is given; overrides applied; validated.
   Config load(CLI::App* sub) const;
 };
-
-// The built-in default: a tiny MoE on the synthetic corpus (what `foldmoe train` runs).
-const char* builtin_config_toml();
 
 }  // namespace foldmoe::cli

@@ -43,7 +43,7 @@
 
 #include "comm/process_groups.h"
 #include "model/model.h"
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 #include "rl/rl_entropy.h"
 #include "rl/rl_tasks.h"
 #include "train/optimizer.h"
@@ -93,7 +93,7 @@ class RlTrainer {
   void write_record(const nlohmann::ordered_json& j);
 
   Config cfg_;
-  RlConfig rl_;
+  const RlConfig& rl_ = cfg_.rl;  // the [rl] section of cfg_
   ProcessGroups groups_;
   bool save_checkpoints_;  // every rank (saves are collective)
   bool write_outputs_;     // world rank 0 only: metrics, config, log lines

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "config/toml_writer.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "train/checkpoint.h"
