@@ -133,7 +133,7 @@ double RlConfig::learning_rate(int64_t k) const {
 
 void apply_rl_preset(RlConfig& c, RlPreset p) {
   c.preset = p;
-  // Shared by every preset (§7.1).
+  // Shared by every preset.
   c.loss.clip_low = 0.2;
   c.loss.dual_clip_c = 10.0;
   c.loss.kl_coef = 0.0;

@@ -68,7 +68,7 @@ struct RlLossConfig {
 };
 
 struct RlOverlongConfig {
-  bool enabled = true;           // soft overlong punishment (§4.4)
+  bool enabled = true;           // soft overlong punishment of responses near max_response_tokens
   int64_t buffer_tokens = 4096;  // L_cache
   double penalty_factor = 1.0;   // f
   bool operator==(const RlOverlongConfig&) const = default;
@@ -82,7 +82,7 @@ struct RlRewardConfig {
 };
 
 struct RlDapoConfig {
-  bool overlong_filter = false;  // mask truncated responses out of the loss and N_mb (§4.5)
+  bool overlong_filter = false;  // mask truncated responses out of the loss and its token count
   bool operator==(const RlDapoConfig&) const = default;
 };
 
@@ -190,7 +190,7 @@ struct RlConfig {
   bool operator==(const RlConfig&) const = default;
 };
 
-// Overwrites exactly the fields a preset controls (spec §7.1); everything else is left alone.
+// Overwrites exactly the fields a preset controls; everything else is left alone.
 // grpo:  GRPO advantages, clip 0.2/0.2, seq-mean-token-mean, overlong off, ATS/DAR/AAC off, DS off.
 // dapo:  GRPO advantages, clip 0.2/0.28, token-mean, overlong on, ATS/DAR/AAC off, DS on (acc, 10).
 // hapo:  TLGA (fallback 5, valid-and-zero), clip 0.2/0.28, token-mean, overlong on, ATS τ = 0.05,
