@@ -24,7 +24,11 @@ std::string config_to_toml(const Config& c) {
         out += fmt::format("{} = \"none\"  # {}\n", f.key, f.help);
       continue;
     }
-    out += fmt::format("{} = {}  # {}\n", f.key, value, f.help);
+    // An enum's comment lists its spellings, so that the file says what else may go there.
+    if (f.type == FieldType::Enum)
+      out += fmt::format("{} = {}  # {}: {}\n", f.key, value, f.help, field_type_name(f));
+    else
+      out += fmt::format("{} = {}  # {}\n", f.key, value, f.help);
   }
   return out;
 }
