@@ -3,7 +3,8 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "model/config_fields.h"
+#include "config/toml_writer.h"
+#include "config/config_fields.h"
 
 namespace foldmoe::cli {
 

@@ -7,6 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "config/toml_reader.h"
+#include "config/validate.h"
 #include "core/check.h"
 #include "data/tokenizer.h"
 #include "rl/rollout.h"

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "config/toml_reader.h"
 #include "comm/topology.h"
 #include "core/check.h"
 #include "train/memory_estimate.h"
@@ -184,11 +185,7 @@ void register_topology(CLI::App& app) {
                     .order = o->order, .vpp = o->vpp};
     Config cfg;
     if (!o->config.empty()) {
-      std::ifstream in(o->config);
-      if (!in) user_error("config file '{}' cannot be opened: check the path", o->config);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      cfg = config_from_toml(ss.str(), o->config);
+      cfg = load_config_file(o->config);
       const LayoutSpec from = LayoutSpec::from_config(cfg, o->world);
       const auto pick = [&](const char* flag, int& v, int cv) {
         if (sub->count(flag) == 0) v = cv;

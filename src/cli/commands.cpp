@@ -1,14 +1,15 @@
 #include "cli/commands.h"
 
 #include <cstdio>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "cli/did_you_mean.h"
 #include "cli/launch.h"
+#include "config/flag_reader.h"
+#include "config/toml_reader.h"
+#include "config/validate.h"
 #include "core/check.h"
 #include "train/checkpoint_locator.h"
 
@@ -33,40 +34,6 @@ std::string checkpoint_argument(const std::string& arg, const std::string& what)
   if (dir != arg && launcher_rank() == 0)
     std::fprintf(stderr, "%s %s: its latest complete checkpoint is %s\n", what.c_str(), arg.c_str(), dir.c_str());
   return dir;
-}
-
-const char* builtin_config_toml() {
-  return R"(# foldmoe built-in default: a tiny MoE on the embedded synthetic task corpus.
-[model]
-layers = 2
-hidden = 96
-heads = 4
-kv_heads = 2
-ffn = 192
-
-[moe]
-num_experts = 8
-topk = 2
-ffn_hidden_size = 96
-load_balancing_type = ["aux_loss"]
-aux_loss_coeff = [0.01]
-z_loss_coeff = 0.001
-
-[train]
-steps = 300
-micro_batch = 16
-micro_batches = 1
-seq_len = 64
-seed = 1234
-run_dir = "runs/tiny-moe"
-
-[optim]
-lr = 0.003
-min_lr = 0.0003
-warmup_steps = 20
-weight_decay = 0.1
-grad_clip = 1.0
-)";
 }
 
 namespace {
@@ -103,16 +70,8 @@ void ConfigOptions::add_to(CLI::App* sub) {
 }
 
 Config ConfigOptions::load(CLI::App* sub) const {
-  Config c;
-  if (file.empty()) {
-    c = config_from_toml(builtin_config_toml(), "<built-in tiny MoE>");
-  } else {
-    std::ifstream in(file);
-    if (!in) user_error("config file '{}' cannot be opened: check the path", file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    c = config_from_toml(ss.str(), file);
-  }
+  // Without a file the struct defaults are the built-in tiny MoE (config/config.h).
+  Config c = file.empty() ? Config{} : load_config_file(file);
   const std::vector<std::string> flags = sub->remaining();
   for (size_t i = 0; i < flags.size(); ++i)
     if (flags[i].rfind("--", 0) != 0 || flags[i].find('=') == std::string::npos)

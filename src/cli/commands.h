@@ -8,7 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe::cli {
 
@@ -36,8 +36,5 @@ struct ConfigOptions {
 // locate_checkpoint (train/checkpoint_locator.h) for a checkpoint argument of the command line; when
 // it picked the latest checkpoint of a run or checkpoints directory, rank 0 says which on stderr.
 std::string checkpoint_argument(const std::string& arg, const std::string& what);
-
-// The built-in default: a tiny MoE on the synthetic corpus (what `foldmoe train` runs).
-const char* builtin_config_toml();
 
 }  // namespace foldmoe::cli

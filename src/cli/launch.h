@@ -3,7 +3,7 @@
 #pragma once
 
 #include "comm/process_groups.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe::cli {
 

@@ -11,7 +11,7 @@
 
 #include "comm/communicator.h"
 #include "core/arena.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "parallel/ring_attention.h"
 
 namespace foldmoe {

@@ -30,8 +30,6 @@ AuxOptions AuxOptions::from(const MoEConfig& m) {
       flag = &o.global, alpha = &o.alpha_global;
     } else if (t == "none") {
       continue;
-    } else if (t == "sinkhorn") {
-      user_error("[moe] load_balancing_type \"sinkhorn\" is not supported by foldmoe v1 (spec 02 §2.9)");
     } else {
       user_error("[moe] load_balancing_type \"{}\": must be aux_loss, seq_aux_loss, global_aux_loss or none", t);
     }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe::moe {
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe::moe {
 

@@ -9,7 +9,7 @@
 
 #include "comm/process_groups.h"
 #include "core/arena.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 
 namespace foldmoe::rl {
 

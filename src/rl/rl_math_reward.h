@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 
 namespace foldmoe::rl {
 

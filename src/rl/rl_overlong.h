@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 
 namespace foldmoe::rl {
 

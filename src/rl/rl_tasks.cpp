@@ -76,7 +76,7 @@ namespace {
 
 class SyntheticSource final : public ProblemSource {
  public:
-  SyntheticSource(const RlSection& s, uint64_t data_seed)
+  SyntheticSource(const RlConfig& s, uint64_t data_seed)
       : tasks_(s.tasks), train_corpus_(uint64_t(s.seed), s.tasks), eval_corpus_(data_seed, s.tasks) {
     for (const std::string& t : tasks_)
       for (const data::TaskExample& ex : eval_corpus_.eval_set(t, s.eval_questions))
@@ -115,13 +115,13 @@ std::string render(const std::string& tmpl, const std::string& problem) {
 
 class JsonlSource final : public ProblemSource {
  public:
-  JsonlSource(const RlSection& s, const RlConfig& c) : seed_(uint64_t(s.seed)), fallback_(c.reward.equivalence_fallback) {
+  explicit JsonlSource(const RlConfig& s) : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
     std::set<std::string> seen;
     for (const JsonlProblem& p : load_jsonl_problems(s.data))
-      if (seen.insert(p.prompt).second) train_.push_back(RlProblem{"jsonl", render(s.reward_template, p.prompt), p.answer});
+      if (seen.insert(p.prompt).second) train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
     if (!s.eval_data.empty())
       for (const JsonlProblem& p : load_jsonl_problems(s.eval_data))
-        eval_.push_back(RlProblem{"jsonl", render(s.reward_template, p.prompt), p.answer});
+        eval_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
   }
   RlProblem train_problem(int64_t i) const override {
     const int64_t n = int64_t(train_.size());
@@ -155,8 +155,8 @@ class JsonlSource final : public ProblemSource {
 
 }  // namespace
 
-std::unique_ptr<ProblemSource> make_problem_source(const RlSection& s, const RlConfig& c, uint64_t data_seed) {
-  if (!s.data.empty()) return std::make_unique<JsonlSource>(s, c);
+std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed) {
+  if (!s.data.empty()) return std::make_unique<JsonlSource>(s);
   if (s.tasks.empty())
     user_error("config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
                "[\"add\", \"chain\"]) or set rl.data to a JSONL file");

@@ -24,8 +24,7 @@
 #include <vector>
 
 #include "data/synthetic.h"
-#include "model/config.h"
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 
 namespace foldmoe::rl {
 
@@ -64,6 +63,6 @@ class ProblemSource {
 
 // From the [rl] section: JSONL if rl.data is set, else the synthetic tasks (seeded by rl.seed for
 // training problems and by the corpus seed `data_seed` for the held-out sets).
-std::unique_ptr<ProblemSource> make_problem_source(const RlSection& s, const RlConfig& c, uint64_t data_seed);
+std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& c, uint64_t data_seed);
 
 }  // namespace foldmoe::rl

@@ -8,7 +8,7 @@
 #include <optional>
 #include <span>
 
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 #include "rl/rl_entropy.h"
 
 namespace foldmoe::rl {

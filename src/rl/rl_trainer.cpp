@@ -13,7 +13,9 @@
 #include "parallel/logical_params.h"
 #include "rl/rl_advantage.h"
 #include "rl/rl_aggregation.h"
-#include "rl/rl_config_bridge.h"
+#include "config/rl_rules.h"
+#include "config/toml_reader.h"
+#include "config/toml_writer.h"
 #include "rl/rl_dynamic_sampling.h"
 #include "rl/rl_metrics.h"
 #include "rl/rl_overlong.h"
@@ -109,40 +111,17 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
       groups_(std::move(groups)),
       save_checkpoints_(write_outputs),
       write_outputs_(write_outputs && groups_.world->rank() == 0) {
-  rl_ = rl_config_from(cfg_.rl);
   if (groups_.tp->size() > 1 || groups_.cp->size() > 1 || groups_.pp->size() > 1)
     user_error("foldmoe rl runs data-parallel (and with the model's expert layout) only: got tp = {}, cp = {}, pp = {}."
                "\n  fix: set [parallel] tp = cp = pp = 1 for RL.",
                groups_.tp->size(), groups_.cp->size(), groups_.pp->size());
   RlRunFacts facts;
   facts.model_is_moe = cfg_.moe.num_experts > 0;
-  facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor >= 0;
+  facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor > 0;
   facts.has_reference_checkpoint = !cfg_.rl.reference.empty();
+  facts.data_parallel = groups_.dp->size();
   validate_rl_config(rl_, facts);
-  {
-    std::vector<std::string> errs;
-    const RlSection& s = cfg_.rl;
-    if (s.steps < 1) errs.push_back(fmt::format("config error rl.steps: {} must be >= 1\n  fix: set rl.steps >= 1", s.steps));
-    if (s.micro_batch < 1)
-      errs.push_back(fmt::format("config error rl.micro_batch: {} must be >= 1\n  fix: set rl.micro_batch = 64", s.micro_batch));
-    if (s.eval_questions < 0)
-      errs.push_back(fmt::format("config error rl.eval_questions: {} must be >= 0\n  fix: set rl.eval_questions = 200", s.eval_questions));
-    // Every rank trains (minibatch_prompts · n) / DP responses of each mini-batch; equal shares keep
-    // the ranks' collectives (expert dispatch, gradient reduction) in step.
-    const int DP = groups_.dp->size();
-    if ((rl_.minibatch_prompts * rl_.group_size) % DP != 0)
-      errs.push_back(
-          fmt::format("config error rl.minibatch_prompts: minibatch_prompts · group_size = {} · {} responses "
-                      "per mini-batch must be divisible by the data-parallel size {}\n  fix: choose "
-                      "minibatch_prompts and group_size whose product is a multiple of {}",
-                      rl_.minibatch_prompts, rl_.group_size, DP, DP));
-    if (!errs.empty()) {
-      std::string msg;
-      for (const auto& e : errs) msg += (msg.empty() ? "" : "\n") + e;
-      user_error("{}", msg);
-    }
-  }
-  source_ = make_problem_source(cfg_.rl, rl_, uint64_t(cfg_.train.seed));
+  source_ = make_problem_source(rl_, uint64_t(cfg_.train.seed));
   model_ = std::make_unique<Model>(cfg_, groups_);
   OptimConfig oc;
   oc.weight_decay = rl_.optim.weight_decay;

@@ -41,7 +41,7 @@
 
 #include "comm/process_groups.h"
 #include "model/model.h"
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 #include "rl/rl_entropy.h"
 #include "rl/rl_tasks.h"
 #include "rl/step_stages.h"
@@ -98,7 +98,7 @@ class RlTrainer {
   std::optional<EvalOutcome> evaluation_outcome();  // evaluate() as a metrics row and a line
 
   Config cfg_;
-  RlConfig rl_;
+  const RlConfig& rl_ = cfg_.rl;  // the [rl] section of cfg_
   ProcessGroups groups_;
   bool save_checkpoints_;  // every rank (saves are collective)
   bool write_outputs_;     // world rank 0 only: metrics, config, log lines

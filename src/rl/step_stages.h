@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "rl/rl_advantage.h"
-#include "rl/rl_config.h"
+#include "config/rl_section.h"
 #include "rl/rl_entropy.h"
 #include "rl/rl_metrics.h"
 #include "rl/rl_policy_loss.h"

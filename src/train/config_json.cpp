@@ -2,7 +2,7 @@
 
 #include <variant>
 
-#include "model/config_fields.h"
+#include "config/config_fields.h"
 
 namespace foldmoe {
 
@@ -11,12 +11,19 @@ nlohmann::json config_to_json(const Config& c) {
   for (const ConfigField& f : config_fields()) {
     nlohmann::json v;
     std::visit(
-        [&](auto* p) {
-          using T = std::remove_cvref_t<decltype(*p)>;
-          if constexpr (std::is_same_v<T, std::optional<double>> || std::is_same_v<T, std::optional<int>>) {
-            v = p->has_value() ? nlohmann::json(**p) : nlohmann::json(nullptr);
+        [&](const auto& p) {
+          using P = std::remove_cvref_t<decltype(p)>;
+          if constexpr (std::is_same_v<P, ConstEnumRef>) {
+            v = std::string(p.codec->print(p.value));
+          } else if constexpr (std::is_same_v<P, ConstDoublePairRef>) {
+            v = nlohmann::json::array({*p.first, *p.second});
           } else {
-            v = *p;
+            using T = std::remove_cvref_t<decltype(*p)>;
+            if constexpr (std::is_same_v<T, std::optional<double>> || std::is_same_v<T, std::optional<int>>) {
+              v = p->has_value() ? nlohmann::json(**p) : nlohmann::json(nullptr);
+            } else {
+              v = *p;
+            }
           }
         },
         f.cref(c));

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

@@ -2,7 +2,7 @@
 // active experts only, causal attention as half a square, router and norms ignored.
 #pragma once
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

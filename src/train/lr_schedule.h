@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "comm/process_groups.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

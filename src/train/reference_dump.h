@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace foldmoe {
 

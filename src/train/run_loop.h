@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/arena.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "train/run_directory.h"
 
 namespace foldmoe {

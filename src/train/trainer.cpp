@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 
+#include "config/toml_writer.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "parallel/grad_sync.h"

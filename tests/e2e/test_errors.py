@@ -45,8 +45,35 @@ def test_impossible_values_name_key_and_rule():
     expect_error(["train", "--data.tasks=add,mul"], "mul")
 
 
+def test_values_that_cannot_train_are_refused_with_their_rule():
+    expect_error(["train", "--moe.capacity_factor=0"], "config error M13", "capacity_factor = 0", "fix:")
+    expect_error(["train", "--optim.lr=inf"], "config error V2", "[optim] lr = inf", "fix:")
+    expect_error(["train", "--optim.lr=nan"], "config error V2", "[optim] lr = nan")
+    expect_error(["train", "--optim.lr=-0.1"], "config error V1", "[optim] lr = -0.1 must be > 0")
+    expect_error(["train", "--moe.load_balancing_type=sinkhorn"], "config error M8", "\"sinkhorn\" is unknown")
+
+
 def test_missing_config_file():
-    expect_error(["train", "--config", "/nonexistent/cfg.toml"], "/nonexistent/cfg.toml")
+    expect_error(["train", "--config", "/nonexistent/cfg.toml"], "/nonexistent/cfg.toml", "does not exist")
+
+
+def test_config_that_is_a_directory_is_refused():
+    d = tmpdir()
+    expect_error(["train", "--config", d, f"--train.run_dir={d}/run"], f"'{d}' is a directory", "fix:")
+    assert not os.path.exists(os.path.join(d, "run")), "a run started despite the bad --config"
+    expect_error(["config", "--config", d], "is a directory")
+    expect_error(["topology", "--world", "1", "--config", d], "is a directory")
+
+
+def test_one_key_config_resolves_to_the_built_in_defaults():
+    d = tmpdir()
+    p = os.path.join(d, "steps.toml")
+    with open(p, "w") as f:
+        f.write("[train]\nsteps = 10\n")
+    from_file = run("config", "--config", p).stdout
+    from_flags = run("config", "--train.steps=10").stdout
+    assert from_file == from_flags, "a one-key file and a flag resolve differently"
+    assert "\nnum_experts = 8  #" in from_file and "\nhidden = 96  #" in from_file, from_file
 
 
 def test_bad_toml_reports_the_location():
@@ -137,6 +164,8 @@ def test_vocab_too_small_for_the_data():
 if __name__ == "__main__":
     main([test_unknown_key_suggests_the_right_one, test_impossible_values_name_key_and_rule, test_missing_config_file,
           test_bad_toml_reports_the_location, test_missing_checkpoint,
+          test_values_that_cannot_train_are_refused_with_their_rule, test_config_that_is_a_directory_is_refused,
+          test_one_key_config_resolves_to_the_built_in_defaults,
           test_truncated_and_corrupted_checkpoints_are_rejected_and_left_alone, test_incomplete_checkpoint_is_rejected,
           test_checkpoint_of_another_model_names_the_parameter, test_bad_layouts_name_their_rule,
           test_mpi_layout_error_is_reported_once, test_bad_pipeline_and_context_layouts_each_get_their_own_error,

@@ -92,18 +92,18 @@ def test_user_errors():
     p = run("rl", "--init", pretrained(), f"--rl.data={bad}", check=False)
     assert p.returncode != 0 and f"{bad}:2" in p.stderr and "missing key \"answer\"" in p.stderr and "fix:" in p.stderr, p.stderr
     p = run("rl", "--init", pretrained(), "--rl.prompts_per_step=10", "--rl.minibatch_prompts=4", check=False)
-    assert p.returncode != 0 and "rl.minibatch_prompts" in p.stderr, p.stderr
+    assert p.returncode == 2 and "config error R1:" in p.stderr and "minibatch_prompts = 4" in p.stderr, p.stderr
     p = run("rl", "--init", pretrained(), "--rl.loss.aggregation=sum", check=False)
-    assert p.returncode != 0 and "rl.loss.aggregation" in p.stderr, p.stderr
+    assert p.returncode == 2 and "[rl] loss.aggregation = \"sum\" is not one of token-mean" in p.stderr, p.stderr
 
 
 def test_kl_to_reference_and_entropy_bonus():
     """rl.loss.kl_coef pulls the policy back to the frozen rl.reference (a stronger coefficient ends
     nearer to it); rl.loss.entropy_coef keeps the policy's entropy up (spec 04 §3.7)."""
     p = run("rl", "--init", pretrained(), "--rl.loss.kl_coef=0.1", check=False)
-    assert p.returncode == 2 and "rl.loss.kl_coef" in p.stderr and "rl.reference" in p.stderr, p.stderr
+    assert p.returncode == 2 and "config error R2: [rl] loss.kl_coef" in p.stderr and "rl.reference" in p.stderr, p.stderr
     p = run("rl", "--init", pretrained(), "--rl.loss.entropy_coef=-1", check=False)
-    assert p.returncode == 2 and "rl.loss.entropy_coef" in p.stderr and "fix:" in p.stderr, p.stderr
+    assert p.returncode == 2 and "config error V1: [rl] loss.entropy_coef" in p.stderr and "fix:" in p.stderr, p.stderr
     fast = ["--rl.preset=grpo", "--rl.steps=6", "--rl.eval.before_train=false", "--rl.eval.every=100",
             "--rl.optim.lr=2e-3", "--rl.optim.warmup_steps=1"]
     kl = {}

@@ -98,7 +98,8 @@ def test_config_model_rules():
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write("[model]\nlayers = 2\nheads = 4\nkv_heads = 2\n[moe]\nnum_experts = 8\n[parallel]\nep = 3\n")
     try:
-        expect_layout_error(["--world", "3", "--config", f.name], "layout error L6", "ep=3 does not divide num_experts=8")
+        expect_layout_error(["--world", "3", "--config", f.name], "layout error L6",
+                            "[parallel] ep = 3 does not divide [moe] num_experts = 8")
         t = topo("--world", "4", "--config", f.name, "--ep", "4")
         assert t["ep"] == 4 and t["expert"]["ep"] == [[0, 1, 2, 3]]
     finally:

@@ -88,6 +88,8 @@ Config attn_config(int TP) {
   c.model.heads = 2 * c.model.kv_heads;
   c.model.head_dim = 4;
   c.model.init_std = 0.3;
+  c.model.ffn = 128;
+  c.moe.num_experts = 0;  // dense
   c.train.seed = 23;
   return c;
 }

@@ -41,6 +41,8 @@ Config opt_config(bool zero1) {
   c.moe.layer_freq = {1, 0};
   c.moe.shared_expert_ffn_hidden_size = 24;
   c.moe.shared_expert_gate = true;
+  c.moe.aux_loss_coeff = {0.0};
+  c.moe.z_loss_coeff.reset();
   c.optim.lr = 1e-2;
   c.optim.schedule = "constant";
   c.optim.weight_decay = 0.1;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "moe/moe_layer.h"
 #include "partest_util.h"
 
@@ -26,6 +26,7 @@ inline Config moe_config(int E, int k = 2, int H = 16, int F = 12, int F_sh = 24
   c.moe.shared_expert_gate = true;
   c.moe.load_balancing_type = {"aux_loss"};
   c.moe.aux_loss_coeff = {0.0};
+  c.moe.z_loss_coeff.reset();
   c.train.seed = 17;
   return c;
 }

@@ -205,7 +205,7 @@ def aux_loss_value_and_pieces():
 def tiny_moe_cfg(B, S, types, coeffs, **moe):
     d = {"model": {"layers": 1, "hidden": 4, "heads": 1, "kv_heads": 1, "ffn": 4, "vocab": 8},
          "moe": dict(num_experts=4, topk=2, ffn_hidden_size=2, load_balancing_type=types,
-                     aux_loss_coeff=coeffs, **moe),
+                     aux_loss_coeff=coeffs, **{"z_loss_coeff": None, **moe}),
          "train": {"micro_batch": B, "seq_len": S, "micro_batches": 1}}
     return R.resolve_config(d)
 
@@ -342,7 +342,7 @@ def aux_and_z_gradient_injection():
 def small_cfg(**over):
     d = {"model": {"layers": 2, "hidden": 16, "heads": 4, "kv_heads": 2, "ffn": 24, "vocab": 32},
          "moe": {"num_experts": 4, "topk": 2, "ffn_hidden_size": 8,
-                 "load_balancing_type": ["aux_loss"], "aux_loss_coeff": [0.01]},
+                 "load_balancing_type": ["aux_loss"], "aux_loss_coeff": [0.01], "z_loss_coeff": None},
          "train": {"micro_batch": 2, "seq_len": 6, "micro_batches": 1}}
     for k, v in over.items():
         sec, key = k.split("__")

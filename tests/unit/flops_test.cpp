@@ -2,7 +2,7 @@
 // (docs/dense-parallel.md §11), not from the code under test.
 #include <gtest/gtest.h>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "train/flops.h"
 
 namespace foldmoe {

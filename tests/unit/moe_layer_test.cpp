@@ -27,6 +27,7 @@ Config small_config(int E = 4, int k = 2, int H = 8, int F = 6) {
   c.moe.topk = k;
   c.moe.ffn_hidden_size = F;
   c.moe.aux_loss_coeff = {0.0};
+  c.moe.z_loss_coeff.reset();
   c.train.seed = 42;
   return c;
 }

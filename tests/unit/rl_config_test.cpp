@@ -1,10 +1,13 @@
-// Spec 04 §7.1 presets and §13 configuration rules.
+// RL presets and the [rl] configuration rules (docs/rules.md V1, R1–R6).
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <optional>
 #include <string>
 
+#include "config/rl_rules.h"
+#include "config/rl_section.h"
 #include "core/check.h"
-#include "rl/rl_config.h"
 
 using namespace foldmoe::rl;
 
@@ -70,66 +73,91 @@ TEST(RlConfig, PresetsDifferAsInSection71) {
 
 TEST(RlConfig, EnumSpellingsRoundTrip) {
   for (auto p : {RlPreset::Grpo, RlPreset::Dapo, RlPreset::Hapo, RlPreset::HapoReleased})
-    EXPECT_EQ(parse_rl_preset(to_string(p)), p);
+    EXPECT_EQ(parse_enum<RlPreset>(to_string(p)), p);
   EXPECT_EQ(to_string(RlPreset::HapoReleased), "hapo-released");
-  EXPECT_EQ(parse_hhat_sign("paper-code"), HhatSign::PaperCode);
-  EXPECT_EQ(parse_loss_aggregation("seq-mean-token-sum-norm"), LossAggregation::SeqMeanTokenSumNorm);
-  EXPECT_EQ(parse_hhat_scope("microbatch-current"), HhatScope::MicrobatchCurrent);
-  EXPECT_EQ(parse_tlga_fallback_scope("valid"), TlgaFallbackScope::Valid);
-  EXPECT_EQ(parse_router_replay_mode("old"), RouterReplayMode::Old);
-  try {
-    parse_hhat_sign("papercode");
-    FAIL();
-  } catch (const foldmoe::UserError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("rl.hapo.hhat_sign"), std::string::npos);
-    EXPECT_NE(m.find("intended | paper-code"), std::string::npos);
-  }
+  EXPECT_EQ(parse_enum<HhatSign>("paper-code"), HhatSign::PaperCode);
+  EXPECT_EQ(parse_enum<LossAggregation>("seq-mean-token-sum-norm"), LossAggregation::SeqMeanTokenSumNorm);
+  EXPECT_EQ(parse_enum<HhatScope>("microbatch-current"), HhatScope::MicrobatchCurrent);
+  EXPECT_EQ(parse_enum<TlgaFallbackScope>("valid"), TlgaFallbackScope::Valid);
+  EXPECT_EQ(parse_enum<RouterReplayMode>("old"), RouterReplayMode::Old);
+  EXPECT_EQ(parse_enum<HhatSign>("papercode"), std::nullopt);
+  EXPECT_EQ(enum_choices<HhatSign>(), "intended | paper-code");
+  EXPECT_EQ(enum_choices<RlPreset>(), "grpo | dapo | hapo | hapo-released");
 }
 
-TEST(RlConfig, ValidationRulesOfSection13) {
-  auto expect_error = [](RlConfig c, const std::string& key, RlRunFacts f = {}) {
+TEST(RlConfig, ValidationRules) {
+  // Expects an error with rule `id` whose text contains `needle`.
+  auto expect_error = [](RlConfig c, const std::string& id, const std::string& needle, RlRunFacts f = {}) {
     const std::string e = error_of(c, f);
-    EXPECT_NE(e.find("config error " + key), std::string::npos) << key << ": " << e;
+    EXPECT_NE(e.find("config error " + id + ": "), std::string::npos) << id << ": " << e;
+    EXPECT_NE(e.find(needle), std::string::npos) << needle << ": " << e;
+    EXPECT_NE(e.find("fix: "), std::string::npos) << e;
   };
   RlConfig c;
   c.minibatch_prompts = 30;
-  expect_error(c, "rl.minibatch_prompts");
+  expect_error(c, "R1", "prompts_per_step = 512 is not divisible by minibatch_prompts = 30");
   c = RlConfig{};
   c.group_size = 0;
-  expect_error(c, "rl.group_size");
+  expect_error(c, "V1", "[rl] group_size = 0 must be >= 1");
   c = RlConfig{};
   c.loss.dual_clip_c = 1.0;
-  expect_error(c, "rl.loss.dual_clip_c");
+  expect_error(c, "V1", "[rl] loss.dual_clip_c = 1");
   c.loss.dual_clip_c = 0.0;
   EXPECT_EQ(error_of(c), "");
   c = RlConfig{};
   c.hapo.entropy_pivot = 1.2;
-  expect_error(c, "rl.hapo.entropy_pivot");
+  expect_error(c, "V1", "[rl] hapo.entropy_pivot = 1.2");
   c = RlConfig{};
   c.hapo.ats.tau = 1.0;
-  expect_error(c, "rl.hapo.ats.tau");
+  expect_error(c, "V1", "[rl] hapo.ats.tau = 1");
   c.hapo.ats.tau = -0.1;
-  expect_error(c, "rl.hapo.ats.tau");
+  expect_error(c, "V1", "[rl] hapo.ats.tau = -0.1");
   c = RlConfig{};
-  expect_error(c, "rl.router_replay.mode", RlRunFacts{.model_is_moe = true, .moe_has_capacity_factor = true});
+  expect_error(c, "R5", "dropless", RlRunFacts{.model_is_moe = true, .moe_has_capacity_factor = true});
+  c.router_replay.mode = RouterReplayMode::Rollout;
+  expect_error(c, "R4", "needs an MoE model");
+  c = RlConfig{};
   c.loss.kl_coef = 0.1;
-  expect_error(c, "rl.loss.kl_coef");
+  expect_error(c, "R2", "[rl] loss.kl_coef = 0.1");
   EXPECT_EQ(error_of(c, RlRunFacts{.has_reference_checkpoint = true}), "");
   EXPECT_NE(error_of(c).find("rl.reference"), std::string::npos);  // the fix names the key to set
   c = RlConfig{};
   c.loss.entropy_coef = -0.01;
-  expect_error(c, "rl.loss.entropy_coef");
+  expect_error(c, "V1", "[rl] loss.entropy_coef = -0.01");
   c.loss.entropy_coef = 0.01;
   EXPECT_EQ(error_of(c), "");
   c = RlConfig{};
+  c.reward.overlong.buffer_tokens = 20000;
+  expect_error(c, "R3", "buffer_tokens = 20000 is outside [1, max_response_tokens = 10240]");
+  c.reward.overlong.enabled = false;  // the buffer is unused then
+  EXPECT_EQ(error_of(c), "");
+  c = RlConfig{};
+  c.reward.template_name = "none";
+  expect_error(c, "V3", "[rl] reward.template = \"none\"");
+  c = RlConfig{};
+  expect_error(c, "R6", "data-parallel size 3", RlRunFacts{.data_parallel = 3});
+  EXPECT_EQ(error_of(c, RlRunFacts{.data_parallel = 4}), "");
+  for (auto edit : std::initializer_list<void (*)(RlConfig&)>{
+           [](RlConfig& r) { r.steps = 0; }, [](RlConfig& r) { r.micro_batch = 0; },
+           [](RlConfig& r) { r.eval_questions = -1; }, [](RlConfig& r) { r.checkpoint_every = -1; },
+           [](RlConfig& r) { r.optim.eps = 0; }, [](RlConfig& r) { r.optim.beta2 = 1.0; },
+           [](RlConfig& r) { r.optim.lr = -1e-6; }, [](RlConfig& r) { r.optim.weight_decay = -0.1; },
+           [](RlConfig& r) { r.optim.warmup_steps = -1; }, [](RlConfig& r) { r.rollout.top_p = 0; },
+           [](RlConfig& r) { r.rollout.top_k = 0; }, [](RlConfig& r) { r.eval.temperature = 0; },
+           [](RlConfig& r) { r.advantage.eps = 0; }, [](RlConfig& r) { r.max_response_tokens = 0; }}) {
+    RlConfig bad;
+    edit(bad);
+    EXPECT_NE(error_of(bad).find("config error V1: [rl] "), std::string::npos) << error_of(bad);
+  }
+  c = RlConfig{};
   c.dynamic_sampling.gen_prompts_per_round = 0;
-  expect_error(c, "rl.dynamic_sampling.gen_prompts_per_round");
+  expect_error(c, "V1", "[rl] dynamic_sampling.gen_prompts_per_round = 0");
   // Several violations are listed together.
   c.group_size = 0;
   const std::string e = error_of(c);
-  EXPECT_NE(e.find("rl.group_size"), std::string::npos);
-  EXPECT_NE(e.find("rl.dynamic_sampling.gen_prompts_per_round"), std::string::npos);
+  EXPECT_NE(e.find("2 configuration errors:"), std::string::npos) << e;
+  EXPECT_NE(e.find("[rl] group_size"), std::string::npos);
+  EXPECT_NE(e.find("[rl] dynamic_sampling.gen_prompts_per_round"), std::string::npos);
 }
 
 TEST(RlConfig, LearningRateWarmup) {

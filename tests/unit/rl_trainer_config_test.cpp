@@ -1,79 +1,113 @@
-// The [rl] section of the configuration table, the RlConfig bridge, presets, the JSONL loader and
-// the synthetic RL tasks (chain) with their verifiers.
+// The [rl] section of the configuration table (Config::rl is the typed RlConfig), presets, enum
+// and pair keys, the JSONL loader and the synthetic RL tasks (chain) with their verifiers.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 
+#include "config/config.h"
+#include "config/flag_reader.h"
+#include "config/toml_reader.h"
+#include "config/toml_writer.h"
 #include "core/check.h"
 #include "data/synthetic.h"
-#include "model/config.h"
-#include "rl/rl_config_bridge.h"
 #include "rl/rl_tasks.h"
 
 namespace foldmoe {
 namespace {
 
-TEST(RlSectionConfig, DefaultsAreTheHapoPreset) {
+TEST(RlConfigKeys, DefaultsAreTheHapoPreset) {
   const Config c;
-  EXPECT_EQ(rl::rl_config_from(c.rl), rl::rl_preset_config(rl::RlPreset::Hapo));
+  EXPECT_EQ(c.rl, rl::rl_preset_config(rl::RlPreset::Hapo));
 }
 
-TEST(RlSectionConfig, DottedKeysSubTablesAndFlags) {
+TEST(RlConfigKeys, DottedKeysSubTablesAndFlags) {
   const Config c = config_from_toml(R"(
 [rl]
 prompts_per_step = 32
 hapo.ats.tau = 0.1
 loss.aggregation = "seq-mean-token-sum"
+router_replay.mode = "old"
 [rl.dynamic_sampling]
 max_rounds = 3
-)", "test.toml");
-  const rl::RlConfig r = rl::rl_config_from(c.rl);
-  EXPECT_EQ(r.prompts_per_step, 32);
-  EXPECT_DOUBLE_EQ(r.hapo.ats.tau, 0.1);
-  EXPECT_EQ(r.loss.aggregation, rl::LossAggregation::SeqMeanTokenSum);
-  EXPECT_EQ(r.dynamic_sampling.max_rounds, 3);
+)",
+                                    "test.toml");
+  EXPECT_EQ(c.rl.prompts_per_step, 32);
+  EXPECT_DOUBLE_EQ(c.rl.hapo.ats.tau, 0.1);
+  EXPECT_EQ(c.rl.loss.aggregation, rl::LossAggregation::SeqMeanTokenSum);
+  EXPECT_EQ(c.rl.dynamic_sampling.max_rounds, 3);
+  EXPECT_EQ(c.rl.router_replay.mode, std::optional<rl::RouterReplayMode>(rl::RouterReplayMode::Old));
   Config d = c;
-  apply_overrides(d, {"--rl.hapo.dar.beta=0.5", "--rl.optim.betas=[0.8,0.9]"});
-  const rl::RlConfig r2 = rl::rl_config_from(d.rl);
-  EXPECT_DOUBLE_EQ(r2.hapo.dar.beta, 0.5);
-  EXPECT_DOUBLE_EQ(r2.optim.beta1, 0.8);
-  EXPECT_DOUBLE_EQ(r2.optim.beta2, 0.9);
-  // The dump reads back to the same configuration.
-  EXPECT_EQ(config_from_toml(config_to_toml(d), "dump"), d);
+  apply_overrides(d, {"--rl.hapo.dar.beta=0.5", "--rl.optim.betas=[0.8,0.9]", "--rl.router_replay.mode=auto",
+                      "--rl.hapo.hhat_sign=paper-code"});
+  EXPECT_DOUBLE_EQ(d.rl.hapo.dar.beta, 0.5);
+  EXPECT_DOUBLE_EQ(d.rl.optim.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(d.rl.optim.beta2, 0.9);
+  EXPECT_FALSE(d.rl.router_replay.mode.has_value());  // auto: chosen by the model kind
+  EXPECT_EQ(d.rl.hapo.hhat_sign, rl::HhatSign::PaperCode);
+  // Enums and the betas pair are written as the user writes them.
+  const std::string dump = config_to_toml(d);
+  EXPECT_NE(dump.find("\nloss.aggregation = \"seq-mean-token-sum\"  #"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("\noptim.betas = [0.8, 0.9]  #"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("\nrouter_replay.mode = \"auto\"  #"), std::string::npos) << dump;
+  EXPECT_EQ(config_from_toml("[rl]\noptim.betas = [0.5, 0.75]\n", "t").rl.optim.beta2, 0.75);
 }
 
-TEST(RlSectionConfig, PresetAppliesFirstAndExplicitKeysOverrideIt) {
+TEST(RlConfigKeys, PresetAppliesFirstAndExplicitKeysOverrideIt) {
   // `preset` sorts after `loss` but is applied first.
   const Config c = config_from_toml("[rl]\nloss.clip_high = 0.3\npreset = \"grpo\"\n", "t.toml");
-  const rl::RlConfig r = rl::rl_config_from(c.rl);
-  EXPECT_EQ(r.preset, rl::RlPreset::Grpo);
-  EXPECT_EQ(r.advantage.estimator, rl::AdvantageEstimator::Grpo);
-  EXPECT_EQ(r.loss.aggregation, rl::LossAggregation::SeqMeanTokenMean);
-  EXPECT_DOUBLE_EQ(r.loss.clip_high, 0.3);
-  EXPECT_FALSE(r.hapo.ats.enabled);
+  EXPECT_EQ(c.rl.preset, rl::RlPreset::Grpo);
+  EXPECT_EQ(c.rl.advantage.estimator, rl::AdvantageEstimator::Grpo);
+  EXPECT_EQ(c.rl.loss.aggregation, rl::LossAggregation::SeqMeanTokenMean);
+  EXPECT_DOUBLE_EQ(c.rl.loss.clip_high, 0.3);
+  EXPECT_FALSE(c.rl.hapo.ats.enabled);
   Config d;
   apply_overrides(d, {"--rl.preset=dapo", "--rl.dynamic_sampling.enabled=false"});
-  const rl::RlConfig rd = rl::rl_config_from(d.rl);
-  EXPECT_EQ(rd.preset, rl::RlPreset::Dapo);
-  EXPECT_FALSE(rd.dynamic_sampling.enabled);
-  EXPECT_DOUBLE_EQ(rd.loss.clip_high, 0.28);
+  EXPECT_EQ(d.rl.preset, rl::RlPreset::Dapo);
+  EXPECT_FALSE(d.rl.dynamic_sampling.enabled);
+  EXPECT_DOUBLE_EQ(d.rl.loss.clip_high, 0.28);
+  // Flags apply in order: a preset after a key resets it.
+  apply_overrides(d, {"--rl.loss.clip_high=0.5", "--rl.preset=grpo"});
+  EXPECT_DOUBLE_EQ(d.rl.loss.clip_high, 0.2);
   // Non-preset fields survive a preset.
   Config e;
   apply_overrides(e, {"--rl.prompts_per_step=8", "--rl.preset=grpo"});
   EXPECT_EQ(e.rl.prompts_per_step, 8);
+  EXPECT_EQ(e.rl, [] {
+    rl::RlConfig r = rl::rl_preset_config(rl::RlPreset::Grpo);
+    r.prompts_per_step = 8;
+    return r;
+  }());
 }
 
-TEST(RlSectionConfig, BadEnumNamesTheKey) {
-  Config c;
-  apply_overrides(c, {"--rl.loss.aggregation=token-sum"});
+std::string error_text(auto&& f) {
   try {
-    rl::rl_config_from(c.rl);
-    FAIL() << "expected UserError";
+    f();
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("rl.loss.aggregation"), std::string::npos) << e.what();
+    return e.what();
   }
+  return "";
+}
+
+TEST(RlConfigKeys, BadEnumOrPairNamesTheKeyAndTheChoices) {
+  Config c;
+  std::string e = error_text([&] { apply_overrides(c, {"--rl.loss.aggregation=token-sum"}); });
+  EXPECT_EQ(e,
+            "override --rl.loss.aggregation=token-sum: [rl] loss.aggregation = \"token-sum\" is not one of "
+            "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm");
+  e = error_text([] { config_from_toml("[rl]\npreset = \"ppo\"\n", "t.toml"); });
+  EXPECT_EQ(e, "config t.toml: [rl] preset = \"ppo\" is not one of grpo | dapo | hapo | hapo-released");
+  e = error_text([] { config_from_toml("[rl]\nrouter_replay.mode = \"on\"\n", "t.toml"); });
+  EXPECT_NE(e.find("auto | rollout | old | off"), std::string::npos) << e;
+  e = error_text([] { config_from_toml("[rl]\nadvantage.estimator = 1\n", "t.toml"); });
+  EXPECT_NE(e.find("[rl] advantage.estimator expects a string, got integer 1"), std::string::npos) << e;
+  e = error_text([] { config_from_toml("[rl]\noptim.betas = [0.9]\n", "t.toml"); });
+  EXPECT_NE(e.find("[rl] optim.betas expects an array of two floats"), std::string::npos) << e;
+  e = error_text([&] { apply_overrides(c, {"--rl.optim.betas=0.9,0.99,0.999"}); });
+  EXPECT_NE(e.find("[rl] optim.betas expects two floats"), std::string::npos) << e;
   EXPECT_THROW(config_from_toml("[rl]\nhapo.ats.taux = 1.0\n", "t.toml"), UserError);
 }
 
@@ -93,14 +127,16 @@ void expect_error(const std::string& path, const std::vector<std::string>& parts
 }
 
 TEST(RlJsonl, LoadsAndReportsFileLineAndFix) {
-  const std::string ok = write_tmp("ok.jsonl", "{\"prompt\": \"1+1?\", \"answer\": \"2\"}\n\n{\"prompt\": \"2+2?\", \"answer\": 4}\n");
+  const std::string ok =
+      write_tmp("ok.jsonl", "{\"prompt\": \"1+1?\", \"answer\": \"2\"}\n\n{\"prompt\": \"2+2?\", \"answer\": 4}\n");
   const auto probs = rl::load_jsonl_problems(ok);
   ASSERT_EQ(probs.size(), 2u);
   EXPECT_EQ(probs[1].answer, "4");
   expect_error(write_tmp("bad.jsonl", "{\"prompt\": \"a\", \"answer\": \"1\"}\n{\"prompt\": \"b\", \n"),
                {"bad.jsonl:2", "invalid JSON", "fix:"});
   expect_error(write_tmp("miss.jsonl", "{\"prompt\": \"a\"}\n"), {"miss.jsonl:1", "missing key \"answer\"", "fix:"});
-  expect_error(write_tmp("type.jsonl", "{\"prompt\": 3, \"answer\": \"1\"}\n"), {"type.jsonl:1", "\"prompt\" must be a string"});
+  expect_error(write_tmp("type.jsonl", "{\"prompt\": 3, \"answer\": \"1\"}\n"),
+               {"type.jsonl:1", "\"prompt\" must be a string"});
   expect_error(write_tmp("arr.jsonl", "[1, 2]\n"), {"arr.jsonl:1", "expected a JSON object"});
   expect_error(write_tmp("empty.jsonl", "\n  \n"), {"empty.jsonl", "no problems"});
   expect_error("/nonexistent/x.jsonl", {"/nonexistent/x.jsonl", "cannot open"});
@@ -111,8 +147,8 @@ TEST(RlJsonl, SourceDeduplicatesShufflesAndScoresWithTheMathReward) {
   c.rl.data = write_tmp("train.jsonl",
                         "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p2\", \"answer\": \"2\"}\n"
                         "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p3\", \"answer\": \"3\"}\n");
-  c.rl.reward_template = "none";
-  const auto src = rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 1);
+  c.rl.reward.template_name = "none";
+  const auto src = rl::make_problem_source(c.rl, 1);
   std::set<std::string> epoch0, epoch1;
   for (int i = 0; i < 3; ++i) epoch0.insert(src->train_problem(i).prompt);
   for (int i = 3; i < 6; ++i) epoch1.insert(src->train_problem(i).prompt);
@@ -143,12 +179,12 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   Config c;
   c.rl.tasks = {"add", "chain"};
   c.rl.eval_questions = 10;
-  const auto src = rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 7);
+  const auto src = rl::make_problem_source(c.rl, 7);
   EXPECT_EQ(src->eval_problems().size(), 20u);
   EXPECT_EQ(src->eval_tasks(), (std::vector<std::string>{"add", "chain"}));
   const rl::RlProblem chain{"chain", "chain:7+5-9+3=", "12,3,6"};
   EXPECT_TRUE(src->score(chain, "12,3,6").acc);
-  EXPECT_TRUE(src->score(chain, "6").acc);        // only the final value counts
+  EXPECT_TRUE(src->score(chain, "6").acc);  // only the final value counts
   EXPECT_TRUE(src->score(chain, "1,2,6").acc);
   EXPECT_FALSE(src->score(chain, "12,3,7").acc);
   EXPECT_FALSE(src->score(chain, "").acc);
@@ -156,7 +192,7 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   EXPECT_TRUE(src->score(add, "357").acc);
   EXPECT_EQ(src->score(add, "3570").score, -1.0f);
   // Training problems are a pure function of (seed, index).
-  EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, rl::rl_config_from(c.rl), 7)->train_problem(5).prompt);
+  EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, 7)->train_problem(5).prompt);
 }
 
 }  // namespace

@@ -25,6 +25,8 @@ inline Config rollout_config(const std::string& kind) {
   c.model.init_std = 0.3;
   c.train.seed = 7;
   c.moe.aux_loss_coeff = {0.0};
+  c.moe.z_loss_coeff.reset();
+  c.moe.num_experts = 0;
   if (kind == "dense") return c;
   c.moe.num_experts = 4;
   c.moe.topk = 2;

@@ -11,7 +11,7 @@
 
 #include "comm/topology.h"
 #include "core/check.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "moe/alltoall_metadata.h"
 
 using namespace foldmoe;
@@ -341,19 +341,19 @@ TEST(TopologyRules, L5) {
 
 TEST(TopologyRules, L6) {
   const Config c = rule_model();
-  expect_only(layout(6, 1, 1, 1, 3, 1), &c, "L6", {"ep=3 does not divide num_experts=8"});
+  expect_only(layout(6, 1, 1, 1, 3, 1), &c, "L6", {"[parallel] ep = 3 does not divide [moe] num_experts = 8", "e.g. ep = 1"});
 }
 
 TEST(TopologyRules, L7) {
   Config c = rule_model();
   c.parallel.sequence_parallel = false;
-  expect_only(layout(2, 2, 1, 1, 1, 1), &c, "L7", {"tp=2", "sequence_parallel"});
+  expect_only(layout(2, 2, 1, 1, 1, 1), &c, "L7", {"tp = 2", "sequence_parallel"});
 }
 
 TEST(TopologyRules, L8) {
   Config c = rule_model();
   c.train.seq_len = 36;
-  expect_only(layout(4, 1, 4, 1, 1, 1), &c, "L8", {"seq_len=36", "2·cp = 8"});
+  expect_only(layout(4, 1, 4, 1, 1, 1), &c, "L8", {"seq_len = 36", "2*cp = 8"});
 }
 
 TEST(TopologyRules, L9) {
@@ -361,20 +361,20 @@ TEST(TopologyRules, L9) {
   c.train.seq_len = 36;  // 36 / 2 = 18, not divisible by tp = 4; 36 mod 4 = 0 (L8 holds)
   c.model.heads = 8;
   c.model.kv_heads = 4;
-  expect_only(layout(8, 4, 2, 1, 1, 1), &c, "L9", {"36 / 2 = 18", "tp=4"});
+  expect_only(layout(8, 4, 2, 1, 1, 1), &c, "L9", {"36 / 2 = 18", "tp = 4"});
 }
 
 TEST(TopologyRules, L10) {
   Config c = rule_model();
   c.moe.ffn_hidden_size = 66;
-  expect_only(layout(4, 1, 1, 1, 1, 4), &c, "L10", {"F_moe = 66", "etp=4"});
+  expect_only(layout(4, 1, 1, 1, 1, 4), &c, "L10", {"F_moe = 66", "etp = 4"});
 }
 
 TEST(TopologyRules, L11) {
   Config c = rule_model();
   c.model.heads = 8;  // A mod TP = 0 but G mod TP != 0 (G | A, so A mod TP != 0 implies G mod TP != 0)
   c.model.kv_heads = 2;
-  expect_only(layout(4, 4, 1, 1, 1, 1), &c, "L11", {"kv_heads = 2", "tp=4"});
+  expect_only(layout(4, 4, 1, 1, 1, 1), &c, "L11", {"kv_heads = 2", "tp = 4"});
 }
 
 TEST(TopologyRules, L12) {
@@ -388,13 +388,37 @@ TEST(TopologyRules, L12) {
   expect_only(layout(4, 1, 1, 4, 1, 1), &c, "L12", {"sums to 7", "layers = 6"});
 }
 
-TEST(TopologyRules, L13HoldsByConstruction) {
-  // No global-batch key: GBS = micro_batch · micro_batches · DP, so GBS mod (B·DP) = 0 and M >= 1
-  // always; layout_errors never reports L13.
+TEST(TopologyRules, L13) {
+  // Without [train] global_batch, GBS = micro_batch · micro_batches · DP: never an L13 error.
   Config c = rule_model();
   for (int world : {1, 2, 4, 8})
     for (const std::string& e : layout_errors(layout(world, 1, 1, 1, 1, 1), &c))
       EXPECT_EQ(e.find("L13"), std::string::npos);
+  // global_batch 24 over dp = 4 ranks of micro_batch 4: 24 mod 16 != 0.
+  c.train.global_batch = 24;
+  c.train.micro_batch = 4;
+  expect_only(layout(4, 1, 1, 1, 1, 1), &c, "L13", {"global_batch = 24", "micro_batch·dp = 4·4 = 16", "e.g. 16"});
+  EXPECT_TRUE(layout_errors(layout(2, 1, 1, 1, 1, 1), &c).empty());  // 24 mod 8 = 0
+}
+
+// The layout rules are one copy: config validation (no world size) reports the same violation,
+// with the same id and text, as the layout check of `foldmoe topology` / `foldmoe train`.
+TEST(TopologyRules, ConfigValidationUsesTheSameRules) {
+  Config c = rule_model();
+  c.parallel.ep = 3;
+  const std::vector<std::string> layout = layout_errors(LayoutSpec::from_config(c, 6), &c);
+  ASSERT_EQ(layout.size(), 1u);
+  const std::vector<std::string> config = layout_problems_without_world(c).messages();
+  EXPECT_EQ(config, layout);
+  // Rules that need the world size are not checked without it.
+  c.parallel.ep = 1;
+  c.parallel.tp = 3;
+  c.parallel.etp = 1;
+  c.model.heads = 6;
+  c.model.kv_heads = 3;
+  c.train.seq_len = 36;
+  EXPECT_TRUE(layout_problems_without_world(c).empty());
+  EXPECT_NE(error_of(LayoutSpec::from_config(c, 4), &c).find("layout error L3"), std::string::npos);
 }
 
 TEST(TopologyRules, L14) {
@@ -415,7 +439,7 @@ TEST(TopologyRules, AllViolationsReportedTogether) {
 }
 
 TEST(TopologyRules, L1AndL2) {
-  EXPECT_NE(error_of(layout(8, 0, 1, 1, 1, 1)).find("layout error L1: tp = 0"), std::string::npos);
+  EXPECT_NE(error_of(layout(8, 0, 1, 1, 1, 1)).find("layout error L1: [parallel] tp = 0"), std::string::npos);
   EXPECT_NE(error_of(layout(8, 1, 1, 1, 1, 1, "tp-cp-ep-dp")).find("layout error L2"), std::string::npos);
   EXPECT_NE(error_of(layout(8, 1, 1, 1, 1, 1, "tp-cp-ep-dp-xx")).find("unknown token \"xx\""), std::string::npos);
 }
