@@ -87,7 +87,7 @@ class Cfg:
         self.grad_clip = o.get("grad_clip", 1.0)
 
     def flops_per_token(self, divisible_by=128, tp=1):
-        """Spec 03 §11 (Megatron core_v0.12.0 accounting), per token."""
+        """docs/dense-parallel.md §11 (Megatron core_v0.12.0 accounting), per token."""
         L, h, s = self.layers, self.hidden, self.seq_len
         Lm = sum(self.moe_layers)
         Ld = L - Lm

@@ -85,7 +85,7 @@ def main():
              + ", ".join(f"{t} {100 * v:.1f}%" for t, v in greedy["accuracy"].items()) + "). "
              f"RL: `configs/rl-{{grpo,dapo,hapo}}.toml`, {steps} RL steps each, seeds {a.seeds}, same prompts per step, "
              "group size and updates per step (DAPO's dynamic sampling generates extra rollouts to fill its batch). "
-             "Held-out accuracy = mean over questions of the mean over samples (spec 04 §8, scaled down: "
+             "Held-out accuracy = mean over questions of the mean over samples (docs/rl.md §8, scaled down: "
              "samples/temperature/top-p as in the config), in percent; final = last evaluation, best = maximum over "
              "evaluations (per task, then averaged, as in the HAPO table). mean ± std over seeds.", "",
              f"Starting point (step 0, identical for every method and seed: the evaluation stream is fixed): avg {100 * start['accuracy']:.1f}%"

@@ -53,7 +53,7 @@ set(FOLDMOE_PARITY_VARIANTS
     # Dense + MoE layers, gated shared expert, sigmoid router with expert bias, seq-aux, jitter,
     # per-token loss, capacity: every MoE feature that crosses ranks at once.
     "rich=--moe.layer_freq=[1,0] --moe.shared_expert_ffn_hidden_size=32 --moe.shared_expert_gate=true --moe.score_function=sigmoid --moe.enable_expert_bias=true --moe.load_balancing_type=[seq_aux_loss] --moe.aux_loss_coeff=[0.01] --moe.input_jitter_eps=0.01 --train.per_token_loss=true --moe.capacity_factor=1.0")
-# Pipeline layouts (spec 03 §6): 1F1B, interleaved, uneven split, and PP folded with every other
+# Pipeline layouts (docs/pipeline.md §6): 1F1B, interleaved, uneven split, and PP folded with every other
 # dimension up to 16 ranks, each with both dispatchers, dropless and capacity, with and without the
 # distributed optimizer and recomputation (the one-process reference never recomputes).
 set(FOLDMOE_PARITY_PP_LAYOUTS pp2 pp4 pp2_v2 pp4_v2 pp2_uneven dp2_pp2_v2_ep2 tp2_cp2_pp2_ep4 tp2_pp2_dp2_etp2_ep2
@@ -88,8 +88,8 @@ foldmoe_add_parity("dp2;tp2_dp2_ep4;dp4_etp2_ep2;dp2_tp2_cp2_ep2"
                    "zero1_buckets=--parallel.distributed_optimizer=true --parallel.bucket_size=1000;buckets=--parallel.bucket_size=777")
 foldmoe_add_parity("${FOLDMOE_PARITY_PP_LAYOUTS}" "${FOLDMOE_PARITY_PP_VARIANTS}")
 # Global-batch aux loss accumulates over the step's micro-batches, so a recomputed forward must not
-# re-accumulate it (DP = 1 layouts only: spec 03 §12 leaves it out of DP > 1 parity).
-# Context parallelism with the all-gather K/V exchange (spec 03 §4.5).
+# re-accumulate it (DP = 1 layouts only: docs/dense-parallel.md §12 leaves it out of DP > 1 parity).
+# Context parallelism with the all-gather K/V exchange (docs/dense-parallel.md §4.5).
 foldmoe_add_parity("cp2;cp4;cp2_ep2;tp2_cp2_ep4;dp2_tp2_cp2_ep2;tp2_cp2_pp2_ep4"
                    "cp_allgather=--parallel.cp_comm_type=all_gather")
 foldmoe_add_parity("pp2;pp2_v2;tp2_cp2_pp2_ep4"

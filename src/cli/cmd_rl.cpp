@@ -1,4 +1,4 @@
-// `foldmoe rl --config FILE --init CHECKPOINT`: RL post-training (GRPO / DAPO / HAPO, spec 04)
+// `foldmoe rl --config FILE --init CHECKPOINT`: RL post-training (GRPO / DAPO / HAPO, docs/rl.md)
 // from a pretrained checkpoint. [model]/[moe]/[data] come from the checkpoint; [rl] from the file.
 #include <memory>
 

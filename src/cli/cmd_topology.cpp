@@ -1,4 +1,4 @@
-// `foldmoe topology`: prints both grids of a layout (spec 01): every process group as rank lists,
+// `foldmoe topology`: prints both grids of a layout (docs/topology.md): every process group as rank lists,
 // per-rank coordinates, where EP is folded. Validates the layout rules (L1–L5, and L6–L14 with
 // --config); a violation exits 2 with the layout error text. Needs no MPI.
 #include <cstdio>

@@ -25,7 +25,7 @@ int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK"
 
 ProcessGroups make_groups(const Config& cfg) {
   const int world = launched_by_mpi() ? env_int("OMPI_COMM_WORLD_SIZE", 1) : 1;
-  // Every rule is checked before MPI starts or memory is allocated (spec 01 §5).
+  // Every rule is checked before MPI starts or memory is allocated (docs/topology.md §5).
   validate_layout(LayoutSpec::from_config(cfg, world), &cfg);
   if (!launched_by_mpi()) return ProcessGroups::single_process();
   if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);

@@ -1,4 +1,4 @@
-// The collective-communication interface every component talks to (DESIGN.md §3 rules 2 and 8).
+// The collective-communication interface every component talks to (docs/design.md §3 rules 2 and 8).
 // Backends: single-rank (comm/single_rank.cpp) and MPI (comm/mpi_communicator.*); a GPU backend adds
 // one more implementation. No backend types leak out of it.
 // A group of size 1 makes every collective a copy or a no-op, so single-rank code is the same

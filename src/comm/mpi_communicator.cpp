@@ -1,4 +1,4 @@
-// Open MPI backend. Deterministic reductions: gather, then sum in member order (spec 02 §6.5).
+// Open MPI backend. Deterministic reductions: gather, then sum in member order (docs/moe.md §6.5).
 #include "comm/mpi_communicator.h"
 
 #include <mpi.h>

@@ -1,6 +1,6 @@
-// Open MPI backend of Communicator (DESIGN.md §3 rule 8). No MPI type appears in this header.
+// Open MPI backend of Communicator (docs/design.md §3 rule 8). No MPI type appears in this header.
 //
-// Reductions are deterministic (spec 02 §6.5): all_reduce, reduce_scatter and reduce_scatter_v
+// Reductions are deterministic (docs/moe.md §6.5): all_reduce, reduce_scatter and reduce_scatter_v
 // gather every member's contribution and sum it locally in member order (fp32 for float data),
 // so results are bit-identical across runs and independent of the MPI library's algorithms.
 // Counts are 64-bit in the interface; a single MPI call whose count or displacement exceeds
@@ -41,11 +41,11 @@ bool is_mpi_communicator(const Communicator& c);
 
 // Splits `parent` (an MPI communicator; collective over all its members) into sub-communicators
 // given as explicit lists of parent ranks: this rank joins the group that contains it, with rank
-// in group = its position in that list (member order of spec 01 P2). Groups must be disjoint; a
+// in group = its position in that list (member order of docs/topology.md §2.3 P2). Groups must be disjoint; a
 // rank in no group gets nullptr. `name` labels the result (e.g. "tp").
 std::shared_ptr<Communicator> mpi_split(Communicator& parent, const RankGroups& groups, const std::string& name);
 
-// Every group of spec 01 §3 that components use, for this rank, built over `world_mpi` (an MPI
+// Every group of docs/topology.md §3 that components use, for this rank, built over `world_mpi` (an MPI
 // communicator of exactly topo.sizes().world ranks, rank = global rank). Collective over the
 // world. Also fills coords and sizes.
 ProcessGroups make_process_groups(const Topology& topo, Communicator& world_mpi);

@@ -1,4 +1,4 @@
-// The process groups a component may use (spec 01). Components receive this struct and use only
+// The process groups a component may use (docs/topology.md). Components receive this struct and use only
 // the groups they need; nothing is global. On one process every group is the single-rank group.
 #pragma once
 
@@ -9,7 +9,7 @@
 namespace foldmoe {
 
 // This rank's coordinates in the attention grid (tp, cp, dp, pp) and the expert grid
-// (etp, ep, edp, pp); spec 01 §2.4. PP is the same in both grids (rule L5).
+// (etp, ep, edp, pp); docs/topology.md §2.4. PP is the same in both grids (rule L5).
 struct RankCoords {
   int tp = 0, cp = 0, dp = 0, pp = 0;
   int etp = 0, ep = 0, edp = 0;

@@ -9,7 +9,7 @@
 namespace foldmoe {
 
 // ---------------------------------------------------------------------------------------------
-// Generator (spec 01 §2.2, §2.3)
+// Generator (docs/topology.md §2.2, §2.3)
 
 RankGrid::RankGrid(const std::array<int, 5>& order_tokens, const std::array<int, 5>& sizes_by_token)
     : order_(order_tokens), sizes_(sizes_by_token), world_(1) {

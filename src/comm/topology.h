@@ -1,4 +1,4 @@
-// Rank topology and MoE parallel folding (spec 01): one mixed-radix rank generator, two grids
+// Rank topology and MoE parallel folding (docs/topology.md): one mixed-radix rank generator, two grids
 // (attention TP×CP×DP×PP, expert ETP×EP×EDP×PP) over the same world, every process group as
 // explicit rank lists and per-rank coordinates. The layout rules live in config/layout_rules.h.
 // Pure computation: no communicator is touched here (mpi_communicator.h creates them).
@@ -16,7 +16,7 @@ namespace foldmoe {
 
 using RankGroups = std::vector<std::vector<int>>;  // groups in generation order, members in member order
 
-// One grid of spec 01 §2.2: sizes per token, laid out by an order string (first token fastest).
+// One grid of docs/topology.md §2.2: sizes per token, laid out by an order string (first token fastest).
 class RankGrid {
  public:
   // order: the five tokens (a valid permutation, see parse_order); sizes indexed like kOrderTokens
@@ -30,7 +30,7 @@ class RankGrid {
   int stride(int token) const;
   // Coordinate of `rank` along `token`.
   int coordinate(int rank, int token) const;
-  // groups(grid, request) of §2.3; `request` is a set of tokens (indices into kOrderTokens).
+  // groups(grid, request) of docs/topology.md §2.3; `request` is a set of tokens (indices into kOrderTokens).
   RankGroups groups(std::initializer_list<int> request) const;
   RankGroups groups(const std::vector<int>& request) const;
 
@@ -40,7 +40,7 @@ class RankGrid {
   int world_;
 };
 
-// Every group of spec 01 §3 as rank lists.
+// Every group of docs/topology.md §3 as rank lists.
 struct TopologyGroups {
   // Attention grid.
   RankGroups tp, cp, dp, pp, dp_cp, tp_cp, tp_pp, tp_dp_cp, embedding, position_embedding;
@@ -60,7 +60,7 @@ class Topology {
   const TopologyGroups& groups() const { return groups_; }
   RankCoords coords(int rank) const;
 
-  // Where the ETP×EP group sits relative to the attention grid (spec 01 §2.5):
+  // Where the ETP×EP group sits relative to the attention grid (docs/topology.md §2.5):
   // "onto TP×CP" (etp·ep = tp·cp), "within TP×CP" (etp·ep < tp·cp), "spanning DP replicas".
   std::string folding() const;
 

@@ -1,4 +1,4 @@
-// Flat parameter/gradient arenas (DESIGN.md §3 rule 7). Every parameter is a contiguous range of
+// Flat parameter/gradient arenas (docs/design.md §3 rule 7). Every parameter is a contiguous range of
 // one big buffer, and its gradient the same range of a twin buffer, so gradient reduction,
 // optimizer sharding and checkpointing are loops over ranges. foldmoe keeps two arenas: dense
 // parameters and routed-expert parameters (they are reduced over different groups).
@@ -24,7 +24,7 @@ struct ParamSpec {
   InitKind init = InitKind::Normal;
   double init_std = 0.02;
   bool weight_decay = true;        // matrices decay; norm weights and biases do not
-  bool sequence_parallel = false;  // TP-replicated, grad summed over tp (spec 03 §2.4)
+  bool sequence_parallel = false;  // TP-replicated, grad summed over tp (docs/dense-parallel.md §2.4)
   // Maps a local element index to its index in the logical tensor (sharded parameters).
   // Empty = identity; -1 marks padding (zero, not part of the logical tensor). Initialisation
   // draws at the global index, so layouts agree.
@@ -55,7 +55,7 @@ class ParamArena {
   ArenaKind kind() const { return kind_; }
   Param add(ParamSpec spec);
   // Allocates parameters and gradients (zeroed), the total padded to a multiple of
-  // `pad_multiple` elements (the distributed optimizer shards whole arenas, spec 03 §9.1).
+  // `pad_multiple` elements (the distributed optimizer shards whole arenas, docs/dense-parallel.md §9.1).
   // No parameters may be added afterwards.
   void allocate(int64_t pad_multiple = 1);
   // Fills every parameter from the counter-based RNG keyed by (seed, name, global index).

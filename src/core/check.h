@@ -1,4 +1,4 @@
-// Two kinds of failure (DESIGN.md §3 rule 9):
+// Two kinds of failure (docs/design.md §3 rule 9):
 //  - UserError: something the user wrote (config, layout, data file, checkpoint) is wrong. The
 //    message names the value, the rule and the fix; the CLI prints it and exits with status 2.
 //  - FOLDMOE_CHECK: an internal invariant broke. Prints file:line and aborts.

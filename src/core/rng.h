@@ -1,6 +1,6 @@
 // Counter-based random numbers (Philox4x32-10). A draw is a pure function of (key, counter), so
 // a parameter's initial value depends only on (seed, parameter name, global element index) and
-// never on the layout or on the order in which ranks initialise (DESIGN.md §3 rule 3).
+// never on the layout or on the order in which ranks initialise (docs/design.md §3 rule 3).
 #pragma once
 
 #include <array>

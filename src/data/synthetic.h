@@ -64,7 +64,7 @@ struct Batch {
 
   int64_t rows() const { return tokens.size(0); }
   int64_t seq_len() const { return loss_mask.size(1); }
-  // Tokens that count in the loss (the per-token normaliser n_glob of spec 03 §7).
+  // Tokens that count in the loss (the per-token normaliser n_glob of docs/dense-parallel.md §7).
   int64_t valid_tokens() const;
   // Rows [begin, end), sharing storage (micro-batches, data-parallel shards).
   Batch slice(int64_t begin, int64_t end) const;

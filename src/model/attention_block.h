@@ -1,5 +1,5 @@
 // Self-attention block (GQA + RoPE, no biases): out = Attn(RoPE(x·Wqᵀ), RoPE(x·Wkᵀ), x·Wvᵀ)·Woᵀ,
-// tensor-parallel with sequence parallelism (spec 03 §2.3): TP rank t holds query heads
+// tensor-parallel with sequence parallelism (docs/dense-parallel.md §2.3): TP rank t holds query heads
 // [t·A/TP, (t+1)·A/TP) and KV heads [t·G/TP, (t+1)·G/TP); the SP-sharded input is gathered along
 // the sequence, Q/K/V are column-parallel, Wo is row-parallel and reduce-scattered back.
 // Letters: N rows of the CP-local sequence (n = s·B + b), N_loc = N/TP rows of this SP piece,
@@ -19,7 +19,7 @@ namespace foldmoe {
 class AttentionBlock {
  public:
   // cp: the context-parallel group (null = none): attention then runs as ring attention over it
-  // on the zig-zag chunks of this rank (spec 03 §4).
+  // on the zig-zag chunks of this rank (docs/dense-parallel.md §4).
   AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
                  std::shared_ptr<Communicator> cp = nullptr);
 

@@ -1,4 +1,4 @@
-// One micro-batch as the model consumes it: sequence-major rows n = s·B + b (spec 02 §0).
+// One micro-batch as the model consumes it: sequence-major rows n = s·B + b (docs/moe.md §0).
 #pragma once
 
 #include <cstddef>
@@ -16,7 +16,7 @@ struct MicroBatch {
   std::vector<int32_t> positions_N;  // global position (s)
   std::vector<int64_t> global_seq_B; // index of each sequence in the global batch
   std::vector<uint8_t> task_N;       // task tag of each row (metrics only)
-  // Router replay (spec 04 §12): expert ids [N, MoE layers, k] (row n = s·B + b) used instead of
+  // Router replay (docs/rl.md §12): expert ids [N, MoE layers, k] (row n = s·B + b) used instead of
   // each MoE layer's own top-k; a row whose first id of a layer is negative is routed live there.
   // Empty = live routing everywhere.
   std::vector<int32_t> replay_NLK;
@@ -25,7 +25,7 @@ struct MicroBatch {
   int64_t full_length() const { return S_full > 0 ? S_full : S; }
 };
 
-// Context-parallel split (spec 03 §4.1, §4.2): each sequence is cut into 2·cp chunks of
+// Context-parallel split (docs/dense-parallel.md §4.1, §4.2): each sequence is cut into 2·cp chunks of
 // S/(2·cp) and rank r keeps chunks r and 2·cp−1−r, concatenated, with every per-row array
 // (ids, targets, mask, positions = global positions, tags, replay ids) split the same way.
 // cp = 1 returns a copy.

@@ -1,5 +1,5 @@
 // Dense SwiGLU MLP: y = (silu(a) ⊙ b)·fc2ᵀ with [a | b] = x·fc1ᵀ (gate rows first),
-// tensor-parallel with sequence parallelism (spec 03 §2.3): TP rank t holds rows
+// tensor-parallel with sequence parallelism (docs/dense-parallel.md §2.3): TP rank t holds rows
 // [t·F/TP, (t+1)·F/TP) of W_gate and of W_up (paired) and the same columns of fc2; the SP input is
 // gathered along the sequence and the output reduce-scattered back.
 #pragma once

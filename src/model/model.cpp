@@ -50,7 +50,7 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
   recompute_ = cfg.train.recompute == "full" ? Recompute::Full
                : cfg.train.recompute == "moe" ? Recompute::Moe
                                               : Recompute::None;
-  // Vocab-parallel rows (spec 03 §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
+  // Vocab-parallel rows (docs/dense-parallel.md §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
   // the exact vocabulary (padding is invisible to the math, so this changes nothing but work).
   vocab_ = VocabShard::of(V_, tp_size_, tp_rank_, tp_size_ > 1 ? 128 : 1);
   const double std_in = cfg.model.init_std;
@@ -77,7 +77,7 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
     final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
     head_ = vocab_param("lm_head.weight");
   }
-  // The distributed optimizer shards whole arenas over dp_cp / edp (spec 03 §9.1).
+  // The distributed optimizer shards whole arenas over dp_cp / edp (docs/dense-parallel.md §9.1).
   const bool zero1 = cfg.parallel.distributed_optimizer;
   dense_.allocate(zero1 ? std::lcm(int64_t(groups.dp_cp->size()), int64_t(128)) : 1);
   expert_.allocate(zero1 ? std::lcm(int64_t(groups.edp->size()), int64_t(128)) : 1);
@@ -245,12 +245,12 @@ void Model::head_forward_(Slot& s) {
 }
 
 void Model::loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult& r) {
-  // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (spec 03 §7, mean mode) or σ per token.
+  // Loss: Σ CE / n_valid, seeded with σ = ctx.loss_seed (docs/dense-parallel.md §7, mean mode) or σ per token.
   // The seed σ does not depend on the loss values, so the CE forward and its backward (in place
   // on the logits) run fused, row by row.
   const int64_t N = mb.N();
   std::vector<float> ce(static_cast<size_t>(N)), lse(static_cast<size_t>(N)), dce(static_cast<size_t>(N), 0.0f);
-  // n_mb: valid tokens of the micro-batch over all CP ranks (spec 03 §7), a constant of the step.
+  // n_mb: valid tokens of the micro-batch over all CP ranks (docs/dense-parallel.md §7), a constant of the step.
   r.has_loss = true;
   r.n_valid = mb.valid_count();
   if (groups_.cp->size() > 1) {

@@ -1,7 +1,7 @@
 // The decoder LM: embedding -> L x TransformerLayer -> RMSNorm -> untied LM head -> cross-entropy.
 // Model math knows nothing of parallelism beyond the process groups it is handed.
 //
-// With pipeline parallelism (spec 03 §6) a rank builds only its stage's layers (its chunks, when
+// With pipeline parallelism (docs/pipeline.md §6) a rank builds only its stage's layers (its chunks, when
 // virtual stages are used); the embedding lives on stage 0, the final norm, head and loss on the
 // last stage. The stage API below runs one (micro-batch, chunk) at a time; each in-flight pair
 // owns an activation slot from its forward until its backward (and the send of its input
@@ -64,7 +64,7 @@ class Model {
   MicroBatchResult forward_backward(const MicroBatch& mb, const MoEStepContext& ctx, std::vector<float>* logits_NV = nullptr);
 
   // Forward and backward under a loss on the logits that the caller computes (the RL policy loss,
-  // spec 04 §2 stage 7): the same forward as forward_backward, then loss_grad(logits_NV, dlogits_NV)
+  // docs/rl.md §2 stage 7): the same forward as forward_backward, then loss_grad(logits_NV, dlogits_NV)
   // fills dL/dlogits (dlogits_NV arrives zeroed, [N, V]), then the same backward. The returned
   // ce_sum/n_valid describe the CE of the masked targets (diagnostics only). Router replay via
   // mb.replay_NLK as in forward_backward.
@@ -74,7 +74,7 @@ class Model {
   // Forward only (evaluation / generation): logits [N, V], no MoE counters updated.
   void forward_logits(const MicroBatch& mb, std::vector<float>& logits_NV, MicroBatchResult* result = nullptr);
 
-  // ---- Pipeline stage API (spec 03 §6); (m, c) = (micro-batch, local chunk). -----------------
+  // ---- Pipeline stage API (docs/pipeline.md §6); (m, c) = (micro-batch, local chunk). -----------------
   const PipelineLayout& pipeline() const { return layout_; }
   int pipeline_stage() const { return stage_; }
   // Rows of this rank's activation piece of mb ([S·B/TP, H] floats per message).
@@ -96,7 +96,7 @@ class Model {
   void stage_backward(int m, int c, const MicroBatch& mb);
   // Frees the input gradient of (m, c) once it was sent.
   void release(int m, int c);
-  // Runs this stage's schedule of one step (spec 03 §6.3–6.4; one stage: F0 B0 F1 B1 ...) over
+  // Runs this stage's schedule of one step (docs/pipeline.md §6.3–6.4; one stage: F0 B0 F1 B1 ...) over
   // the `pp` group: micro-batch m is mbs[m] with context ctxs[m]; on_forward sees each chunk's
   // result. Activations and their gradients travel to the neighbouring stages.
   void run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,

@@ -1,4 +1,4 @@
-// AlltoAll dispatcher metadata as a pure function (spec 02 §6.3, worked example spec 01 §7): from
+// AlltoAll dispatcher metadata as a pure function (docs/moe.md §6.3, worked example docs/topology.md §7): from
 // the per-expert counts of every member of this rank's `etp_ep` group, the splits of the
 // all-to-all over `ep`, the all-gather over `etp`, the chunk sizes and the sort permutation.
 // The dispatcher (dispatcher_alltoall.cpp) computes the same quantities inline after its count

@@ -86,7 +86,7 @@ void aux_losses_forward(const AuxOptions& o, const float* logits_NE, const AuxBa
   const bool balance = o.aux || o.seq || o.global;
   auto valid = [&](int64_t n) { return !b.valid_N || b.valid_N[n] != 0; };
 
-  // z-loss (§4.6): needs only the logits.
+  // z-loss (docs/moe.md §4.6): needs only the logits.
   if (o.z) {
     double local_valid = 0, sum_lse2 = 0;
     std::vector<double>& lse = ws.red;
@@ -219,7 +219,7 @@ void aux_losses_forward(const AuxOptions& o, const float* logits_NE, const AuxBa
       }
     }
 
-    // Through the aux scores (§5.1). Padded tokens have a = 0 and get no gradient.
+    // Through the aux scores (docs/moe.md §5.1). Padded tokens have a = 0 and get no gradient.
     for (int64_t n = 0; n < N; ++n) {
       if (!valid(n)) continue;
       const float* an = a + n * E;

@@ -1,7 +1,7 @@
-// Load-balancing losses and z-loss (spec 02 §4) with their gradient injection (§5).
+// Load-balancing losses and z-loss (docs/moe.md §4) with their gradient injection (§5).
 // Each piece is a function of this rank's logits only (counts and token totals are constants),
 // so its gradient is computed in the forward and added to the router's logit gradient in the
-// backward. Reductions run over the groups of §4: `tp_cp` (aux, seq-aux, z) and `tp_dp_cp`
+// backward. Reductions run over the groups of docs/moe.md §4: `tp_cp` (aux, seq-aux, z) and `tp_dp_cp`
 // (global aux); with one process they are groups of one.
 // Letters: N local tokens, E experts, B sequences of the micro-batch (row n = s·B + b).
 #pragma once
@@ -25,7 +25,7 @@ struct AuxOptions {
   bool any() const { return aux || seq || global || z; }
 };
 
-// Per-layer state of global_aux_loss (§4.5): running counts over the global batch.
+// Per-layer state of global_aux_loss (docs/moe.md §4.5): running counts over the global batch.
 struct GlobalAuxState {
   std::vector<double> acc;  // [E]
   int64_t steps = 0;
@@ -49,7 +49,7 @@ struct AuxBatch {
   bool per_token = false;
   int dp_size = 1;                   // κ of global aux in mean mode
   // Router replay: rows whose first id is >= 0 count their k recorded experts instead of the aux
-  // map's top-k (spec 04 §12.2 rule 6); the differentiable scores stay the live ones.
+  // map's top-k (docs/rl.md §12.2 rule 6); the differentiable scores stay the live ones.
   const int32_t* replay_NK = nullptr;
   int64_t replay_stride = 0;
 };
@@ -62,7 +62,7 @@ struct AuxWorkspace {
   std::vector<int> idx;
 };
 
-// Aux scores a (softmax, or sigmoid normalised over E) and the aux map TopK(a, k) (§4.1), as
+// Aux scores a (softmax, or sigmoid normalised over E) and the aux map TopK(a, k) (docs/moe.md §4.1), as
 // counts per token row: map bits written to map_NE. Padded tokens get a = 0 and no map entries.
 void aux_scores(const AuxOptions& o, const float* logits_NE, int64_t N, const uint8_t* valid_N, float* a_NE,
                 float* s_NE, uint8_t* map_NE, int* idx_scratch);

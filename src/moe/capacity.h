@@ -1,4 +1,4 @@
-// Capacity, token dropping and padding (spec 02 §3). Letters: N local tokens, E experts.
+// Capacity, token dropping and padding (docs/moe.md §3). Letters: N local tokens, E experts.
 #pragma once
 
 #include <cstdint>
@@ -6,10 +6,10 @@
 
 namespace foldmoe::moe {
 
-// C_eff = min(ceil(((N·k)/E)·CF), N), evaluated in double in exactly this order (§3.1).
+// C_eff = min(ceil(((N·k)/E)·CF), N), evaluated in double in exactly this order (docs/moe.md §3.1).
 int64_t expert_capacity(int64_t N, int k, int E, double cf);
 
-// The dropping units (§3.5): each unit is a list of rows in unit token order. Empty = one unit
+// The dropping units (docs/moe.md §3.5): each unit is a list of rows in unit token order. Empty = one unit
 // holding all N rows in flattened order.
 struct CapacityUnits {
   std::vector<int32_t> rows;     // concatenated units
@@ -25,7 +25,7 @@ CapacityUnits capacity_partition_units(int64_t S, int64_t B, int tp, int cp);
 
 enum class DropPolicy { Probs, Position };
 
-// Applies §3.2–3.3 per unit. probs_NE/map_NE: router output; final_probs_NE/final_map_NE
+// Applies docs/moe.md §3.2–3.3 per unit. probs_NE/map_NE: router output; final_probs_NE/final_map_NE
 // overwritten. scratch is reused between calls.
 void apply_capacity(const float* probs_NE, const uint8_t* map_NE, int64_t N, int E, int k, double cf,
                     DropPolicy policy, bool pad, const CapacityUnits& units, float* final_probs_NE,

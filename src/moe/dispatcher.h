@@ -1,7 +1,7 @@
-// Token dispatchers (spec 02 §6): the phased interface shared by AllGather and AlltoAll.
+// Token dispatchers (docs/moe.md §6): the phased interface shared by AllGather and AlltoAll.
 // dispatch: preprocess (metadata, permutation) -> exchange -> postprocess (rows grouped by local
 // expert); combine is the exact mirror, consuming the metadata of dispatch. Backward runs the
-// conjugate of every phase in reverse. Routing probabilities travel with the rows (§6.4).
+// conjugate of every phase in reverse. Routing probabilities travel with the rows (docs/moe.md §6.4).
 // Letters: N local tokens, E experts, H hidden, R rows handed to the experts.
 #pragma once
 
@@ -26,7 +26,7 @@ struct DispatchState {
   int64_t N = 0, H = 0, E = 0;
   bool pad = false;  // drop-and-pad: static splits, no count exchange
 
-  // Metadata (§6.3; AllGather uses the row lists and tokens_per_local_expert only).
+  // Metadata (docs/moe.md §6.3; AllGather uses the row lists and tokens_per_local_expert only).
   std::vector<int32_t> row_token;    // permutation-1 rows: source token (AllGather: gathered row)
   std::vector<int32_t> row_expert;   // permutation-1 rows: global expert (AllGather: global expert)
   std::vector<int64_t> input_splits, output_splits, output_splits_tp;  // rows

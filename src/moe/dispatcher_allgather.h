@@ -1,4 +1,4 @@
-// AllGather token dispatcher (spec 02 §6.2): all-gather tokens, probabilities and the map over
+// AllGather token dispatcher (docs/moe.md §6.2): all-gather tokens, probabilities and the map over
 // `etp_ep`, each rank computes its local experts' rows, scatter-adds them back and
 // reduce-scatters the result. Suited to TP-only layouts, small EP or very large k.
 #pragma once

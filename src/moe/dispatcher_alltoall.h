@@ -1,4 +1,4 @@
-// AlltoAll token dispatcher (spec 02 §6.3, the paper's dispatcher): permutation 1 by expert,
+// AlltoAll token dispatcher (docs/moe.md §6.3, the paper's dispatcher): permutation 1 by expert,
 // all-to-all-v over `ep`, all-gather-v over `etp`, permutation 2 to local-expert-major order;
 // combine mirrors it. Drop-and-pad mode uses static splits (no count exchange).
 #pragma once

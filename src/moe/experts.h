@@ -1,4 +1,4 @@
-// Grouped SwiGLU experts (spec 02 §7). Rows arrive sorted by local expert with per-expert counts;
+// Grouped SwiGLU experts (docs/moe.md §7). Rows arrive sorted by local expert with per-expert counts;
 // each expert runs one GEMM per linear over its contiguous rows. The routing probability of a
 // row is applied after the activation, before FC2: y = W2·(silu(a) ⊙ b · p).
 // Parameters (expert arena, named by global expert id): layers.{i}.moe.experts.{e}.fc1

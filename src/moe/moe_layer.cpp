@@ -1,5 +1,5 @@
 // MoELayer: wires router -> capacity -> aux losses -> dispatcher -> experts -> combine -> shared
-// expert (spec 02 §1–§8), and the backward in reverse.
+// expert (docs/moe.md §1–§8), and the backward in reverse.
 #include "moe/moe_layer.h"
 
 #include <algorithm>
@@ -160,7 +160,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
       AuxBatch b;
       b.N = N, b.S_loc = ctx.S_loc, b.B = ctx.B, b.S_full = ctx.S_full, b.valid_N = ctx.valid_N;
       b.sigma = ctx.loss_seed, b.per_token = ctx.per_token_loss, b.dp_size = ctx.dp_size;
-      // Spec 04 §12.2 rule 6: under replay the token counts follow the replayed selection.
+      // docs/rl.md §12.2 rule 6: under replay the token counts follow the replayed selection.
       b.replay_NK = ctx.replay_experts_NK;
       b.replay_stride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
       aux_losses_forward(I.aopt, logits, b, *I.groups.tp_cp, *I.groups.tp_dp_cp, I.gstate, I.aux_ws, c.auxmap_NE,
@@ -173,7 +173,7 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   uint8_t* map = ensure(c.map_NE, N * E);
   ensure(c.saved_NE, N * E);
   if (ctx.replay_experts_NK && I.capacity)
-    user_error("router replay needs a dropless MoE: unset [moe] capacity_factor (spec 04 §12.2 rule 5)");
+    user_error("router replay needs a dropless MoE: unset [moe] capacity_factor (docs/rl.md §12.2 rule 5)");
   const int64_t rstride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
   route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), probs, map, c.saved_NE.data(),
         ctx.replay_experts_NK, rstride);
@@ -301,7 +301,7 @@ void MoELayer::backward(Cache& c, const float* dy, float* dx) {
   float* dprobs = ensure(c.dprobs_NE, N * E);
   D.dispatch_backward(c.ds, c.ec.dx_RH.data(), c.ec.dp_R.data(), dx, dprobs);
 
-  // Router backward (§2.6) plus the attached aux/z-loss gradients (§5).
+  // Router backward (docs/moe.md §2.6) plus the attached aux/z-loss gradients (§5).
   float* dl = ensure(c.dlogits_NE, N * E);
   if (c.training)
     std::memcpy(dl, c.daux_NE.data(), size_t(N * E) * sizeof(float));

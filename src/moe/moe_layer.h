@@ -1,4 +1,4 @@
-// The MoE block (spec 02 §1): y = combine(experts(dispatch(x, router(x)))) + shared(x).
+// The MoE block (docs/moe.md §1): y = combine(experts(dispatch(x, router(x)))) + shared(x).
 // The pre-norm and residual add live outside, in the transformer layer.
 // Letters: N local tokens (row n = s·B + b), H hidden, E experts.
 #pragma once
@@ -23,14 +23,14 @@ struct MoEStepContext {
   const uint8_t* valid_N = nullptr;      // padding mask [N] (1 = valid) or nullptr = all valid
   const int64_t* global_seq_B = nullptr; // global sequence index of each of the B sequences (jitter key)
   const int32_t* positions_N = nullptr;  // global position of each row (jitter key)
-  double loss_seed = 1.0;  // σ of spec 02 §5.2 (mean mode: CP / M)
+  double loss_seed = 1.0;  // σ of docs/moe.md §5.2 (mean mode: CP / M)
   bool per_token_loss = false;
-  int dp_size = 1;         // for κ of global aux (spec 02 §4.5)
+  int dp_size = 1;         // for κ of global aux (docs/moe.md §4.5)
   // Optional per-row tags (e.g. the synthetic task of each token) for load metrics by tag:
   // rows with tag >= num_tags are not counted.
   const uint8_t* tag_N = nullptr;
   int num_tags = 0;
-  // Router replay (spec 04 §12): if set, row n uses the k global expert ids at
+  // Router replay (docs/rl.md §12): if set, row n uses the k global expert ids at
   // replay_experts_NK[n·replay_stride ..+k) as its selection instead of its own top-k; combine
   // weights still come from the current router logits (gradient flows to the router). A row whose
   // first id is negative is routed live. Requires a dropless layer (no capacity factor).
@@ -44,13 +44,13 @@ struct MoEStepContext {
   bool recompute = false;
 };
 
-// What one forward of the block reports (logged values of spec 02 §4.9 and §3.6).
+// What one forward of the block reports (logged values of docs/moe.md §4.9 and §3.6).
 struct MoEStats {
   double aux_loss = 0, seq_aux_loss = 0, global_aux_loss = 0, z_loss = 0;  // logged (÷ coefficient)
   std::vector<int64_t> routed_E;  // demand per expert (before capacity), local tokens
   std::vector<int64_t> kept_E;    // after capacity
   std::vector<int64_t> routed_tag_E;  // [num_tags, E] demand by row tag (empty without tags)
-  // Router replay (spec 04 §12.3): rows that used a recorded selection, and per row whether the
+  // Router replay (docs/rl.md §12.3): rows that used a recorded selection, and per row whether the
   // live top-k (computed, unused) differs from it. Empty without replay.
   int64_t replayed_rows = 0, flipped_rows = 0;
   std::vector<uint8_t> flipped_N;
@@ -79,7 +79,7 @@ class MoELayer {
   void release_activations(Cache& cache, bool keep_input) const;
   // Bytes the cache holds now (activation-memory accounting).
   static size_t cache_bytes(const Cache& cache);
-  // Once per global batch after gradient synchronisation (spec 03 §10 step 4):
+  // Once per global batch after gradient synchronisation (docs/dense-parallel.md §10 step 4):
   // expert-bias update from the accumulated counts, reset of global-aux accumulators.
   void finalize_global_batch();
 

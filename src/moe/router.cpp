@@ -71,7 +71,7 @@ namespace {
 
 inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
-// Applies the group limit of §2.4 to z (in place: experts of dropped groups -> -inf).
+// Applies the group limit of docs/moe.md §2.4 to z (in place: experts of dropped groups -> -inf).
 void limit_groups(const RouterOptions& o, float* z, float* scratch, int* idx) {
   const int G = o.num_groups, per = o.E / G, g = o.group_topk, take = o.k / g;
   float* gscore = scratch;  // [G]

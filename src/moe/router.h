@@ -1,5 +1,5 @@
-// Router (spec 02 §2): score functions, top-k with lower-index ties, group-limited routing,
-// expert bias (selection only), input jitter, and the explicit backward of §2.6.
+// Router (docs/moe.md §2): score functions, top-k with lower-index ties, group-limited routing,
+// expert bias (selection only), input jitter, and the explicit backward of docs/moe.md §2.6.
 // Letters: N local tokens, E experts, H hidden.
 #pragma once
 
@@ -30,19 +30,19 @@ void topk_lower_index(const float* z, int E, int k, int* idx);
 //   map_NE:    1 on the k selected experts, overwritten.
 //   saved_NE:  what the backward needs (post-softmax: unscaled p on I; pre-softmax: softmax over
 //              all E; sigmoid: unbiased sigmoid scores), overwritten.
-//   replay_NK: router replay (spec 04 §12): when non-null, row n selects the k expert ids at
+//   replay_NK: router replay (docs/rl.md §12): when non-null, row n selects the k expert ids at
 //              replay_NK[n·replay_stride ..+k) instead of its own top-k (no group limit, no expert
 //              bias); combine weights still follow the score function from the current logits. A row
 //              whose first id is negative is routed live. replay_stride 0 means k.
 void route(const RouterOptions& o, const float* logits_NE, int64_t N, const float* expert_bias_E, float* probs_NE,
            uint8_t* map_NE, float* saved_NE, const int32_t* replay_NK = nullptr, int64_t replay_stride = 0);
 
-// Routing-path backward (§2.6). dprobs_NE: gradient w.r.t. the final combine weights;
+// Routing-path backward (docs/moe.md §2.6). dprobs_NE: gradient w.r.t. the final combine weights;
 // kept_NE: routed pairs that survived capacity (others pass no gradient). dlogits_NE += result.
 void route_backward(const RouterOptions& o, const float* saved_NE, const uint8_t* map_NE, const uint8_t* kept_NE,
                     const float* dprobs_NE, int64_t N, float* dlogits_NE);
 
-// Input-jitter multipliers u[N,H] ~ U(1-eps, 1+eps) (§2.8), keyed by (seed, step, layer, global
+// Input-jitter multipliers u[N,H] ~ U(1-eps, 1+eps) (docs/moe.md §2.8), keyed by (seed, step, layer, global
 // sequence index, global position, h) so they do not depend on the layout. Row n = s·B + b.
 // global_seq_B / positions_N may be null (then b and s are used).
 void jitter_multipliers(uint64_t seed, int64_t step, int layer, double eps, int64_t S_loc, int64_t B,

@@ -1,4 +1,4 @@
-// Shared expert (spec 02 §8): a dense SwiGLU MLP of width F_sh applied to every token,
+// Shared expert (docs/moe.md §8): a dense SwiGLU MLP of width F_sh applied to every token,
 // tensor-parallel over the attention `tp` group with sequence parallelism (all-gather the input,
 // column-parallel FC1, row-parallel FC2, reduce-scatter), with an optional sigmoid gate
 // g_n = sigmoid(w_sh·x_n). Dense parameters: layers.{i}.moe.shared.fc1 [2F', H],

@@ -1,5 +1,5 @@
 // Causal grouped-query attention, tiled with an online softmax (never materialises S×S).
-// Layout is sequence-major like every activation in foldmoe (spec 03 §0): row n = s·B + b.
+// Layout is sequence-major like every activation in foldmoe (docs/dense-parallel.md §0): row n = s·B + b.
 //   q  [S, B, A, D]   k, v [S, B, G, D]   o [S, B, A, D]   lse [B, A, S] (natural log)
 // Query head h reads KV head h / (A/G). Scale 1/sqrt(D).
 #pragma once

@@ -1,6 +1,6 @@
 // Rotary position embedding (Llama/HF "rotate half" convention): for head dim D and pair
 // i < D/2, angle = pos · theta^(-2i/D); (x_i, x_{i+D/2}) ← (x_i cos − x_{i+D/2} sin,
-// x_{i+D/2} cos + x_i sin). Positions are global (spec 03 §4.2), one per row.
+// x_{i+D/2} cos + x_i sin). Positions are global (docs/dense-parallel.md §4.2), one per row.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// ZeRO-1 distributed optimizer over one flat arena (spec 03 §9): gradients are reduce-scattered
+// ZeRO-1 distributed optimizer over one flat arena (docs/dense-parallel.md §9): gradients are reduce-scattered
 // over the arena's group, each member keeps AdamW state for its contiguous shard only, updates
 // that shard and all-gathers the parameters. Dense and expert arenas get one instance each
 // (groups dp_cp and edp), chained under one grad norm and clip coefficient.
@@ -17,7 +17,7 @@ class ShardedAdamW {
  public:
   // The arena must have been allocated with a total that is a multiple of lcm(G, 128). It is cut
   // into buckets of bucket_size elements rounded up to lcm(G, 128) (the last one shorter, still a
-  // multiple); member i owns the i-th of G equal slices of every bucket (spec 03 §9.2).
+  // multiple); member i owns the i-th of G equal slices of every bucket (docs/dense-parallel.md §9.2).
   ShardedAdamW(ParamArena& arena, const OptimConfig& cfg, std::shared_ptr<Communicator> group,
                int64_t bucket_size = 40000000);
 

@@ -27,7 +27,7 @@ void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups
   const int dp_cp = g.dp_cp->size();
   if (!per_token_loss && dp_cp > 1) {
     scale_grads(dense, 1.0f / float(dp_cp));
-    scale_grads(expert, 1.0f / float(dp_cp));  // 1/(DP·CP), not 1/EDP (spec 03 §8)
+    scale_grads(expert, 1.0f / float(dp_cp));  // 1/(DP·CP), not 1/EDP (docs/dense-parallel.md §8)
   }
   if (dp_cp > 1) bucketed_all_reduce(*g.dp_cp, dense.grads(), dense.total(), bucket);
   if (g.edp->size() > 1 && expert.total() > 0) bucketed_all_reduce(*g.edp, expert.grads(), expert.total(), bucket);

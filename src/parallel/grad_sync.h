@@ -1,4 +1,4 @@
-// Gradient finalisation across ranks (spec 03 §8, §9.5, §10 steps 1–2, 5), used when the
+// Gradient finalisation across ranks (docs/dense-parallel.md §8, §9.5, §10 steps 1–2, 5), used when the
 // distributed optimizer is off: every rank ends with the fully reduced gradients it holds.
 #pragma once
 

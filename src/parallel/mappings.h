@@ -1,4 +1,4 @@
-// Sequence-parallel conjugate collectives over the `tp` group (spec 03 §1). Activations are
+// Sequence-parallel conjugate collectives over the `tp` group (docs/dense-parallel.md §1). Activations are
 // row-major [rows, H] with rows n = s·B + b, so the SP piece of TP rank t (positions
 // [t·S_loc, (t+1)·S_loc)) is the contiguous row block t. Each forward op's backward is the other.
 // With one TP rank they are identities and copy nothing.

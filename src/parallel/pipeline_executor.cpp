@@ -9,7 +9,7 @@ void run_pipeline_actions(const PipeScheduleSpec& spec, int stage, const std::ve
   FOLDMOE_CHECK(pp.size() == spec.pp, "pipeline communicator has {} members, the schedule {} stages", pp.size(),
                 spec.pp);
   FOLDMOE_CHECK(pp.rank() == stage, "pipeline communicator rank {} runs the schedule of stage {}", pp.rank(), stage);
-  // Sends are non-blocking (spec 03 §6.2): a stage goes on computing while its output travels.
+  // Sends are non-blocking (docs/pipeline.md §6.2): a stage goes on computing while its output travels.
   // A send's buffer stays untouched until it completes: the activation of (m, c) is not changed
   // before the backward of (m, c), which waits for it first; input gradients are released by
   // after_send only once sent. Receives block, in schedule order, so the deadlock-freedom of the

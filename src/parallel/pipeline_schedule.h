@@ -1,4 +1,4 @@
-// Pipeline schedules (spec 03 §6.3–6.4, spec 01 rule L14) as pure functions.
+// Pipeline schedules (docs/pipeline.md §6.3–6.4, docs/topology.md §5 rule L14) as pure functions.
 //
 // A schedule is the ordered list of actions one pipeline stage executes in one training step:
 // Forward/Backward of a (micro-batch, chunk) and the point-to-point transfers between stages.
@@ -51,7 +51,7 @@ struct PipeScheduleSpec {
 
 // Throws UserError for an impossible schedule: M < 1, pp < 1, vpp < 1, vpp > 1 with pp < 2 (L12),
 // and the interleaved group rule L14: pp ≤ g ≤ M and (M mod g = 0 or M mod g ≥ pp). Every violation
-// is listed, in the spec 01 §5 format.
+// is listed, in the docs/topology.md §5 format.
 void validate_pipeline_schedule(const PipeScheduleSpec& s);
 
 // The interleaved table: virtual micro-batch k -> (micro-batch, chunk), M·v entries (for each

@@ -1,4 +1,4 @@
-// Pipeline-parallel layer assignment (spec 03 §6.1, spec 01 rule L12).
+// Pipeline-parallel layer assignment (docs/pipeline.md §6.1, docs/topology.md §5 rule L12).
 //
 // A pipeline of `pp` stages with `vpp` virtual chunks per stage has pp·vpp virtual stages; chunk c
 // of stage r is virtual stage c·pp + r. Each virtual stage owns a contiguous run of global layer

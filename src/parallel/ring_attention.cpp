@@ -41,7 +41,7 @@ void ring_shift(Communicator& cp, std::vector<float>& cur, std::vector<float>& n
   std::swap(cur, next);
 }
 
-// The K/V block of the next ring step travels while this step computes (spec 03 §4.3): `cur` is
+// The K/V block of the next ring step travels while this step computes (docs/dense-parallel.md §4.3): `cur` is
 // sent to rank r+1 and the block of rank r−1 lands in `next`; finish() waits and swaps. With a
 // backend without non-blocking point-to-point, finish() does a blocking ring_shift instead.
 class RingPrefetch {

@@ -1,4 +1,4 @@
-// Context-parallel ring attention (spec 03 §4.3, §4.4; `cp_comm_type = p2p`).
+// Context-parallel ring attention (docs/dense-parallel.md §4.3, §4.4; `cp_comm_type = p2p`).
 //
 // Every CP rank r holds the two zig-zag chunks a = r and b = 2·CP−1−r of each sequence,
 // concatenated (S_cp = 2c positions, c = S/(2·CP)), in the layout of ops/attention:
@@ -14,7 +14,7 @@
 // the K/V block of step i+1 is in flight while step i computes (forward and backward; the dK/dV
 // accumulator follows after each step's contributions); otherwise blocking shifts, same results. With CP = 1 both are ops::attention_forward / _backward.
 //
-// CpCommType::AllGather (spec 03 §4.5, `parallel.cp_comm_type = "all_gather"`): every rank's K/V
+// CpCommType::AllGather (docs/dense-parallel.md §4.5, `parallel.cp_comm_type = "all_gather"`): every rank's K/V
 // is all-gathered once and the same steps run on it in the same order (the forward is bit-equal
 // to p2p); the dK/dV contributions to each source are summed by one reduce-scatter (another
 // summation order: equal to p2p up to fp32 round-off). Fewer, larger messages; P× K/V memory.

@@ -1,4 +1,4 @@
-// Local-to-global element index maps of tensor-parallel shards (spec 03 §2, spec 02 §7.2).
+// Local-to-global element index maps of tensor-parallel shards (docs/dense-parallel.md §2, docs/moe.md §7.2).
 // A sharded parameter is initialised, gathered and checkpointed through these maps, so every
 // layout starts from and saves the same logical tensor.
 #pragma once

@@ -1,4 +1,4 @@
-// Vocabulary-parallel embedding and cross-entropy (spec 03 §3). TP rank t holds rows
+// Vocabulary-parallel embedding and cross-entropy (docs/dense-parallel.md §3). TP rank t holds rows
 // [t·V_p/TP, (t+1)·V_p/TP) of the padded vocabulary; rows >= V are padding: zero, never a target,
 // excluded from the softmax. No full-vocabulary tensor is ever built. With one rank these are the
 // ordinary embedding and cross-entropy.

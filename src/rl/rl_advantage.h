@@ -1,4 +1,4 @@
-// Outcome advantages of one group of n responses to the same prompt (spec 04 §3.4, §5.3). A is
+// Outcome advantages of one group of n responses to the same prompt (docs/rl.md §3.4, §5.3). A is
 // constant along a response, so everything here is per response.
 //
 // Group statistics accumulate in binary64 and each advantage is rounded once to fp32. This is

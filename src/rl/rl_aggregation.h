@@ -1,4 +1,4 @@
-// Aggregation of per-token losses over one mini-batch (spec 04 §3.6, §4.2, §4.5). Every mode is a
+// Aggregation of per-token losses over one mini-batch (docs/rl.md §3.6, §4.2, §4.5). Every mode is a
 // weighted sum J = Σ_tokens w_t·ℓ_t whose weights depend only on counts taken over the whole
 // mini-batch (all micro-batches, all data-parallel ranks) before it starts; each micro-batch then
 // contributes Σ w·ℓ over its own tokens and gradients are summed, so the result equals the
@@ -11,7 +11,7 @@
 //   seq-mean-token-sum-norm  w = 1/L_max   (constant divisor, no 1/B: E11 gives 6/4 = 1.5)
 //
 // "Loss tokens" of a response are its valid tokens, or none when the overlong filter removes a
-// truncated response (§4.5). B counts responses with at least one loss token. A mini-batch with no
+// truncated response (docs/rl.md §4.5). B counts responses with at least one loss token. A mini-batch with no
 // loss token has J = 0 and zero gradients.
 #pragma once
 

@@ -1,4 +1,4 @@
-// DAPO dynamic sampling (spec 04 §4.3) as pure bookkeeping over reward vectors: rounds of
+// DAPO dynamic sampling (docs/rl.md §4.3) as pure bookkeeping over reward vectors: rounds of
 // generated groups are offered in prompt order, groups whose metric values are all equal are
 // dropped, and the first P kept groups form the training batch. After max_rounds rounds (> 0)
 // without P kept groups the run stops with the named error of the spec. The state is per RL step.

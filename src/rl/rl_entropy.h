@@ -1,4 +1,4 @@
-// Entropy statistics of HAPO (spec 04 §3.2, §5.1, §5.7): per-token log-probability and entropy from
+// Entropy statistics of HAPO (docs/rl.md §3.2, §5.1, §5.7): per-token log-probability and entropy from
 // an fp32 logits row, the statistics tuple S = (Q, σ, s₊, s₋) of a token population (STATS) and the
 // modulation signal h̃ of one token (HHAT) under the `hhat_sign` switch.
 //
@@ -39,7 +39,7 @@ void token_logprob_backward(std::span<const float> logits_V, int32_t token, floa
 void token_entropy_backward(std::span<const float> logits_V, float lse, float entropy, float g,
                             std::span<float> dlogits_V, float temperature = 1.0f);
 
-// ---- population statistics (STATS, §5.1) ---------------------------------------------------
+// ---- population statistics (STATS, docs/rl.md §5.1) ---------------------------------------------------
 
 inline constexpr float kEntropyFloorTrain = 1e-8f;    // ε_H on the training side
 inline constexpr float kSigmaEpsTrain = 0.0f;         // ε_σ on the training side
@@ -79,7 +79,7 @@ struct EntropyPartial {
 EntropyPartial entropy_partial(std::span<const float> entropies, float q, std::span<const uint8_t> mask = {});
 EntropyStats finish_entropy_stats(const EntropyPartial& p, float q);
 
-// ---- the modulation signal (HHAT, §5.1) ----------------------------------------------------
+// ---- the modulation signal (HHAT, docs/rl.md §5.1) ----------------------------------------------------
 
 // h = (ln(max(H, floor)) − Q)/(σ + sigma_eps); h̃ = h·s₊ for h > 0; for h <= 0: −h·s₋ (intended,
 // h̃ <= 0) or h·s₋ (paper-code, h̃ >= 0); clamped to [−1, 1].
@@ -89,7 +89,7 @@ float hhat(float H, const EntropyStats& s, HhatSign sign, float floor = kEntropy
 float entropy_score(float H, const EntropyStats& s, float floor = kEntropyFloorTrain,
                     float sigma_eps = kSigmaEpsTrain);
 
-// ---- populations (§5.7) --------------------------------------------------------------------
+// ---- populations (docs/rl.md §5.7) --------------------------------------------------------------------
 
 // h̃ of every token of one population from that population's own statistics (scope
 // `minibatch-old`: the stage-4 entropies of one mini-batch; `microbatch-current`: the live
@@ -107,7 +107,7 @@ struct MinibatchHhat {
 MinibatchHhat minibatch_old_hhat(std::span<const float> entropies, std::span<const int32_t> minibatch_of,
                                  int32_t num_minibatches, double rho, HhatSign sign);
 
-// The lag of the ATS statistics (§5.2): S_k, computed from step k's training batch, is what the
+// The lag of the ATS statistics (docs/rl.md §5.2): S_k, computed from step k's training batch, is what the
 // rollout of step k+1 uses. Absent before the first step and after starting from weights alone;
 // restored from a checkpoint on resume. Evaluation never changes it.
 class AtsStatsLag {

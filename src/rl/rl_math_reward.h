@@ -1,4 +1,4 @@
-// The math reward of spec 04 §6: the `dapo-math` prompt template, `Answer:` extraction from the
+// The math reward of docs/rl.md §6: the `dapo-math` prompt template, `Answer:` extraction from the
 // last 300 characters, Minerva-style normalisation (N1–N9) of prediction and ground truth, exact
 // string comparison, the optional `numeric` equivalence fallback, and the ±1 score.
 //
@@ -18,14 +18,14 @@ namespace foldmoe::rl {
 inline constexpr std::string_view kInvalidAnswer = "[INVALID]";
 inline constexpr size_t kAnswerWindowChars = 300;
 
-// The `dapo-math` user turn (§6.1), before the model's chat template.
+// The `dapo-math` user turn (docs/rl.md §6.1), before the model's chat template.
 std::string dapo_math_prompt(std::string_view problem);
 
-// §6.2: strip a trailing EOS string (if eos is non-empty and the text ends with it), keep the last
+// docs/rl.md §6.2: strip a trailing EOS string (if eos is non-empty and the text ends with it), keep the last
 // 300 code points, capture of the last match of (?i)Answer\s*:\s*([^\n]+); "[INVALID]" if none.
 std::string extract_answer(std::string_view response, std::string_view eos = {});
 
-// §6.3, N1–N9, applied to predictions and ground truths alike.
+// docs/rl.md §6.3, N1–N9, applied to predictions and ground truths alike.
 std::string normalize_final_answer(std::string_view answer);
 
 // The `numeric` fallback's parser: optional sign, then an integer or decimal (digits with at most

@@ -1,4 +1,4 @@
-// DAPO length shaping and reward assembly (spec 04 §4.4, §4.5, §6.4).
+// DAPO length shaping and reward assembly (docs/rl.md §4.4, §4.5, §6.4).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,7 @@ OverlongParams overlong_params(const RlConfig& c);
 // −f beyond L_max. 0 when disabled. Computed in binary64, returned as fp32 (E12 is exact).
 float overlong_penalty(int64_t length, const OverlongParams& p);
 
-// Overlong filtering (§4.5): the number of loss tokens of a response (its valid length, or 0 when
+// Overlong filtering (docs/rl.md §4.5): the number of loss tokens of a response (its valid length, or 0 when
 // the filter is on and the response was truncated).
 int64_t loss_token_count(int64_t length, bool truncated, bool overlong_filter);
 

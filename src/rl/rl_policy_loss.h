@@ -1,9 +1,9 @@
-// The clipped per-token policy loss of GRPO / DAPO / HAPO (spec 04 §3.3, §3.5, §5.4–§5.6) and its
+// The clipped per-token policy loss of GRPO / DAPO / HAPO (docs/rl.md §3.3, §3.5, §5.4–§5.6) and its
 // gradient with respect to the live log-probability log π_θ(o_t) of the sampled token. foldmoe has
 // no autograd: a trainer multiplies dloss_dlogp by the aggregation weight (rl_aggregation.h) and
 // pushes it through the LM head's log-softmax (token_logprob_backward in rl_entropy.h).
 //
-// Order for one token (§5.6): h̃ (constant) → AAC ranges → r from the live log-prob → DAR (reads the
+// Order for one token (docs/rl.md §5.6): h̃ (constant) → AAC ranges → r from the live log-prob → DAR (reads the
 // value of r and the AAC ranges) → ℓ = max(−A′r, −A′·clamp(r, 1 − ε_low(t), 1 + ε_high(t))), and for
 // A′ < 0 the dual clip ℓ ← min(ℓ, −c·A′). Detached: A, A′ (with the DAR multiplier and its condition
 // on r), h̃, the ranges, log π_old, c. Differentiable: only log π_θ, through r.
@@ -21,7 +21,7 @@
 
 namespace foldmoe::rl {
 
-inline constexpr double kLogRatioClamp = 20.0;  // r = exp(clamp(log π_θ − log π_old, −20, 20)), §3.3
+inline constexpr double kLogRatioClamp = 20.0;  // r = exp(clamp(log π_θ − log π_old, −20, 20)), docs/rl.md §3.3
 
 template <typename F>
 struct ClipRangeT {
@@ -30,7 +30,7 @@ struct ClipRangeT {
 };
 using ClipRange = ClipRangeT<float>;
 
-// AAC (§5.5): ε_low(t) = ε_low(1 − αh̃) for h̃ <= 0; ε_high(t) = ε_high(1 + αh̃) for h̃ > 0.
+// AAC (docs/rl.md §5.5): ε_low(t) = ε_low(1 − αh̃) for h̃ <= 0; ε_high(t) = ε_high(1 + αh̃) for h̃ > 0.
 template <typename F>
 ClipRangeT<F> aac_clip_range(F hhat, F eps_low, F eps_high, bool enabled, F alpha) {
   ClipRangeT<F> r{eps_low, eps_high};
@@ -51,7 +51,7 @@ struct DarResultT {
   DarEffect effect;        // which way the multiplier (1 + βh̃) was applied (None: A′ = A)
 };
 
-// DAR (§5.4). r is used as a value only.
+// DAR (docs/rl.md §5.4). r is used as a value only.
 template <typename F>
 DarResultT<F> dar_advantage(F adv, F hhat, F ratio, ClipRangeT<F> range, bool enabled, F beta) {
   const bool in_zone = (F(1) - range.low / F(2) < ratio) && (ratio < F(1) + range.high / F(2));
@@ -70,7 +70,7 @@ enum class ClipState : uint8_t {
   High,       // A′ > 0 and r > 1 + ε_high(t): clipped at the top, no gradient
   Low,        // A′ < 0 and r < 1 − ε_low(t): clipped at the bottom, no gradient
   Dual,       // A′ < 0 and r > c: dual clip, ℓ = c·|A′|, no gradient
-  LogRatio,   // |log π_θ − log π_old| > 20: the safety clamp of §3.3 is active, no gradient
+  LogRatio,   // |log π_θ − log π_old| > 20: the safety clamp of docs/rl.md §3.3 is active, no gradient
 };
 
 template <typename F>
@@ -89,7 +89,7 @@ F importance_ratio(F logp, F logp_old) {
   return std::exp(d);
 }
 
-// PPO-clip with dual clip (§3.5) for a given A′ and clip range. dual_c = 0 disables the dual clip.
+// PPO-clip with dual clip (docs/rl.md §3.5) for a given A′ and clip range. dual_c = 0 disables the dual clip.
 template <typename F>
 TokenLossT<F> clipped_token_loss(F logp, F logp_old, F adv, ClipRangeT<F> range, F dual_c) {
   TokenLossT<F> t;
@@ -133,7 +133,7 @@ struct PolicyLossParams {
   float alpha = 1.0f;
   bool dar = false;
   float beta = 1.0f;
-  float kl_coef = 0.0f;  // k3 KL to a frozen reference, §3.7 (0 = off)
+  float kl_coef = 0.0f;  // k3 KL to a frozen reference, docs/rl.md §3.7 (0 = off)
 };
 // From the config: AAC/DAR switches, α, β, clip ranges, c, kl_coef.
 PolicyLossParams policy_loss_params(const RlConfig& c);
@@ -154,7 +154,7 @@ struct HapoTokenLossT : TokenLossT<F> {
 };
 using HapoTokenLoss = HapoTokenLossT<float>;
 
-// The full HAPO per-token loss (§5.6, §5.8). With aac = dar = false it is the GRPO/DAPO token loss.
+// The full HAPO per-token loss (docs/rl.md §5.6, §5.8). With aac = dar = false it is the GRPO/DAPO token loss.
 template <typename F>
 HapoTokenLossT<F> hapo_token_loss(const HapoTokenT<F>& tok, const PolicyLossParams& p) {
   const ClipRangeT<F> range = aac_clip_range<F>(tok.hhat, F(p.eps_low), F(p.eps_high), p.aac, F(p.alpha));
@@ -168,7 +168,7 @@ HapoTokenLossT<F> hapo_token_loss(const HapoTokenT<F>& tok, const PolicyLossPara
   return out;
 }
 
-// k3 KL estimator per token (§3.7): β_KL·(e^d − d − 1), d = log π_ref − log π_θ; returns the value
+// k3 KL estimator per token (docs/rl.md §3.7): β_KL·(e^d − d − 1), d = log π_ref − log π_θ; returns the value
 // and ∂/∂log π_θ = β_KL·(1 − e^d).
 template <typename F>
 struct KlTermT {
@@ -197,7 +197,7 @@ struct PolicyLossInputs {
   std::span<const float> logp_ref;
 };
 
-// Counters for the §14 metrics, summable over micro-batches and ranks.
+// Counters for the docs/rl.md §14 metrics, summable over micro-batches and ranks.
 struct PolicyLossCounters {
   int64_t tokens = 0;         // tokens with weight > 0
   int64_t clip_high = 0;      // ClipState::High

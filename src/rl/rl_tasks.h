@@ -1,4 +1,4 @@
-// Verifiable RL problems (spec 04 §2 stage 1, §6): where prompts come from and how a response is
+// Verifiable RL problems (docs/rl.md §2 stage 1, §6): where prompts come from and how a response is
 // scored.
 //
 // Sources:
@@ -13,7 +13,7 @@
 //   jsonl      a file of lines {"prompt": "...", "answer": "..."} (`rl.data`; held-out `rl.eval_data`).
 //              Problems repeated verbatim are dropped (first kept). Training problems are drawn in
 //              seeded shuffled epochs without replacement. The prompt is rendered through
-//              `rl.reward.template` (`dapo-math`); the verifier is the math reward of §6
+//              `rl.reward.template` (`dapo-math`); the verifier is the math reward of docs/rl.md §6
 //              (`Answer:` extraction, normalisation, optional numeric fallback).
 // Malformed files raise UserError naming file:line and the fix.
 #pragma once

@@ -1,4 +1,4 @@
-// Adaptive Temperature Sampling, ATS (spec 04 §5.2): the per-token sampling temperature of a
+// Adaptive Temperature Sampling, ATS (docs/rl.md §5.2): the per-token sampling temperature of a
 // training rollout from the previous step's batch statistics S_{k−1}.
 //   T_t = T_base · (1 + τ · h̃),  h̃ = HHAT(H(raw logits), S_{k−1}, sign) with the sampler constants
 //   (ε_H = 1e-6, ε_σ = 1e-6), clamped to [−1, 1].

@@ -138,7 +138,7 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
     load_weights(cfg_.checkpoint.load, /*with_state=*/true);
   else
     load_weights(init_checkpoint, /*with_state=*/false);
-  // The frozen reference exists only for the KL term (spec §3.7): no cost when kl_coef = 0.
+  // The frozen reference exists only for the KL term (docs/rl.md §3.7): no cost when kl_coef = 0.
   if (rl_.loss.kl_coef > 0) {
     ref_model_ = std::make_unique<Model>(cfg_, groups_);
     load_model_weights(*ref_model_, groups_, cfg_.rl.reference);

@@ -1,4 +1,4 @@
-// The RL post-training loop (spec 04 §2): GRPO, DAPO and HAPO over one pipeline.
+// The RL post-training loop (docs/rl.md §2): GRPO, DAPO and HAPO over one pipeline.
 //
 // Per RL step k (1-based):
 //   1-3  prompt batch (seeded), n responses per prompt with rl::generate (ATS from S_{k-1} under
@@ -75,7 +75,7 @@ class RlTrainer {
   void run(const RunDirectory& dir);
   // One RL step, stage by stage (rl/step_stages.h); returns its metrics record.
   nlohmann::ordered_json step();
-  // Held-out evaluation (§8): samples per question, eval temperature and top-p, ATS off.
+  // Held-out evaluation (docs/rl.md §8): samples per question, eval temperature and top-p, ATS off.
   RlEvalResult evaluate();
   void save_checkpoint(const std::string& dir);
 

@@ -1,5 +1,5 @@
-// Rollout generation (spec 04 §2 stage 2): n sampled responses per prompt with a KV cache, per-token
-// log-probs and entropies, finish reasons, and router records for router replay (spec 04 §12).
+// Rollout generation (docs/rl.md §2 stage 2): n sampled responses per prompt with a KV cache, per-token
+// log-probs and entropies, finish reasons, and router records for router replay (docs/rl.md §12).
 //
 // Prompts are prefilled once (batched, no padding: every sequence keeps its own positions) and the
 // prefilled cache is forked into the n samples. Decoding then runs one token per active sequence per

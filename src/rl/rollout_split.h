@@ -1,4 +1,4 @@
-// Rollouts split over data-parallel ranks (spec 04 §2 with DP): rank d of `dp` generates the
+// Rollouts split over data-parallel ranks (docs/rl.md §2 with DP): rank d of `dp` generates the
 // prompts j ≡ d (mod DP) and the responses are then shared, so every rank holds the whole round.
 // The sampling stream of a token is keyed by (prompt id, sample, position), never by the rank, so
 // the responses do not depend on the layout (up to fp32 rounding of logits in a different batch).

@@ -1,7 +1,7 @@
 // Token sampling for rollouts: temperature, top-k, top-p, greedy, a per-token temperature hook
-// (adaptive temperature sampling, spec 04 §5.2) and counter-based draws.
+// (adaptive temperature sampling, docs/rl.md §5.2) and counter-based draws.
 //
-// Order (spec 04 §2 stage 2): raw fp32 logits z -> T=1 entropy H (raw logits) -> temperature
+// Order (docs/rl.md §2 stage 2): raw fp32 logits z -> T=1 entropy H (raw logits) -> temperature
 // T_t (fixed, or hook(H)) -> z / T_t -> top-k -> top-p -> renormalise -> sample. T_t <= 0 or
 // `greedy` takes the arg-max of z (lowest index on ties).
 // Tie rule of the filters: candidates are ordered by probability, then by lower token id; top-k

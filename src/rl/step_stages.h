@@ -72,7 +72,7 @@ MinibatchPlan plan_minibatches(uint64_t seed, int64_t step, int epochs, int64_t 
 
 // Stage 4's step-level results (the per-token ones are in the samples).
 struct OldPolicyPass {
-  // Route flips under replay (spec 04 §12.3), summed over DP: flipped rows per MoE layer, then the
+  // Route flips under replay (docs/rl.md §12.3), summed over DP: flipped rows per MoE layer, then the
   // replayed rows, then the rows flipped in at least one layer.
   std::vector<double> flips;
   int64_t tokens = 0;  // rows forwarded on this rank

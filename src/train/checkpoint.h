@@ -1,5 +1,5 @@
 // Checkpoints: everything needed to continue training bit-exactly, written so that a crash or a
-// failure never leaves a half-written checkpoint under the real name (DESIGN.md §3 rule 9).
+// failure never leaves a half-written checkpoint under the real name (docs/design.md §3 rule 9).
 //
 // A checkpoint is a directory:
 //   model.safetensors      every parameter by global name at its logical shape (F32), and the
@@ -14,7 +14,7 @@
 // (an atomic exchange with any previous checkpoint, which is deleted afterwards).
 //
 // Everything is keyed by logical parameter name, never by arena offset or layout, so a checkpoint
-// loads into any model with the same parameter names and shapes (spec 03 §9.6). Arena-shaped
+// loads into any model with the same parameter names and shapes (docs/dense-parallel.md §9.6). Arena-shaped
 // optimizer vectors use the arena's offsets; padding between parameters is not saved.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Model FLOPs per token, the paper's accounting (spec 03 §11): forward + both backward GEMMs,
+// Model FLOPs per token, the paper's accounting (docs/dense-parallel.md §11): forward + both backward GEMMs,
 // active experts only, causal attention as half a square, router and norms ignored.
 #pragma once
 

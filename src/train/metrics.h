@@ -15,7 +15,7 @@ namespace foldmoe {
 struct StepMetrics {
   int64_t step = 0;
   double lm_loss = 0;
-  double aux_loss = 0;       // logged aux value, mean over MoE layers (spec 02 §4.9)
+  double aux_loss = 0;       // logged aux value, mean over MoE layers (docs/moe.md §4.9)
   double z_loss = 0;
   double grad_norm = 0;
   double lr = 0;

@@ -1,4 +1,4 @@
-// AdamW over a flat parameter arena (one instance per arena: dense and expert, spec 03 §9.4),
+// AdamW over a flat parameter arena (one instance per arena: dense and expert, docs/dense-parallel.md §9.4),
 // plus the global gradient norm and clipping shared by both instances.
 #pragma once
 

@@ -90,7 +90,7 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
       objective += (r.ce_sum / double(std::max<int64_t>(r.n_valid, 1)) + aux_obj) / double(M);
     }
   }
-  if (per_token)  // spec 03 §7: per-token gradients are scaled by 1/n_glob after accumulation
+  if (per_token)  // docs/dense-parallel.md §7: per-token gradients are scaled by 1/n_glob after accumulation
     for (ParamArena* a : {&model.dense(), &model.expert()}) scale_grads(*a, 1.0f / float(n_glob));
 
   Tensor l0 = Tensor::empty({B, S, V}, DType::F32);

@@ -49,7 +49,7 @@ double Trainer::peak_flops() {
   return peak_flops_;
 }
 
-// Finalize (spec 03 §10) and optimizer step; returns the global grad norm before clipping.
+// Finalize (docs/dense-parallel.md §10) and optimizer step; returns the global grad norm before clipping.
 double Trainer::finalize_and_step(int64_t n_glob) {
   ParamArena& dense = model_->dense();
   ParamArena& expert = model_->expert();
@@ -107,7 +107,7 @@ StepMetrics Trainer::train_step() {
   const int DP = groups_.dp->size(), d = groups_.dp->rank();
   const int64_t B = cfg_.train.micro_batch, M = cfg_.micro_batches_per_replica(DP), S = cfg_.train.seq_len;
   // The global batch does not depend on the layout; replica d reads global micro-batches
-  // j = m·DP + d (spec 03 §5).
+  // j = m·DP + d (docs/dense-parallel.md §5).
   const data::Batch batch = corpus_->global_batch(step_, int(B * M * DP), int(S));
   const int n_moe = model_->num_moe_layers();
   const int E = cfg_.moe.num_experts;
@@ -125,7 +125,7 @@ StepMetrics Trainer::train_step() {
   std::vector<MoEStepContext> ctxs;
   for (int64_t mi = 0; mi < M; ++mi) {
     const int64_t j = mi * DP + d;
-    // CP rank c keeps its zig-zag chunks of every sequence (spec 03 §4.1, §5).
+    // CP rank c keeps its zig-zag chunks of every sequence (docs/dense-parallel.md §4.1, §5).
     mbs.push_back(cp_split(make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
                                             batch.task_ids.data<uint8_t>(), S, j * B, B),
                            groups_.cp->size(), groups_.cp->rank()));
@@ -156,7 +156,7 @@ StepMetrics Trainer::train_step() {
         task_counts[size_t(l) * data::kNumTasks * size_t(E) + t] += double(s.routed_tag_E[t]);
     }
   };
-  // This stage's schedule; one stage runs F0 B0 F1 B1 ... (spec 03 §6).
+  // This stage's schedule; one stage runs F0 B0 F1 B1 ... (docs/pipeline.md §6).
   model_->run_pipeline(mbs, ctxs, on_forward);
   const double norm = finalize_and_step(n_glob);
   ++step_;

@@ -34,7 +34,7 @@ def test_grpo_raises_the_reward():
     # The old-policy pass uses the training forward over the same micro-batches: r = 1 exactly.
     assert all(x["first_minibatch_max_abs_log_ratio"] == 0.0 for x in m)
     assert "rl step  150 | reward" in out and "eval step  150 | lookup" in out
-    # Router replay (default for MoE): route-flip metrics of spec 04 §12.3 every step. The rollout
+    # Router replay (default for MoE): route-flip metrics of docs/rl.md §12.3 every step. The rollout
     # and the old-policy pass run the same forward on the same weights, so flips and log-prob gaps
     # are round-off sized (KV-cache decoding sums in another order).
     for x in m:
@@ -99,7 +99,7 @@ def test_user_errors():
 
 def test_kl_to_reference_and_entropy_bonus():
     """rl.loss.kl_coef pulls the policy back to the frozen rl.reference (a stronger coefficient ends
-    nearer to it); rl.loss.entropy_coef keeps the policy's entropy up (spec 04 §3.7)."""
+    nearer to it); rl.loss.entropy_coef keeps the policy's entropy up (docs/rl.md §3.7)."""
     p = run("rl", "--init", pretrained(), "--rl.loss.kl_coef=0.1", check=False)
     assert p.returncode == 2 and "config error R2: [rl] loss.kl_coef" in p.stderr and "rl.reference" in p.stderr, p.stderr
     p = run("rl", "--init", pretrained(), "--rl.loss.entropy_coef=-1", check=False)

@@ -1,4 +1,4 @@
-"""`foldmoe rl` under mpirun (spec 04 §2, DP): two ranks as DP2 and as DP2 with the experts split EP2.
+"""`foldmoe rl` under mpirun (docs/rl.md §2, DP): two ranks as DP2 and as DP2 with the experts split EP2.
 Rollouts are split over the DP ranks by prompt. The same seed and layout give bit-identical runs;
 the first step's rollouts do not depend on the layout (the sampling streams are keyed by prompt
 and sample, not by rank); the RL checkpoint is written in logical form and resumes in one process."""

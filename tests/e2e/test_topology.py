@@ -1,4 +1,4 @@
-"""`foldmoe topology`: spec 01 examples A and D reproduced by --format json; bad layouts exit 2
+"""`foldmoe topology`: docs/topology.md §6 examples A and D reproduced by --format json; bad layouts exit 2
 with their rule id; the table view says where EP is folded."""
 import json
 import os

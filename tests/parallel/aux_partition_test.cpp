@@ -1,4 +1,4 @@
-// Partitioned aux gradient (spec 02 §12 item 8) under mpirun: main loss × 0 (upstream gradient
+// Partitioned aux gradient (docs/moe.md §12 item 8) under mpirun: main loss × 0 (upstream gradient
 // 0), σ = 1; the input gradient of each TP partition equals the matching slice of the single-rank
 // input gradient (rtol 1e-5, atol 1e-8, elementwise) for aux_loss, seq_aux_loss and z-loss, both
 // dispatchers, mean and per-token mode; the router weight gradient summed over the world equals

@@ -285,8 +285,8 @@ TEST(Groups, OrderWithPipelineNotLast) {
 }
 
 TEST(Groups, DispatcherMetadataExampleOnFourRanks) {
-  // Spec 01 §7, computed by the AlltoAll dispatcher itself over the real etp_ep group.
-  if (world().size() != 4) GTEST_SKIP() << "spec 01 §7 needs 4 ranks";
+  // docs/topology.md §7, computed by the AlltoAll dispatcher itself over the real etp_ep group.
+  if (world().size() != 4) GTEST_SKIP() << "docs/topology.md §7 needs 4 ranks";
   const Topology topo(LayoutSpec{.world = 4, .ep = 2, .etp = 2});
   const ProcessGroups g = make_process_groups(topo, world());
   check_groups(topo, g);

@@ -1,4 +1,4 @@
-// Dense tensor-parallel modules under mpirun, sharded vs unsharded (spec 03 §1–§3, §12), TP 2 and
+// Dense tensor-parallel modules under mpirun, sharded vs unsharded (docs/dense-parallel.md §1–§3, §12), TP 2 and
 // 4 with sequence parallelism (TP 3 on 3 ranks, TP 8 on 8), DP = world/TP replicas:
 //  - SP gather / SP reduce-scatter: forward against the unsharded op and the conjugate identity
 //    Σ_r ⟨gather(x)_r, Y_r⟩ = Σ_r ⟨x_r, reduce_scatter(Y)_r⟩ (each is the other's backward);

@@ -1,4 +1,4 @@
-// Dispatcher round trip × ETP (spec 02 §12 item 1) under mpirun: the TokenDispatcher phases are
+// Dispatcher round trip × ETP (docs/moe.md §12 item 1) under mpirun: the TokenDispatcher phases are
 // driven directly with identity experts (row ↦ row·p) and final_probs = 1/k on every routed pair
 // (dropless). Then y = ETP·x, dx = ETP·g and dprobs[n, e] = ETP·⟨g_n, x_n⟩ on routed pairs (0
 // elsewhere), for both dispatchers and every (TP, EP, ETP) layout that fits the world size,

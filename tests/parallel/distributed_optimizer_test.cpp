@@ -1,4 +1,4 @@
-// Distributed optimizer (ZeRO-1) on vs off on the same gradients (spec 03 §9, §10, §12) under
+// Distributed optimizer (ZeRO-1) on vs off on the same gradients (docs/dense-parallel.md §9, §10, §12) under
 // mpirun: two identically initialised models of one layout receive the same per-rank gradients
 // (a function of parameter name, logical element, world rank and step) and run the finalize +
 // AdamW sequence of the trainer three times, once with all-reduce + full optimizer state
@@ -117,7 +117,7 @@ void on_vs_off(const Layout& l) {
     off_d.step(lr, step + 1, clip);
     off_e.step(lr, step + 1, clip);
 
-    // On: reduce-scatter, sharded state (trainer order, spec 03 §10).
+    // On: reduce-scatter, sharded state (trainer order, docs/dense-parallel.md §10).
     const int dp_cp = g.dp_cp->size();
     if (dp_cp > 1) {
       scale_grads(on.dense(), 1.0f / float(dp_cp));

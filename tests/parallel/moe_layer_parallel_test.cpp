@@ -1,10 +1,10 @@
-// The full MoE layer under mpirun (spec 02 §12 items 4 and 7, spec 03 §12):
+// The full MoE layer under mpirun (docs/moe.md §12 items 4 and 7, docs/dense-parallel.md §12):
 //  - AllGather == AlltoAll: same layout, weights and tokens; outputs, input gradients and every
 //    local parameter gradient within 1e-6 absolute at O(1) scale, i.e. 1e-6·(1 + |x| + max|x|)
 //    (dropless, capacity with and without padding, zero tokens to some EP ranks).
 //  - Sharded vs unsharded: each rank's tokens (its SP piece of its DP slice) through the
 //    distributed layer vs the single-process layer on each replica's full token set (capacity
-//    runs use capacity_partition = [TP, 1], spec 02 §3.5): local output rows and input gradients
+//    runs use capacity_partition = [TP, 1], docs/moe.md §3.5): local output rows and input gradients
 //    (rel 1e-5), and router, shared-expert, gate and expert weight gradients summed over the world
 //    through the global index maps vs the single-process gradients summed over replicas.
 //  - Zero tokens: expert bias forces every token onto experts 0..k−1, so other EP ranks receive
@@ -85,7 +85,7 @@ void allgather_equals_alltoall(const Layout& l, const Variant& v) {
   a.run(gt.x_loc(d, t, TP), gt.dy_loc(d, t, TP), kS / TP, kB, kS, ya, dxa);
   b.run(gt.x_loc(d, t, TP), gt.dy_loc(d, t, TP), kS / TP, kB, kS, yb, dxb);
   EXPECT_EQ(moe::cached_tokens_per_local_expert(*a.cache), moe::cached_tokens_per_local_expert(*b.cache));
-  // 1e-6 absolute for O(1) values (spec 02 §6.5); these tensors reach O(10), so the bound is
+  // 1e-6 absolute for O(1) values (docs/moe.md §6.5); these tensors reach O(10), so the bound is
   // 1e-6·(1 + |want| + max|want|): one or two fp32 ulps at the tensor's scale.
   expect_close(yb, ya, 1e-6, 1e-6, "y");
   expect_close(dxb, dxa, 1e-6, 1e-6, "dx");

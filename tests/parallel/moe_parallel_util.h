@@ -1,5 +1,5 @@
 // A distributed MoE layer on this rank's tokens and its single-process reference on the full
-// token set (spec 02 §0 token order): the global batch has DP replicas of B sequences of S
+// token set (docs/moe.md §0 token order): the global batch has DP replicas of B sequences of S
 // positions; replica d's rows are n = s·B + b; TP rank t of replica d holds positions
 // [t·S/TP, (t+1)·S/TP), i.e. the contiguous row block t of the replica's rows.
 #pragma once

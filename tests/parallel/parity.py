@@ -1,4 +1,4 @@
-"""Layout parity (spec 03 §12, DESIGN §3 rule 3): N training steps under a parallel layout give the
+"""Layout parity (docs/dense-parallel.md §12, docs/design.md §3 rule 3): N training steps under a parallel layout give the
 one-process loss curve and the same final (gathered, logical) parameters to relative 1e-5.
 
 usage: parity.py FOLDMOE_BINARY LAYOUT_NAME -- [overrides...]
@@ -35,13 +35,13 @@ LAYOUTS = {
     "dp4_etp4": (4, 4, ["--parallel.etp=4"]),
     "dp8_ep8": (8, 8, ["--parallel.ep=8"]),
     "dp8_etp2_ep4": (8, 8, ["--parallel.etp=2", "--parallel.ep=4"]),
-    # Context parallelism (zig-zag chunks, ring attention; spec 03 §4).
+    # Context parallelism (zig-zag chunks, ring attention; docs/dense-parallel.md §4).
     "cp2": (2, 1, ["--parallel.cp=2"]),
     "cp4": (4, 1, ["--parallel.cp=4"]),
     "cp2_ep2": (2, 1, ["--parallel.cp=2", "--parallel.ep=2"]),
     "tp2_cp2_ep4": (4, 1, ["--parallel.tp=2", "--parallel.cp=2", "--parallel.etp=1", "--parallel.ep=4"]),
     "dp2_tp2_cp2_ep2": (8, 2, ["--parallel.tp=2", "--parallel.cp=2", "--parallel.etp=2", "--parallel.ep=2"]),
-    # Pipeline parallelism (spec 03 §6): 4 layers so that PP4 and PP2 x v2 have one layer per
+    # Pipeline parallelism (docs/pipeline.md §6): 4 layers so that PP4 and PP2 x v2 have one layer per
     # virtual stage; layer_freq [0,1,1,1] puts a dense layer on the embedding stage.
     "pp2": (2, 1, ["--parallel.pp=2", "--model.layers=4"]),
     "pp4": (4, 1, ["--parallel.pp=4", "--model.layers=4"]),
@@ -124,7 +124,7 @@ def main():
     assert world == dp * tp * cp * pp, (name, world, dp, tp, cp, pp)
     # The reference never recomputes: recomputation must reproduce the plain run exactly.
     ref_extra = [f for f in flags if f.startswith("--model.")] + [f for f in extra if not f.startswith("--train.recompute")]
-    # Capacity is per rank (spec 02 §3.5): the one-process reference partitions each micro-batch
+    # Capacity is per rank (docs/moe.md §3.5): the one-process reference partitions each micro-batch
     # into the tp SP pieces of the cp zig-zag chunk pairs a TP x CP layout drops within.
     if tp * cp > 1 and any(f.startswith("--moe.capacity_factor") for f in extra):
         ref_extra.append(f"--moe.capacity_partition=[{tp},{cp}]")

@@ -1,4 +1,4 @@
-// Ring attention under mpirun (spec 03 §4.3, §4.4, §12): forward output and lse, and the
+// Ring attention under mpirun (docs/dense-parallel.md §4.3, §4.4, §12): forward output and lse, and the
 // backward dQ, dK, dV of every rank's zig-zag chunks and local heads against single-rank causal
 // attention on the whole sequence, for CP ∈ {2, 4} (3, 8 on 3 and 8 ranks) with GQA, with and without TP (heads split
 // first), DP = world/(TP·CP) replicas on different data. Also checks the zig-zag data split.
@@ -120,7 +120,7 @@ TEST(RingAttention, ForwardBackwardVsSingleRank) {
       expect_close(dql, local_rows(dq, S, B, A, D, l.cp, int(r), h0, Al), 1e-4, 1e-6, "dq");
       expect_close(dkl, local_rows(dk, S, B, G, D, l.cp, int(r), g0, Gl), 1e-4, 1e-6, "dk");
       expect_close(dvl, local_rows(dv, S, B, G, D, l.cp, int(r), g0, Gl), 1e-4, 1e-6, "dv");
-      // all_gather variant (spec 03 §4.5): the same steps on gathered K/V; forward bit-equal to
+      // all_gather variant (docs/dense-parallel.md §4.5): the same steps on gathered K/V; forward bit-equal to
       // p2p, dK/dV summed by a reduce-scatter (fp32 round-off).
       std::vector<float> o2(ol.size()), lse2(lsel.size()), dq2(dql.size()), dk2(dkl.size()), dv2(dvl.size());
       RingAttentionWorkspace ws2;

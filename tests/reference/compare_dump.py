@@ -44,11 +44,11 @@ def rel_err(a, b, floor):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dump")
-    ap.add_argument("--tol", type=float, default=1e-4, help="relative tolerance (spec 02 §12: 1e-4)")
+    ap.add_argument("--tol", type=float, default=1e-4, help="relative tolerance (docs/moe.md §12: 1e-4)")
     ap.add_argument("--floor", type=float, default=1e-6, help="denominator floor for near-zero tensors")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--moe-mask-from-loss-mask", action="store_true",
-                    help="treat batch/mask as the MoE padding mask of spec 02 §4.7 (default: the "
+                    help="treat batch/mask as the MoE padding mask of docs/moe.md §4.7 (default: the "
                          "loss mask only affects the cross-entropy)")
     ap.add_argument("--show", type=int, default=15, help="rows of the worst-tensor table")
     args = ap.parse_args(argv)

@@ -1,11 +1,11 @@
-"""Independent PyTorch reference of the foldmoe model (docs/model.md, spec 02, spec 03 §7).
+"""Independent PyTorch reference of the foldmoe model (docs/model.md, docs/moe.md, docs/dense-parallel.md §7).
 
 Written from the specifications only. Gradients come from torch autograd; every quantity the
 spec marks as stop-gradient (top-k / group selection, expert bias, aux-map counts, capacity
 choices) is computed on detached values. Default precision is float64 ("the truth").
 
 Token order: activations are [S, B, H]; the MoE block flattens them to [N, H] with row
-n = s*B + b (spec 02 §0), which fixes capacity tie-breaking, position-policy dropping and the
+n = s*B + b (docs/moe.md §0), which fixes capacity tie-breaking, position-policy dropping and the
 sequence membership used by seq_aux_loss.
 
 Public pieces (used by the tests and by compare_dump.py):
@@ -225,7 +225,7 @@ def attention(x, wq, wk, wv, wo, A, G, D, theta):
 
 
 # --------------------------------------------------------------------------------------------
-# Router (spec 02 §2)
+# Router (docs/moe.md §2)
 # --------------------------------------------------------------------------------------------
 
 # Diagnostics: smallest decision margins seen (top-k boundary, capacity boundary). A tiny margin
@@ -254,7 +254,7 @@ def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def group_limit(z: torch.Tensor, k: int, num_groups: int, group_topk: int) -> torch.Tensor:
-    """Spec 02 §2.4: experts outside the g best groups get -inf (no gradient; z is detached)."""
+    """docs/moe.md §2.4: experts outside the g best groups get -inf (no gradient; z is detached)."""
     N, E = z.shape
     Gr, g = num_groups, group_topk
     assert E % Gr == 0 and 1 <= g <= Gr and g <= k <= g * (E // Gr), "M3 group routing rule"
@@ -268,7 +268,7 @@ def group_limit(z: torch.Tensor, k: int, num_groups: int, group_topk: int) -> to
 
 def route(logits, k, score_function="softmax", pre_softmax=False, topk_scaling_factor=None,
           num_groups=None, group_topk=None, expert_bias=None):
-    """Spec 02 §2.3-2.4. Returns (probs [N, E] differentiable, zero off the map; map bool [N, E])."""
+    """docs/moe.md §2.3-2.4. Returns (probs [N, E] differentiable, zero off the map; map bool [N, E])."""
     if score_function == "softmax":
         assert expert_bias is None, "M4: expert bias requires sigmoid"
         if pre_softmax:
@@ -301,7 +301,7 @@ def route(logits, k, score_function="softmax", pre_softmax=False, topk_scaling_f
 
 
 # --------------------------------------------------------------------------------------------
-# Capacity (spec 02 §3)
+# Capacity (docs/moe.md §3)
 # --------------------------------------------------------------------------------------------
 
 def capacity(N: int, k: int, E: int, cf: float) -> int:
@@ -310,7 +310,7 @@ def capacity(N: int, k: int, E: int, cf: float) -> int:
 
 
 def capacity_units(S: int, B: int, partition) -> List[torch.Tensor]:
-    """Rows of each capacity unit, in unit token order (spec 02 §3.5). No partition: one unit,
+    """Rows of each capacity unit, in unit token order (docs/moe.md §3.5). No partition: one unit,
     all N rows ascending."""
     if not partition:
         return [torch.arange(S * B)]
@@ -363,7 +363,7 @@ def capacity_keep(probs, rmap, k, cf, policy="probs", units=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Aux losses and z-loss (spec 02 §4); all returned UNSCALED (alpha = 1)
+# Aux losses and z-loss (docs/moe.md §4); all returned UNSCALED (alpha = 1)
 # --------------------------------------------------------------------------------------------
 
 def aux_scores(logits, score_function):
@@ -411,7 +411,7 @@ class MoEState:
 def moe_block(x3, P, prefix, cfg: Cfg, state: MoEState, valid=None):
     """x3 [S, B, H] -> (y [S, B, H], dict of unscaled aux pieces, n_stat tokens).
 
-    valid: optional bool [N] MoE padding mask (spec 02 §4.7); None = every token valid."""
+    valid: optional bool [N] MoE padding mask (docs/moe.md §4.7); None = every token valid."""
     e = cfg.moe
     S, B, H = x3.shape
     N = S * B
@@ -463,7 +463,7 @@ def moe_block(x3, P, prefix, cfg: Cfg, state: MoEState, valid=None):
             sh = torch.sigmoid(x @ P[prefix + "shared_gate.weight"].t()) * sh
         y = y + sh
 
-    # aux losses (unscaled); scores recomputed from logits, no bias/group/dropping (§4.1)
+    # aux losses (unscaled); scores recomputed from logits, no bias/group/dropping (docs/moe.md §4.1)
     pieces = {}
     coeffs = cfg.aux_coeffs()
     nvalid = int(valid.sum())
@@ -573,7 +573,7 @@ def run_step(P, tokens, mask, cfg: Cfg, moe_mask_from_loss_mask=False, state=Non
 
 
 def update_expert_bias(cfg: Cfg, state: MoEState):
-    """Spec 02 §2.7 finalize update (for tests): bias += u·sign(mean(c) - c)."""
+    """docs/moe.md §2.7 finalize update (for tests): bias += u·sign(mean(c) - c)."""
     for prefix, c in state.bias_counts.items():
         c = c.double()
         b = state.expert_bias.get(prefix, torch.zeros_like(c))
@@ -582,7 +582,7 @@ def update_expert_bias(cfg: Cfg, state: MoEState):
 
 
 def flops_per_token(cfg: Cfg, make_vocab_divisible_by=128, tp=1):
-    """Spec 03 §11 model FLOPs per token (per iteration / (GBS·s))."""
+    """docs/dense-parallel.md §11 model FLOPs per token (per iteration / (GBS·s))."""
     m = cfg.model
     L, h, s, A, G, d = m.layers, m.hidden, cfg.train.seq_len, m.heads, m.kv_heads, cfg.head_dim
     Lm = sum(1 for i in range(L) if cfg.is_moe_layer(i))

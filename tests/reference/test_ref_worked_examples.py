@@ -1,6 +1,6 @@
-"""Self-test of the PyTorch reference against the worked numbers of spec 02 (§2.5, §2.7, §3.4,
-§4.8), the explicit gradient formulas of §2.6 / §5.1, a few invariants of §12, and the FLOPs
-of spec 03 §11.
+"""Self-test of the PyTorch reference against the worked numbers of docs/moe.md (§2.5, §2.7, §3.4,
+docs/moe.md §4.8), the explicit gradient formulas of §2.6 / §5.1, a few invariants of §12, and the FLOPs
+of docs/dense-parallel.md §11.
 
 Run: /usr/bin/python3 tests/reference/test_ref_worked_examples.py
 """
@@ -54,7 +54,7 @@ def check_table(probs, rmap, want, what):
             close(probs[n, e].item(), val, 5e-7, f"{what} t{n} e{e}")
 
 
-# ------------------------------------------------------------------ §2.5 routing table
+# ------------------------------------------------------------------ docs/moe.md §2.5 routing table
 @test
 def routing_post_softmax():
     p, m = R.route(LOGITS, 2)
@@ -105,7 +105,7 @@ def routing_topk_scaling():
     close(p.sum(-1), torch.full((4,), 2.5), 1e-12, "scaled sums")
 
 
-# ------------------------------------------------------------------ §2.7 expert bias update
+# ------------------------------------------------------------------ docs/moe.md §2.7 expert bias update
 @test
 def expert_bias_update():
     cfg = R.resolve_config({"moe": {"num_experts": 4, "score_function": "sigmoid",
@@ -117,7 +117,7 @@ def expert_bias_update():
     assert st.bias_counts == {}
 
 
-# ------------------------------------------------------------------ §3.4 capacity table
+# ------------------------------------------------------------------ docs/moe.md §3.4 capacity table
 def cap_case(cf, policy):
     p, m = R.route(LOGITS, 2)
     keep, ceffs = R.capacity_keep(p, m, 2, cf, policy)
@@ -174,7 +174,7 @@ def capacity_partition_units():
     assert u[0].tolist() == [0, 1, 2, 3]  # local position then batch index
 
 
-# ------------------------------------------------------------------ §4.8 aux / z-loss
+# ------------------------------------------------------------------ docs/moe.md §4.8 aux / z-loss
 A_WANT = torch.tensor([[0.6439143, 0.2368828, 0.08714432, 0.0320586],
                        [0.3112297, 0.3112297, 0.1887703, 0.1887703],
                        [0.01521943, 0.0413707, 0.8309527, 0.1124572],
@@ -259,14 +259,14 @@ def z_loss_value_and_pieces():
 
 @test
 def uniform_routing_logs_one():
-    # W_g = 0 -> aux, seq-aux, global-aux each exactly 1.0 (§12.5)
+    # W_g = 0 -> aux, seq-aux, global-aux each exactly 1.0 (docs/moe.md §12.5)
     cfg = tiny_moe_cfg(2, 4, ["aux_loss", "seq_aux_loss", "global_aux_loss"], [1.0, 1.0, 1.0])
     pc = moe_pieces_for_logits(cfg, torch.zeros(8, 4), 2, 4)
     for t in ("aux_loss", "seq_aux_loss", "global_aux_loss"):
         assert pc[t].item() == 1.0, (t, pc[t].item())
 
 
-# ------------------------------------------------------------------ §2.6 / §5.1 gradients
+# ------------------------------------------------------------------ docs/moe.md §2.6 / §5.1 gradients
 def rand_case(N=7, E=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(N, E, generator=g), torch.randn(N, E, generator=g)
@@ -338,7 +338,7 @@ def aux_and_z_gradient_injection():
         close(got, want, 1e-12, f"aux+z injected gradient ({sf})")
 
 
-# ------------------------------------------------------------------ §12 invariants on the model
+# ------------------------------------------------------------------ docs/moe.md §12 invariants on the model
 def small_cfg(**over):
     d = {"model": {"layers": 2, "hidden": 16, "heads": 4, "kv_heads": 2, "ffn": 24, "vocab": 32},
          "moe": {"num_experts": 4, "topk": 2, "ffn_hidden_size": 8,

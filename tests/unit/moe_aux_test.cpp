@@ -1,4 +1,4 @@
-// Auxiliary losses and z-loss (spec 02 §4, §5): worked example §4.8 (whole and split over a
+// Auxiliary losses and z-loss (docs/moe.md §4, §5): worked example §4.8 (whole and split over a
 // group of two), seq-aux == aux for B = 1, micro-batch invariance of seq-aux.
 #include <gtest/gtest.h>
 
@@ -64,7 +64,7 @@ TEST(MoeAux, WorkedExampleZLoss) {
   EXPECT_NEAR(r.v.z, 6.70809338, 1e-5);
 }
 
-// §4.8 split over a tp_cp group of two ranks (positions t0,t1 | t2,t3, B = 1).
+// docs/moe.md §4.8 split over a tp_cp group of two ranks (positions t0,t1 | t2,t3, B = 1).
 TEST(MoeAux, WorkedExampleSplitPieces) {
   auto state = std::make_shared<moetest::ThreadGroupState>(2);
   moetest::ThreadComm c0(state, 0), c1(state, 1);
@@ -185,7 +185,7 @@ TEST(MoeAux, GlobalAuxRunningMeanAndReset) {
   EXPECT_EQ(gs.acc[1], 0.0);
 }
 
-// §4.5 fix: in mean mode the global-aux gradient is multiplied by κ = DP; per-token mode uses the
+// docs/moe.md §4.5 fix: in mean mode the global-aux gradient is multiplied by κ = DP; per-token mode uses the
 // token count of the statistic. The logged value does not change.
 TEST(MoeAux, GlobalAuxKappa) {
   const AuxOptions o = opts(false, false, false, true);
@@ -209,7 +209,7 @@ TEST(MoeAux, GlobalAuxKappa) {
   }
 }
 
-// §4.7: padded tokens are excluded from scores, counts, T and the z-loss, and get no gradient.
+// docs/moe.md §4.7: padded tokens are excluded from scores, counts, T and the z-loss, and get no gradient.
 TEST(MoeAux, PaddingMaskExcludesTokens) {
   const AuxOptions o = opts(true, true, true);
   auto one = make_single_rank_communicator("one");
@@ -233,7 +233,7 @@ TEST(MoeAux, PaddingMaskExcludesTokens) {
   for (size_t i = 16; i < 24; ++i) EXPECT_EQ(dl[i], 0.0f);
 }
 
-// Spec 04 §12.2 rule 6: under router replay the aux loss counts the replayed experts, while its
+// docs/rl.md §12.2 rule 6: under router replay the aux loss counts the replayed experts, while its
 // differentiable part stays the live softmax. All four rows replay {2, 3}: c = [0, 0, 4, 4], so
 // L = E/(k·T²) · Σ_e c_e·P_e = 4/(2·16) · 4 · (P_2 + P_3), P_e = Σ_n softmax(logits_n)_e.
 TEST(MoeAux, ReplayedSelectionSetsTheCounts) {

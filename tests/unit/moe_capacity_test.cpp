@@ -1,4 +1,4 @@
-// Capacity, dropping and padding (spec 02 §3): worked example §3.4 row by row, partition units.
+// Capacity, dropping and padding (docs/moe.md §3): worked example §3.4 row by row, partition units.
 #include <gtest/gtest.h>
 
 #include <vector>

@@ -1,4 +1,4 @@
-// The whole MoE block (spec 02 §12 invariants that apply to one process) and a finite-difference
+// The whole MoE block (docs/moe.md §12 invariants that apply to one process) and a finite-difference
 // check of its backward: input, router weight and expert weight gradients.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Router (spec 02 §2): the worked example of §2.5 row by row, group limits, jitter, backward.
+// Router (docs/moe.md §2): the worked example of §2.5 row by row, group limits, jitter, backward.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -129,7 +129,7 @@ TEST(MoeRouter, GroupLimitHolds) {
   }
 }
 
-// Routing-path backward (§2.6) against central differences of the combine weights (double sums).
+// Routing-path backward (docs/moe.md §2.6) against central differences of the combine weights (double sums).
 TEST(MoeRouter, BackwardMatchesFiniteDifferences) {
   const int E = 6, N = 5;
   std::vector<float> logits(size_t(N * E)), g(size_t(N * E));

@@ -1,4 +1,4 @@
-// Real model stages run as a pipeline (spec 03 §6) over the synchronous in-process communicator:
+// Real model stages run as a pipeline (docs/pipeline.md §6) over the synchronous in-process communicator:
 // every stage's parameter gradients equal the one-process model's (same values, same accumulation
 // order), with 1F1B, interleaved and uneven splits and with recomputation, and a stage never holds
 // more activation slots than its schedule has micro-batches in flight (not all M).

@@ -1,4 +1,4 @@
-// Pipeline schedules (spec 03 §6.3–6.4, §12; spec 01 L14): exact tables, warm-up formulas, and a
+// Pipeline schedules (docs/pipeline.md §6.3–6.4, docs/dense-parallel.md §12; docs/topology.md §5 L14): exact tables, warm-up formulas, and a
 // simulator that executes every stage's action list together with matched sends and receives.
 #include "parallel/pipeline_schedule.h"
 

@@ -1,4 +1,4 @@
-// Pipeline layer assignment (spec 03 §6.1, spec 01 L12).
+// Pipeline layer assignment (docs/pipeline.md §6.1, docs/topology.md §5 L12).
 #include "parallel/pipeline_stages.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Spec 04 §3.4, §5.3; worked examples E1–E6.
+// docs/rl.md §3.4, §5.3; worked examples E1–E6.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// Spec 04 §3.6, §4.2, §4.5; worked example E11.
+// docs/rl.md §3.6, §4.2, §4.5; worked example E11.
 #include <gtest/gtest.h>
 
 #include <span>

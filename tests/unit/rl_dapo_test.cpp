@@ -1,4 +1,4 @@
-// Spec 04 §4.3–§4.5, §6.4; worked examples E12, E13.
+// docs/rl.md §4.3–§4.5, §6.4; worked examples E12, E13.
 #include <gtest/gtest.h>
 
 #include <string>

@@ -1,4 +1,4 @@
-// Spec 04 §3.2, §5.1, §5.7; worked examples E7, E8.
+// docs/rl.md §3.2, §5.1, §5.7; worked examples E7, E8.
 #include <gtest/gtest.h>
 
 #include <cmath>

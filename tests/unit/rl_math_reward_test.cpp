@@ -1,4 +1,4 @@
-// Spec 04 §6.1–§6.3; worked example E14.
+// docs/rl.md §6.1–§6.3; worked example E14.
 #include <gtest/gtest.h>
 
 #include <string>

@@ -1,4 +1,4 @@
-// Spec 04 §14 metric helpers.
+// docs/rl.md §14 metric helpers.
 #include <gtest/gtest.h>
 
 #include <vector>

@@ -1,4 +1,4 @@
-// Spec 04 §3.3, §3.5, §5.4–§5.6; worked example E10 and the E16 invariants.
+// docs/rl.md §3.3, §3.5, §5.4–§5.6; worked example E10 and the E16 invariants.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// Spec 04 §5.2; worked example E9.
+// docs/rl.md §5.2; worked example E9.
 #include <gtest/gtest.h>
 
 #include <cmath>

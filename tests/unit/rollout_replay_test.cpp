@@ -1,4 +1,4 @@
-// Router replay (spec 04 §12): recorded choices are replayed exactly; replaying a forward's own
+// Router replay (docs/rl.md §12): recorded choices are replayed exactly; replaying a forward's own
 // choices reproduces its outputs and gradients bit for bit; a different replay changes routing but
 // the router still learns (finite differences on the router weight); E15 combine weights.
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@ using namespace foldmoe::test;
 
 namespace {
 
-// Spec 04 E15: live logits [2, 1, 0.5, -1], live top-2 {0, 1}, recorded {0, 2}.
+// docs/rl.md E15: live logits [2, 1, 0.5, -1], live top-2 {0, 1}, recorded {0, 2}.
 TEST(RolloutReplay, WorkedExampleE15) {
   const float logits[4] = {2.0f, 1.0f, 0.5f, -1.0f};
   const int32_t rec[2] = {0, 2};
@@ -96,7 +96,7 @@ TEST_P(ReplayKinds, OwnChoicesReproduceForwardAndGradients) {
   EXPECT_EQ(l1, l0);
   EXPECT_EQ(r1.ce_sum, r0.ce_sum);
   EXPECT_EQ(grads(m), g0);
-  // Route-flip statistics (spec 04 §12.3): every row replayed, none flipped.
+  // Route-flip statistics (docs/rl.md §12.3): every row replayed, none flipped.
   for (const MoEStats& st : r1.moe) {
     EXPECT_EQ(st.replayed_rows, mb.N());
     EXPECT_EQ(st.flipped_rows, 0);
@@ -203,7 +203,7 @@ INSTANTIATE_TEST_SUITE_P(Kinds, ReplayKinds, ::testing::Values("moe", "moe-sigmo
 
 namespace {
 
-// Replay needs a dropless MoE (spec 04 §12.2 rule 5).
+// Replay needs a dropless MoE (docs/rl.md §12.2 rule 5).
 TEST(RolloutReplay, CapacityFactorIsRejected) {
   Config cfg = rollout_config("moe");
   cfg.moe.capacity_factor = 1.0;

@@ -1,6 +1,6 @@
-// Spec 01: the rank generator (P1–P4 on random grids and all 120 order strings), the worked
+// docs/topology.md: the rank generator (P1–P4 on random grids and all 120 order strings), the worked
 // examples A–E reproduced exactly, the layout rules L3–L12, L14 (one violation each, own id) and
-// the §7 AlltoAll dispatcher metadata.
+// the docs/topology.md §7 AlltoAll dispatcher metadata.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -115,7 +115,7 @@ TEST(Topology, GeneratorPropertiesAllOrders) {
 }
 
 TEST(Topology, ClosedFormDefaultOrder) {
-  // §2.4 closed form on random layouts with the default order.
+  // docs/topology.md §2.4 closed form on random layouts with the default order.
   std::mt19937 rng(3);
   for (int trial = 0; trial < 200; ++trial) {
     std::uniform_int_distribution<int> d(1, 3);
@@ -147,7 +147,7 @@ TEST(Topology, ClosedFormDefaultOrder) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Worked examples (spec 01 §6)
+// Worked examples (docs/topology.md §6)
 
 TEST(Topology, ExampleA) {
   const Topology t(layout(8, 2, 2, 2, 4, 1));
@@ -445,7 +445,7 @@ TEST(TopologyRules, L1AndL2) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Spec 01 §7: AlltoAll dispatcher metadata on 4 ranks (ETP2 × EP2, E = 4)
+// docs/topology.md §7: AlltoAll dispatcher metadata on 4 ranks (ETP2 × EP2, E = 4)
 
 TEST(Topology, DispatcherMetadataExample) {
   const Topology t(layout(4, 1, 1, 1, 2, 2));
