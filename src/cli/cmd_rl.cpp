@@ -4,7 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
-#include "rl/rl_trainer.h"
+#include "rl/trainer.h"
 #include "train/run_loop.h"
 
 namespace foldmoe::cli {

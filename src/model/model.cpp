@@ -420,7 +420,7 @@ MicroBatchResult Model::forward_backward(const MicroBatch& mb, const MoEStepCont
 
 MicroBatchResult Model::forward_backward_logits(const MicroBatch& mb, const MoEStepContext& ctx_in,
                                                 const LogitsGradFn& loss_grad) {
-  // The RL loss needs whole-vocabulary rows per token; RL runs with TP = PP = 1 (rl_trainer checks).
+  // The RL loss needs whole-vocabulary rows per token; RL runs with TP = PP = 1 (rl/trainer.cpp checks).
   FOLDMOE_CHECK(tp_size_ == 1, "forward_backward_logits with tensor parallelism");
   const int64_t N = mb.N();
   MoEStepContext ctx = full_context_(mb, ctx_in);

@@ -1,4 +1,4 @@
-// The stages of one RL step (the numbering of rl_trainer.h) and what each hands the next.
+// The stages of one RL step (the numbering of trainer.h) and what each hands the next.
 // RlTrainer::step runs them in order:
 //   rollout        stages 1-3 (+3b): responses, rewards, summaries          -> RolloutBatch
 //   mini-batches   the seeded partition of every epoch, fixed before stage 4 -> MinibatchPlan
@@ -17,12 +17,12 @@
 #include <span>
 #include <vector>
 
-#include "rl/rl_advantage.h"
+#include "rl/advantage.h"
 #include "config/rl_section.h"
-#include "rl/rl_entropy.h"
-#include "rl/rl_metrics.h"
-#include "rl/rl_policy_loss.h"
-#include "rl/rl_tasks.h"
+#include "rl/entropy_stats.h"
+#include "rl/step_metrics.h"
+#include "rl/policy_loss.h"
+#include "rl/tasks.h"
 
 namespace foldmoe::rl {
 

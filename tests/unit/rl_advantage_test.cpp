@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "rl/rl_advantage.h"
+#include "rl/advantage.h"
 #include "rl_test_util.h"
 
 using namespace foldmoe::rl;

@@ -4,8 +4,8 @@
 #include <span>
 #include <vector>
 
-#include "rl/rl_aggregation.h"
-#include "rl/rl_policy_loss.h"
+#include "rl/loss_aggregation.h"
+#include "rl/policy_loss.h"
 #include "rl_test_util.h"
 
 using namespace foldmoe::rl;

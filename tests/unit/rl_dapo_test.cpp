@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/check.h"
-#include "rl/rl_dynamic_sampling.h"
-#include "rl/rl_overlong.h"
+#include "rl/dynamic_sampling.h"
+#include "rl/length_shaping.h"
 
 using namespace foldmoe::rl;
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "rl/rl_entropy.h"
+#include "rl/entropy_stats.h"
 #include "rl_test_util.h"
 
 using namespace foldmoe::rl;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "rl/rl_math_reward.h"
+#include "rl/math_reward.h"
 
 using namespace foldmoe::rl;
 

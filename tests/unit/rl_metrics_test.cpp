@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "rl/rl_metrics.h"
+#include "rl/step_metrics.h"
 
 using namespace foldmoe::rl;
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "rl/rl_policy_loss.h"
+#include "rl/policy_loss.h"
 #include "rl_test_util.h"
 
 using namespace foldmoe::rl;

@@ -14,7 +14,7 @@
 #include "config/toml_writer.h"
 #include "core/check.h"
 #include "data/synthetic.h"
-#include "rl/rl_tasks.h"
+#include "rl/tasks.h"
 
 namespace foldmoe {
 namespace {

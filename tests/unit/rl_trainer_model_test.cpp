@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "rl/rl_entropy.h"
-#include "rl/rl_policy_loss.h"
+#include "rl/entropy_stats.h"
+#include "rl/policy_loss.h"
 #include "rollout_test_util.h"
 
 namespace foldmoe {

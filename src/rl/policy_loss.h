@@ -1,7 +1,7 @@
 // The clipped per-token policy loss of GRPO / DAPO / HAPO (docs/rl.md §3.3, §3.5, §5.4–§5.6) and its
 // gradient with respect to the live log-probability log π_θ(o_t) of the sampled token. foldmoe has
-// no autograd: a trainer multiplies dloss_dlogp by the aggregation weight (rl_aggregation.h) and
-// pushes it through the LM head's log-softmax (token_logprob_backward in rl_entropy.h).
+// no autograd: a trainer multiplies dloss_dlogp by the aggregation weight (loss_aggregation.h) and
+// pushes it through the LM head's log-softmax (token_logprob_backward in entropy_stats.h).
 //
 // Order for one token (docs/rl.md §5.6): h̃ (constant) → AAC ranges → r from the live log-prob → DAR (reads the
 // value of r and the AAC ranges) → ℓ = max(−A′r, −A′·clamp(r, 1 − ε_low(t), 1 + ε_high(t))), and for
@@ -193,7 +193,7 @@ struct PolicyLossInputs {
   std::span<const float> logp_old;
   std::span<const float> adv;
   std::span<const float> hhat;
-  std::span<const float> weight;  // aggregation weight per token (rl_aggregation.h); 0 = not in the loss
+  std::span<const float> weight;  // aggregation weight per token (loss_aggregation.h); 0 = not in the loss
   std::span<const float> logp_ref;
 };
 

@@ -1,6 +1,6 @@
 // Metric helpers for the per-step RL log (docs/rl.md §14). Policy-loss counters (clip fractions
 // upper / lower / dual, DAR zone fractions, mean ratio, mean |log r|) live in PolicyLossCounters
-// (rl_policy_loss.h); this file covers the rollout and entropy side. Every summary is a set of
+// (policy_loss.h); this file covers the rollout and entropy side. Every summary is a set of
 // sums / counts / extremes with add(), so it can be all-reduced across ranks before reading.
 #pragma once
 

@@ -1,4 +1,4 @@
-#include "rl/rl_overlong.h"
+#include "rl/length_shaping.h"
 
 #include <algorithm>
 

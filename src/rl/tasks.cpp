@@ -1,4 +1,4 @@
-#include "rl/rl_tasks.h"
+#include "rl/tasks.h"
 
 #include <algorithm>
 #include <fstream>
@@ -9,7 +9,7 @@
 #include "core/check.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
-#include "rl/rl_math_reward.h"
+#include "rl/math_reward.h"
 
 namespace foldmoe::rl {
 

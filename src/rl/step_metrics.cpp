@@ -1,4 +1,4 @@
-#include "rl/rl_metrics.h"
+#include "rl/step_metrics.h"
 
 #include <algorithm>
 

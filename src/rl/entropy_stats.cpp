@@ -1,4 +1,4 @@
-#include "rl/rl_entropy.h"
+#include "rl/entropy_stats.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "rl/rl_math_reward.h"
+#include "rl/math_reward.h"
 
 #include <array>
 #include <numeric>

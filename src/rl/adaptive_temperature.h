@@ -9,7 +9,7 @@
 #include <span>
 
 #include "config/rl_section.h"
-#include "rl/rl_entropy.h"
+#include "rl/entropy_stats.h"
 
 namespace foldmoe::rl {
 

@@ -1,4 +1,4 @@
-#include "rl/rl_aggregation.h"
+#include "rl/loss_aggregation.h"
 
 #include "core/check.h"
 

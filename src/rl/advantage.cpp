@@ -1,4 +1,4 @@
-#include "rl/rl_advantage.h"
+#include "rl/advantage.h"
 
 #include <cmath>
 

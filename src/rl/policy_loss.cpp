@@ -1,4 +1,4 @@
-#include "rl/rl_policy_loss.h"
+#include "rl/policy_loss.h"
 
 #include "core/check.h"
 

@@ -1,4 +1,4 @@
-#include "rl/rl_temperature.h"
+#include "rl/adaptive_temperature.h"
 
 namespace foldmoe::rl {
 

@@ -1,4 +1,4 @@
-#include "rl/rl_dynamic_sampling.h"
+#include "rl/dynamic_sampling.h"
 
 #include "core/check.h"
 
