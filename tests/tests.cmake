@@ -16,6 +16,9 @@ endforeach()
 # Source-tree rules: the include layering of docs/design.md.
 add_test(NAME lint.layering COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/lint/check_layering.py
                                     ${CMAKE_SOURCE_DIR}/src)
+# Every rule id an error can print has its row in docs/rules.md, and no row is stale.
+add_test(NAME lint.rule_ids COMMAND ${FOLDMOE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/lint/check_rule_ids.py
+                                    ${CMAKE_SOURCE_DIR})
 
 file(GLOB FOLDMOE_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
 foreach(t ${FOLDMOE_E2E_TESTS})

@@ -43,13 +43,41 @@ LayoutSpec LayoutSpec::from_config(const Config& c, int world) {
   return s;
 }
 
+bool interleaving_has_stages(int pp, int v, Problems& p) {
+  if (v <= 1 || pp >= 2) return true;
+  p.add("L12", fmt::format("[parallel] vpp = {} (interleaved schedule) needs pp >= 2 (got pp = {}).", v, pp),
+        "set vpp = 1, or pp >= 2.");
+  return false;
+}
+
+void interleave_group_rule(int pp, int v, int M, int g, std::string_view m_source, Problems& p) {
+  if (v <= 1 || pp < 2 || M < 1) return;
+  if (g >= pp && g <= M && (M % g == 0 || M % g >= pp)) return;
+  std::string why;
+  if (g < pp)
+    why = fmt::format("g = {} < pp = {}", g, pp);
+  else if (g > M)
+    why = fmt::format("g = {} > M = {}", g, M);
+  else
+    why = fmt::format("M mod g = {} mod {} = {} is neither 0 nor >= pp = {}", M, g, M % g, pp);
+  const int gg = std::max(g, pp);
+  const int m_fix = (std::max(M, gg) + gg - 1) / gg * gg;
+  std::string fix = fmt::format("set micro_batches to a multiple of {} (e.g. {})", gg, m_fix);
+  if (M >= pp && M % pp == 0 && g != pp)
+    fix += fmt::format(", or the group size g = pp = {}", pp);
+  else if (M >= pp && g != M)
+    fix += fmt::format(", or the group size g = M = {}", M);
+  fix += ", or vpp = 1.";
+  p.add("L14",
+        fmt::format("interleaved pipeline (vpp = {}): micro-batch group size g = {}, micro-batches M = {} ({}), "
+                    "pp = {}: the rule pp <= g <= M and (M mod g = 0 or M mod g >= pp) fails: {}.",
+                    v, g, M, m_source, pp, why),
+        fix);
+}
+
 void pipeline_split_rules(int L, int pp, int v, const std::vector<int>& counts, Problems& p) {
   if (pp < 1 || v < 1 || L < 1) return;  // reported by their own rules
-  if (v > 1 && pp < 2) {
-    p.add("L12", fmt::format("[parallel] vpp = {} (interleaved schedule) needs pp >= 2 (got pp = {}).", v, pp),
-          "set vpp = 1, or pp >= 2.");
-    return;
-  }
+  if (!interleaving_has_stages(pp, v, p)) return;
   if (counts.empty()) {
     if (L % (pp * v) != 0)
       p.add("L12",
@@ -60,20 +88,26 @@ void pipeline_split_rules(int L, int pp, int v, const std::vector<int>& counts, 
                         v > 1 ? "·vpp" : ""));
     return;
   }
-  int sum = 0;
-  bool positive = true;
-  for (int c : counts) sum += c, positive = positive && c >= 1;
+  int sum = 0, first_empty = -1;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    sum += counts[i];
+    if (counts[i] < 1 && first_empty < 0) first_empty = int(i);
+  }
   if (int(counts.size()) != pp * v)
     p.add("L12",
           fmt::format("[parallel] pipeline_layers has {} entries but pp*vpp = {}*{} = {} virtual stages.",
                       counts.size(), pp, v, pp * v),
           fmt::format("list one layer count per virtual stage ({} entries), or remove the key.", pp * v));
-  if (!positive)
-    p.add("L12", "[parallel] pipeline_layers has an entry < 1: every virtual stage needs at least one layer.",
+  if (first_empty >= 0)
+    p.add("L12",
+          fmt::format("[parallel] pipeline_layers has an entry < 1: virtual stage {} (stage {}, chunk {}) gets {} "
+                      "layers; every virtual stage needs at least one.",
+                      first_empty, first_empty % pp, first_empty / pp, counts[size_t(first_empty)]),
           "give every stage >= 1 layer.");
   if (sum != L)
     p.add("L12", fmt::format("[parallel] pipeline_layers sums to {} but [model] layers = {}.", sum, L),
-          "make the per-stage counts add up to layers.");
+          fmt::format("make the counts sum to {} (move {} layer(s) {} a stage).", L, std::abs(sum - L),
+                      sum > L ? "off" : "onto"));
 }
 
 namespace {
@@ -247,16 +281,14 @@ void model_rules(const LayoutSpec& s, const Config& c, bool world_known, Problem
                       c.train.global_batch, B, dp, B * dp),
           fmt::format("use a global_batch that is a multiple of {} (e.g. {}), or change micro_batch.", B * dp,
                       std::max(1, c.train.global_batch / (B * dp)) * B * dp));
-  // L14 with the default micro-batch group size g = pp: PP <= g <= M and M mod g = 0.
+  // L14 with the trainer's micro-batch group size g = pp.
   const bool m_known = c.train.global_batch == 0 || (dp_known && B > 0);
-  if (v > 1 && pp >= 2 && m_known) {
+  if (m_known) {
     const int M = c.micro_batches_per_replica(dp);
-    if (M >= 1 && (M < pp || M % pp != 0))
-      p.add("L14",
-            fmt::format("interleaved pipeline (vpp = {}): the micro-batch count M = {} ([train] micro_batches = {}, "
-                        "or global_batch / (micro_batch·dp)) must be a multiple of the group size g = pp = {}.",
-                        v, M, c.train.micro_batches, pp),
-            fmt::format("set micro_batches to a multiple of {}, or vpp = 1.", pp));
+    interleave_group_rule(pp, v, M, pp,
+                          fmt::format("[train] micro_batches = {}, or global_batch / (micro_batch·dp)",
+                                      c.train.micro_batches),
+                          p);
   }
 }
 

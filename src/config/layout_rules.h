@@ -42,6 +42,12 @@ struct LayoutSpec {
   static LayoutSpec from_config(const Config& c, int world);
 };
 
+// L12, first part: an interleaved schedule (vpp > 1) needs pp >= 2. False (and reported) when not.
+bool interleaving_has_stages(int pp, int vpp, Problems& p);
+// L14: the interleaved schedule's micro-batch group size g must satisfy pp <= g <= M and
+// (M mod g = 0 or M mod g >= pp), M = micro-batches per replica (m_source says where M came from).
+// Nothing to check when vpp = 1 or pp < 2.
+void interleave_group_rule(int pp, int vpp, int micro_batches, int group, std::string_view m_source, Problems& p);
 // Rule L12 for a pipeline split of `layers` over pp·vpp virtual stages (`counts` = the explicit
 // [parallel] pipeline_layers, empty = even split).
 void pipeline_split_rules(int layers, int pp, int vpp, const std::vector<int>& counts, Problems& p);

@@ -4,16 +4,13 @@
 
 #include <algorithm>
 
+#include "config/layout_rules.h"
+#include "config/problems.h"
 #include "core/check.h"
 
 namespace foldmoe {
 
 namespace {
-
-std::string problem(const char* id, const std::string& what, const std::string& fix) {
-  const bool layout = id[0] == 'L';
-  return fmt::format("{} error {}: {}\n  fix: {}", layout ? "layout" : "config", id, what, fix);
-}
 
 // Where the input of a compute action comes from (peer < 0: no transfer needed).
 struct Source {
@@ -35,46 +32,13 @@ Source backward_source(const PipeScheduleSpec& s, int stage, int chunk) {
 }  // namespace
 
 void validate_pipeline_schedule(const PipeScheduleSpec& s) {
-  std::vector<std::string> items;
-  const int M = s.micro_batches, pp = s.pp, v = s.vpp;
-  if (pp < 1) items.push_back(problem("L1", fmt::format("[parallel] pp = {} must be >= 1.", pp), "set pp >= 1."));
-  if (v < 1) items.push_back(problem("L1", fmt::format("[parallel] vpp = {} must be >= 1.", v), "set vpp >= 1."));
-  if (M < 1)
-    items.push_back(problem("", fmt::format("[train] micro_batches = {} must be >= 1.", M), "set micro_batches >= 1."));
-  if (v > 1 && pp < 2)
-    items.push_back(problem("L12", fmt::format("[parallel] vpp = {} needs pp >= 2 (got pp = {}).", v, pp),
-                            "set vpp = 1, or pp >= 2."));
-  if (items.empty() && v > 1) {
-    const int g = s.g();
-    if (g < pp || g > M || (M % g != 0 && M % g < pp)) {
-      std::string why;
-      if (g < pp)
-        why = fmt::format("g = {} < pp = {}", g, pp);
-      else if (g > M)
-        why = fmt::format("g = {} > M = {}", g, M);
-      else
-        why = fmt::format("M mod g = {} mod {} = {} is neither 0 nor >= pp = {}", M, g, M % g, pp);
-      const int gg = std::max(g, pp);
-      const int m_fix = (std::max(M, gg) + gg - 1) / gg * gg;
-      std::string fix = fmt::format("set micro_batches to a multiple of {} (e.g. {})", gg, m_fix);
-      if (M >= pp && M % pp == 0 && g != pp)
-        fix += fmt::format(", or the group size g = pp = {}", pp);
-      else if (M >= pp && g != M)
-        fix += fmt::format(", or the group size g = M = {}", M);
-      fix += ", or vpp = 1.";
-      items.push_back(problem(
-          "L14",
-          fmt::format("interleaved pipeline (vpp = {}): micro-batch group size g = {}, micro_batches M = {}, pp = {}: "
-                      "the rule pp <= g <= M and (M mod g = 0 or M mod g >= pp) fails: {}.",
-                      v, g, M, pp, why),
-          fix));
-    }
-  }
-  if (items.empty()) return;
-  if (items.size() == 1) throw UserError(items[0]);
-  std::string msg = fmt::format("{} configuration errors:", items.size());
-  for (const std::string& i : items) msg += "\n" + i;
-  throw UserError(msg);
+  // Config validation has checked these on every path that reaches a schedule (docs/rules.md).
+  FOLDMOE_CHECK(s.pp >= 1 && s.vpp >= 1 && s.micro_batches >= 1, "pipeline schedule pp={} vpp={} M={}", s.pp,
+                s.vpp, s.micro_batches);
+  Problems p;
+  if (interleaving_has_stages(s.pp, s.vpp, p))
+    interleave_group_rule(s.pp, s.vpp, s.micro_batches, s.g(), "the schedule's micro-batches", p);
+  p.raise();
 }
 
 std::vector<std::pair<int, int>> pipeline_interleaved_table(const PipeScheduleSpec& s) {

@@ -22,10 +22,9 @@ class PipelineLayout {
   // Throws UserError (rule L12) listing every violation.
   static PipelineLayout explicit_counts(int layers, int pp, const std::vector<int>& counts, int vpp = 1);
 
-  // explicit_counts when counts is non-empty ([parallel] pipeline_layers), even otherwise.
-  static PipelineLayout of(int layers, int pp, int vpp, const std::vector<int>& counts) {
-    return counts.empty() ? even(layers, pp, vpp) : explicit_counts(layers, pp, counts, vpp);
-  }
+  // explicit_counts when counts is non-empty ([parallel] pipeline_layers), even otherwise. The
+  // split is checked by config/layout_rules.h pipeline_split_rules, the rule config validation uses.
+  static PipelineLayout of(int layers, int pp, int vpp, const std::vector<int>& counts);
 
   int pp() const { return pp_; }
   int vpp() const { return vpp_; }

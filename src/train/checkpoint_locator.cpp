@@ -15,17 +15,8 @@ constexpr const char* kExpected =
     "a checkpoint directory (<run_dir>/checkpoints/step-NNNNNNNN), a run directory that saved "
     "checkpoints, or its checkpoints/ directory";
 
-// The step of a directory named step-<digits>, or nothing.
-std::optional<long long> step_of(const fs::path& p) {
-  const std::string name = p.filename().string();
-  if (name.rfind("step-", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return std::nullopt;
-  for (size_t i = 5; i < name.size(); ++i)
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-  return std::stoll(name.substr(5));
-}
-
 bool looks_like_checkpoint(const fs::path& p) {
-  return fs::exists(p / "manifest.json") || fs::exists(p / "COMPLETE") || step_of(p).has_value();
+  return fs::exists(p / "manifest.json") || fs::exists(p / "COMPLETE") || checkpoint_step_of(p).has_value();
 }
 
 struct Candidates {
@@ -40,7 +31,7 @@ Candidates scan_steps(const fs::path& dir) {
   fs::directory_iterator it(dir, ec);
   if (ec) user_error("cannot list '{}' to find its checkpoints: {}", dir.string(), ec.message());
   for (const fs::directory_entry& e : it) {
-    const std::optional<long long> step = step_of(e.path());
+    const std::optional<long long> step = checkpoint_step_of(e.path());
     if (!e.is_directory() || !step) continue;
     if (!checkpoint_is_complete(e.path().string())) {
       c.incomplete.push_back(e.path());
@@ -53,6 +44,16 @@ Candidates scan_steps(const fs::path& dir) {
 }
 
 }  // namespace
+
+// The step of a directory named step-<digits>, or nothing.
+std::optional<long long> checkpoint_step_of(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind("step-", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return std::nullopt;
+  for (size_t i = 5; i < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+  return std::stoll(name.substr(5));
+}
+
 
 std::string locate_checkpoint(const std::string& arg, const std::string& what) {
   const fs::path p(arg);

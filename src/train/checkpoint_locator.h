@@ -7,6 +7,8 @@
 // are skipped when picking the latest, never touched: no message here advises deleting anything.
 #pragma once
 
+#include <filesystem>
+#include <optional>
 #include <string>
 
 namespace foldmoe::train {
@@ -14,5 +16,8 @@ namespace foldmoe::train {
 // `what` names the argument in messages (e.g. "--checkpoint", "checkpoint.load"). The returned
 // path is the checkpoint directory to load (still validated in full by load_checkpoint).
 std::string locate_checkpoint(const std::string& arg, const std::string& what);
+
+// The step of a checkpoint directory named step-<digits> (step-NNNNNNNN as saved), or nothing.
+std::optional<long long> checkpoint_step_of(const std::filesystem::path& p);
 
 }  // namespace foldmoe::train

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 
 #include "core/check.h"
+#include "train/checkpoint_locator.h"
 
 namespace foldmoe {
 
@@ -36,10 +36,7 @@ std::string human_bytes(double b) {
   return fmt::format("{:.1f} {}", b, units[u]);
 }
 
-bool is_checkpoint_name(const std::string& name) {
-  static const std::regex re("step-[0-9]{8}");
-  return std::regex_match(name, re);
-}
+bool is_checkpoint_name(const std::string& name) { return train::checkpoint_step_of(name).has_value(); }
 
 }  // namespace
 

@@ -72,7 +72,7 @@ TEST(RunDirectory, AnEarlierRunIsMetricsWithRowsOrAStepCheckpoint) {
   const fs::path ck = t.path / "checkpoints";
   EXPECT_FALSE(holds_earlier_run(t.path, ck));
   write(t.path / "metrics.jsonl", "");
-  fs::create_directories(ck / "step-123");  // not a step-NNNNNNNN name
+  fs::create_directories(ck / "step-12a");  // not a step-<digits> name
   write(t.path / "config.toml", "[train]\n");
   EXPECT_FALSE(holds_earlier_run(t.path, ck));
   fs::create_directories(ck / "step-00000004");
