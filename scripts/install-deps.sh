@@ -8,7 +8,7 @@ PACKAGES=(
   libopenblas-dev libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
-  python3 python3-torch python3-numpy python3-matplotlib
+  python3 python3-venv python3-torch python3-numpy python3-matplotlib
 )
 
 missing=()

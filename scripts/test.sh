@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 scripts/install-deps.sh
+scripts/python-env.sh
 scripts/build.sh release
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,6 +1,8 @@
 # Tests beyond the GoogleTest unit suite: PyTorch reference checks and end-to-end CLI tests.
 # They need Debian's python3 with torch; a missing dependency fails the test loudly.
-set(FOLDMOE_PYTHON /usr/bin/python3 CACHE FILEPATH "Python interpreter with torch for reference tests")
+# The test environment of scripts/python-env.sh: Debian's python3 with torch, plus the pinned
+# reference packages (HF tokenizers, sentencepiece, tensorboard). scripts/test.sh creates it first.
+set(FOLDMOE_PYTHON ${CMAKE_SOURCE_DIR}/.venv/bin/python)
 
 add_test(NAME reference.selftests COMMAND ${CMAKE_SOURCE_DIR}/tests/reference/run_selftests.sh)
 set_tests_properties(reference.selftests PROPERTIES ENVIRONMENT "PYTHON=${FOLDMOE_PYTHON}")
