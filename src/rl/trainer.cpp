@@ -614,16 +614,11 @@ std::string format_rl_step_line(const nlohmann::ordered_json& m) {
 }
 
 void RlTrainer::run(const RunDirectory& dir) {
-  RunSchedule schedule;
-  schedule.command = "rl";
-  schedule.total_steps = cfg_.rl.steps;
-  schedule.log_interval = cfg_.log.interval;
-  schedule.checkpoint_every = save_checkpoints_ ? cfg_.rl.checkpoint_every : 0;
-  schedule.save_final = save_checkpoints_ && cfg_.checkpoint.save_final;
+  RunSchedule schedule = base_run_schedule(cfg_, "rl", cfg_.rl.steps, cfg_.rl.checkpoint_every, save_checkpoints_,
+                                           groups_.world->size());
   schedule.eval_every = rl_.eval.every;
   schedule.eval_before = rl_.eval.before_train;
   schedule.eval_at_end = true;
-  schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
   RunHooks hooks;
   hooks.step = [&] {
     StepOutcome o;

@@ -70,6 +70,18 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   return s;
 }
 
+RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int64_t total_steps,
+                              int64_t checkpoint_every, bool writes_checkpoints, int world_size) {
+  RunSchedule s;
+  s.command = command;
+  s.total_steps = total_steps;
+  s.log_interval = cfg.log.interval;
+  s.checkpoint_every = writes_checkpoints ? checkpoint_every : 0;
+  s.save_final = writes_checkpoints && cfg.checkpoint.save_final;
+  s.progress = (world_size > 1 && cfg.log.progress == "auto") ? "off" : cfg.log.progress;
+  return s;
+}
+
 std::string format_run_summary(const std::string& command, const RunSummary& s) {
   const std::string where = s.checkpoint.empty() ? "no checkpoint saved" : "checkpoint " + s.checkpoint;
   if (s.first_step > s.last_step)

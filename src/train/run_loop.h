@@ -32,7 +32,7 @@ struct EvalOutcome {
 struct RunSchedule {
   std::string command;  // "train" | "rl"
   int64_t total_steps = 0;
-  int64_t log_interval = 0;      // 0: no step lines (the last step still gets one)
+  int64_t log_interval = 0;      // step lines every N steps and at the last step; 0: none
   int64_t checkpoint_every = 0;  // 0: no interval checkpoints
   bool save_final = true;
   int64_t eval_every = 0;        // 0: no periodic evaluation
@@ -40,6 +40,12 @@ struct RunSchedule {
   bool eval_at_end = false;      // evaluate after the last step
   std::string progress = "off";  // ProgressBar mode
 };
+
+// The fields both trainers set the same way: command, steps, log interval, checkpoint cadence
+// (none when this process writes no checkpoints) and the progress mode (under a multi-rank launch
+// the launcher relays stdout, so "auto" means no live bar).
+RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int64_t total_steps,
+                              int64_t checkpoint_every, bool writes_checkpoints, int world_size);
 
 struct RunHooks {
   std::function<StepOutcome()> step;                     // runs the next step

@@ -218,14 +218,8 @@ void Trainer::run(const RunDirectory& dir) {
   peak_flops();
   const int DP = groups_.dp->size();
   const int64_t tokens_per_step = cfg_.train.micro_batch * cfg_.micro_batches_per_replica(DP) * cfg_.train.seq_len * DP;
-  RunSchedule schedule;
-  schedule.command = "train";
-  schedule.total_steps = cfg_.train.steps;
-  schedule.log_interval = cfg_.log.interval;
-  schedule.checkpoint_every = write_outputs_ ? cfg_.checkpoint.interval : 0;
-  schedule.save_final = write_outputs_ && cfg_.checkpoint.save_final;
-  // Under a multi-rank launch the launcher relays stdout; "auto" then means no live bar.
-  schedule.progress = (groups_.world->size() > 1 && cfg_.log.progress == "auto") ? "off" : cfg_.log.progress;
+  const RunSchedule schedule = base_run_schedule(cfg_, "train", cfg_.train.steps, cfg_.checkpoint.interval,
+                                                 write_outputs_, groups_.world->size());
   RunHooks hooks;
   hooks.step = [&] {
     const StepMetrics m = train_step();
