@@ -234,7 +234,8 @@ def test_start_line_counts_parameters_and_the_run_ends_with_a_summary():
             f"best loss {min(losses):.4f} (step {losses.index(min(losses)) + 1}), checkpoint {ck}")
     assert last.startswith(want[0]) and last.endswith(want[1]), (last, want)
     seconds = float(re.search(r" in ([0-9.]+) s,", last).group(1))
-    assert 0 < seconds <= sum(x["step_time_s"] for x in m) + 60, (seconds, last)
+    # Printed to 0.1 s: a few tiny steps may round to 0.0.
+    assert 0 <= seconds <= sum(x["step_time_s"] for x in m) + 60, (seconds, last)
     # A resume summarises its own steps.
     out = run("train", f"--train.run_dir={d}", *SMALL, "--train.steps=6", f"--checkpoint.load={ck}").stdout
     assert "foldmoe train: steps 5..6" in out and "foldmoe train: done, steps 5..6 in " in out, out
