@@ -20,6 +20,8 @@ void register_rl(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("rl", "RL post-training (presets grpo, dapo, hapo) from a checkpoint");
   auto opts = std::make_shared<ConfigOptions>();
   auto a = std::make_shared<RlArgs>();
+  auto profile = std::make_shared<int>(0);
+  add_profile_option(sub, profile);
   opts->add_to(sub);
   sub->add_flag("--overwrite", a->overwrite,
                 "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
@@ -27,9 +29,10 @@ void register_rl(CLI::App& app) {
                   "Checkpoint to start from: a run directory (its latest complete checkpoint), its checkpoints/ "
                   "directory or one …/checkpoints/step-NNNNNNNN")
       ->required();
-  set_action(sub, [sub, opts, a] {
+  set_action(sub, [sub, opts, profile, a] {
     const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
+    apply_profile_option(cfg, *profile);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
     // and the problems; only the run loop writes files.

@@ -12,11 +12,14 @@ void register_train(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("train", "Train a model (default: the built-in tiny MoE)");
   auto opts = std::make_shared<ConfigOptions>();
   auto overwrite = std::make_shared<bool>(false);
+  auto profile = std::make_shared<int>(0);
+  add_profile_option(sub, profile);
   opts->add_to(sub);
   sub->add_flag("--overwrite", *overwrite,
                 "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
-  set_action(sub, [sub, opts, overwrite] {
+  set_action(sub, [sub, opts, profile, overwrite] {
     Config cfg = resolve_config(opts->load(sub));
+    apply_profile_option(cfg, *profile);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked before any work (nothing is written).
     // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank

@@ -69,6 +69,16 @@ void ConfigOptions::add_to(CLI::App* sub) {
   sub->footer("Any config key can be set as --section.key=value (see `foldmoe config --keys`).");
 }
 
+void add_profile_option(CLI::App* sub, std::shared_ptr<int> profile_step) {
+  sub->add_flag("--profile{2}", *profile_step,
+                "Write a Chrome trace of the N-th step this run executes (default 2) to "
+                "<run_dir>/profile-step-S.json; same as --log.profile_step=N");
+}
+
+void apply_profile_option(Config& cfg, int profile_step) {
+  if (profile_step > 0) cfg.log.profile_step = profile_step;
+}
+
 Config ConfigOptions::load(CLI::App* sub) const {
   // Without a file the struct defaults are the built-in tiny MoE (config/config.h).
   Config c = file.empty() ? Config{} : load_config_file(file);

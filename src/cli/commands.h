@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct ConfigOptions {
   // Built-in tiny MoE when no file is given; overrides applied; validated.
   Config load(CLI::App* sub) const;
 };
+
+// `--profile[=N]` of the commands that run steps: the Chrome trace of the N-th step this run
+// executes (default 2, after the warm-up step); sets [log] profile_step (docs/observability.md §3).
+void add_profile_option(CLI::App* sub, std::shared_ptr<int> profile_step);
+void apply_profile_option(Config& cfg, int profile_step);
 
 // locate_checkpoint (train/checkpoint_locator.h) for a checkpoint argument of the command line; when
 // it picked the latest checkpoint of a run or checkpoints directory, rank 0 says which on stderr.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/trace.h"
 
 namespace foldmoe {
 namespace {
@@ -219,13 +220,24 @@ class MpiCommunicator final : public Communicator {
  private:
   // Times one call and counts its bytes.
   struct Scope {
-    Scope(MpiCommunicator& c, CommStats::Kind k, int64_t bytes) : c_(c), t0_(std::chrono::steady_clock::now()) {
+    Scope(MpiCommunicator& c, CommStats::Kind k, int64_t bytes)
+        : c_(c), kind_(k), bytes_(bytes), t0_(std::chrono::steady_clock::now()) {
       c.stats_.bytes[size_t(k)] += bytes;
       c.stats_.calls[size_t(k)] += 1;
+      if (trace::recording()) wall0_ = std::chrono::system_clock::now();
     }
-    ~Scope() { c_.stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+    ~Scope() {
+      c_.stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      // A profiled step records every collective as an event of the Chrome trace.
+      if (trace::recording() && wall0_.time_since_epoch().count() != 0)
+        trace::record(fmt::format("{} {} ({} B)", CommStats::kind_name(kind_), c_.name_, bytes_), "comm", wall0_,
+                      std::chrono::system_clock::now());
+    }
     MpiCommunicator& c_;
+    CommStats::Kind kind_;
+    int64_t bytes_;
     std::chrono::steady_clock::time_point t0_;
+    std::chrono::system_clock::time_point wall0_{};
   };
 
   void check_counts(std::span<const int64_t> counts) const {

@@ -123,6 +123,8 @@ struct CheckpointConfig {
 struct LogConfig {
   int interval = 1;
   std::string progress = "auto";  // auto | on | off (auto: a live bar only on a TTY)
+  bool tensorboard = false;       // also write <run_dir>/tensorboard/ event files (docs/observability.md)
+  int profile_step = 0;           // Chrome trace of the N-th step this invocation runs (0 = off)
 
   bool operator==(const LogConfig&) const = default;
 };

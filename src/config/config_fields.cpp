@@ -201,6 +201,8 @@ constexpr ConfigField kFields[] = {
     // [log]
     F(log, interval, "print a step line every N steps"),
     F(log, progress, "live progress bar: auto (only on a TTY) | on | off"),
+    F(log, tensorboard, "also write TensorBoard event files to <run_dir>/tensorboard/"),
+    F(log, profile_step, "write a Chrome trace of the N-th step this run executes to <run_dir>/profile-step-S.json (0 = off)"),
     // [rl]
     FOLDMOE_FIELD("rl", "preset", rl.preset, false, &apply_preset,
                   "algorithm preset (applied first; the other [rl] keys override it)"),

@@ -314,6 +314,7 @@ void train_rules(const Config& c, Problems& p) {
   at_least(p, "[checkpoint] interval", c.checkpoint.interval, 0, "set interval = 0 to save only at the end.");
   at_least(p, "[log] interval", c.log.interval, 1, "set [log] interval = 1 to print every step.");
   check_choice(p, "[log] progress", c.log.progress, {"auto", "on", "off"});
+  at_least(p, "[log] profile_step", c.log.profile_step, 0, "set [log] profile_step = 0 (no trace) or N >= 1.");
 }
 
 }  // namespace

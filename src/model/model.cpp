@@ -6,6 +6,7 @@
 
 #include "core/bytes.h"
 #include "core/check.h"
+#include "core/trace.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
@@ -364,11 +365,19 @@ void Model::run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<M
   FOLDMOE_CHECK(mbs.size() == ctxs.size() && !mbs.empty(), "pipeline step with {} micro-batches and {} contexts",
                 mbs.size(), ctxs.size());
   PipelineCallbacks cb;
+  // Labels only matter while a profiled step records (docs/observability.md §3).
+  const auto label = [](const char* what, int m, int c) {
+    return trace::recording() ? fmt::format("{} mb{} chunk{}", what, m, c) : std::string();
+  };
   cb.forward = [&](int m, int c) {
+    const trace::PhaseScope timed(trace::Phase::Forward, label("forward", m, c));
     const ChunkResult r = stage_forward(m, c, mbs[size_t(m)], ctxs[size_t(m)]);
     if (on_forward) on_forward(r);
   };
-  cb.backward = [&](int m, int c) { stage_backward(m, c, mbs[size_t(m)]); };
+  cb.backward = [&](int m, int c) {
+    const trace::PhaseScope timed(trace::Phase::Backward, label("backward", m, c));
+    stage_backward(m, c, mbs[size_t(m)]);
+  };
   cb.send_buffer = [&](const PipeAction& a) {
     return a.op == PipeOp::SendForward ? stage_output(a.microbatch, a.chunk) : stage_input_grad(a.microbatch, a.chunk);
   };

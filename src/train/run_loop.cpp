@@ -2,34 +2,118 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
+#include "core/check.h"
+#include "core/memory_usage.h"
 #include "core/timer.h"
+#include "core/trace.h"
 #include "train/memory_estimate.h"
 #include "train/metrics.h"
+#include "train/tensorboard.h"
 
 namespace foldmoe {
+
+namespace {
+
+// The row's "time_s": where the wall time since the previous row went (docs/observability.md §2).
+// Phases nest as the code does (communication inside a forward counts in "forward"); "comm" is the
+// trainer's own count of time inside collectives; "other" is the rest of the wall time.
+void add_time_breakdown(nlohmann::ordered_json& record, const std::array<double, trace::kNumPhases>& phases,
+                        double wall_s) {
+  nlohmann::ordered_json t = nlohmann::ordered_json::object();
+  double accounted = 0;
+  for (int p = 0; p < trace::kNumPhases; ++p) {
+    t[trace::phase_name(trace::Phase(p))] = phases[size_t(p)];
+    accounted += phases[size_t(p)];
+  }
+  if (record.contains("comm_seconds")) t["comm"] = record["comm_seconds"];
+  t["other"] = std::max(wall_s - accounted, 0.0);
+  record["time_s"] = std::move(t);
+}
+
+void write_profile(const RunDirectory& dir, Communicator* world, bool lead, int64_t step,
+                   const std::vector<trace::Event>& events, ProgressBar& bar) {
+  const std::vector<std::string> texts = gather_text_at_lead(world, trace::serialize(events));
+  if (!lead) return;
+  std::vector<std::vector<trace::Event>> per_rank;
+  for (const std::string& t : texts) per_rank.push_back(trace::deserialize(t));
+  const std::filesystem::path path = dir.plan().run_dir / fmt::format("profile-step-{:08d}.json", step);
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << trace::chrome_trace_json(per_rank, step);
+    if (!out.flush())
+      user_error("cannot write {}: {}\n  fix: free space in [train] run_dir or set [log] profile_step = 0",
+                 tmp.string(), std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) user_error("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message());
+  bar.log_line(
+      fmt::format("wrote the Chrome trace of step {} ({} ranks) to {} (open in chrome://tracing or "
+                  "ui.perfetto.dev)",
+                  step, per_rank.size(), path.string()));
+}
+
+}  // namespace
+
+std::vector<double> values_of_every_rank(Communicator* world, double mine) {
+  if (!world || world->size() == 1) return {mine};
+  std::vector<double> all(size_t(world->size()), 0.0);
+  all[size_t(world->rank())] = mine;
+  world->all_reduce(all.data(), int64_t(all.size()));
+  return all;
+}
+
+std::vector<std::string> gather_text_at_lead(Communicator* world, const std::string& mine) {
+  if (!world || world->size() == 1) return {mine};
+  std::vector<std::string> out;
+  for (int r = 0; r < world->size(); ++r) {
+    // Rank r broadcasts its length, then its bytes; only world rank 0 keeps them.
+    int64_t n = world->rank() == r ? int64_t(mine.size()) : 0;
+    world->broadcast_bytes(&n, int64_t(sizeof n), r);
+    std::string text = world->rank() == r ? mine : std::string(size_t(n), '\0');
+    world->broadcast_bytes(text.data(), n, r);
+    if (world->rank() == 0) out.push_back(std::move(text));
+  }
+  return out;
+}
 
 RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int64_t completed,
                     const RunSchedule& schedule, const RunHooks& hooks, bool lead, const std::string& start_line) {
   Stopwatch wall;
   std::unique_ptr<MetricsWriter> writer;
+  std::unique_ptr<TensorBoardWriter> tensorboard;
   if (lead) {
     dir.prepare(config_toml, completed);
     writer = std::make_unique<MetricsWriter>(dir.plan().run_dir.string());
+    if (schedule.tensorboard)
+      tensorboard = std::make_unique<TensorBoardWriter>(dir.plan().run_dir.string(), completed + 1);
   }
+  const auto write_row = [&](const nlohmann::ordered_json& record) {
+    if (writer) writer->write(record);
+    if (tensorboard) tensorboard->write(record);
+  };
   ProgressBar bar(schedule.total_steps, lead ? schedule.progress : "off");
   if (lead) bar.log_line(start_line);
   const auto evaluate = [&] {
     if (!hooks.evaluate) return;
+    const trace::PhaseScope timed(trace::Phase::Eval);
     const std::optional<EvalOutcome> ev = hooks.evaluate();
     if (!ev) return;
-    if (writer) writer->write(ev->record);
+    write_row(ev->record);
     if (lead) bar.log_line(ev->line);
   };
   const auto save = [&](int64_t step, RunSummary& s) {
+    const trace::PhaseScope timed(trace::Phase::Checkpoint);
     s.checkpoint = dir.checkpoint_path(step).string();
     hooks.save(s.checkpoint);
   };
@@ -39,10 +123,19 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   bool have_loss = false;
   int64_t step = completed;
   if (completed == 0 && schedule.eval_before) evaluate();
+  Stopwatch since_row;
   while (step < schedule.total_steps) {
-    const StepOutcome o = hooks.step();
+    const bool profiled = schedule.profile_step > 0 && step - completed + 1 == schedule.profile_step;
+    if (profiled) trace::begin_recording();
+    StepOutcome o = hooks.step();
     ++step;
-    if (writer) writer->write(o.record);
+    if (profiled) write_profile(dir, hooks.world, lead, step, trace::end_recording(), bar);
+    // Memory after the step: its activations, gradients and optimizer state have all been live.
+    const std::vector<double> rss = values_of_every_rank(hooks.world, double(peak_rss_bytes()) / (1 << 20));
+    o.record["peak_rss_mib"] = rss;
+    add_time_breakdown(o.record, trace::take_phase_seconds(), since_row.seconds());
+    since_row.reset();
+    write_row(o.record);
     s.tokens += o.tokens;
     s.final_loss = o.loss;
     if (std::isfinite(o.loss) && (!have_loss || o.loss < s.best_loss)) {
@@ -61,8 +154,9 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   }
   bar.finish();
   if (schedule.save_final) {
+    Stopwatch save_time;
     save(step, s);
-    if (lead) bar.log_line("saved checkpoint " + s.checkpoint);
+    if (lead) bar.log_line(fmt::format("saved checkpoint {} ({:.1f} s)", s.checkpoint, save_time.seconds()));
   }
   s.last_step = step;
   s.seconds = wall.seconds();
@@ -79,6 +173,8 @@ RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int
   s.checkpoint_every = writes_checkpoints ? checkpoint_every : 0;
   s.save_final = writes_checkpoints && cfg.checkpoint.save_final;
   s.progress = (world_size > 1 && cfg.log.progress == "auto") ? "off" : cfg.log.progress;
+  s.tensorboard = cfg.log.tensorboard;
+  s.profile_step = cfg.log.profile_step;
   return s;
 }
 

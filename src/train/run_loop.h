@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "core/arena.h"
+#include "comm/communicator.h"
 #include "config/config.h"
+#include "core/arena.h"
 #include "train/run_directory.h"
 
 namespace foldmoe {
@@ -39,6 +41,8 @@ struct RunSchedule {
   bool eval_before = false;      // evaluate at step 0 (fresh runs only)
   bool eval_at_end = false;      // evaluate after the last step
   std::string progress = "off";  // ProgressBar mode
+  bool tensorboard = false;      // also write the rows to TensorBoard event files (lead only)
+  int64_t profile_step = 0;      // Chrome trace of the N-th step this invocation runs (0 = none)
 };
 
 // The fields both trainers set the same way: command, steps, log interval, checkpoint cadence
@@ -51,6 +55,9 @@ struct RunHooks {
   std::function<StepOutcome()> step;                     // runs the next step
   std::function<std::optional<EvalOutcome>()> evaluate;  // may be empty (no evaluation)
   std::function<void(const std::string& dir)> save;      // collective: every rank calls it
+  // The world, for what the loop gathers from every rank (peak memory per rank, the profile's
+  // events). Null: this process alone.
+  Communicator* world = nullptr;
 };
 
 struct RunSummary {
@@ -61,6 +68,11 @@ struct RunSummary {
   int64_t best_step = 0;
   std::string checkpoint;  // the last checkpoint saved ("" = none)
 };
+
+// Every rank's value of `mine`, in rank order (one all-reduce; just {mine} without a world).
+std::vector<double> values_of_every_rank(Communicator* world, double mine);
+// Every rank's `mine` at world rank 0, in rank order (other ranks get an empty vector).
+std::vector<std::string> gather_text_at_lead(Communicator* world, const std::string& mine);
 
 // Runs steps completed+1 .. schedule.total_steps. Every rank calls it; `lead` (world rank 0) prints,
 // prepares `dir` and writes metrics; every rank takes part in the saves. `start_line` is printed

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "config/toml_writer.h"
 #include "core/timer.h"
+#include "core/trace.h"
 #include "data/tokenizer.h"
 #include "parallel/grad_sync.h"
 #include "train/checkpoint.h"
@@ -108,6 +110,7 @@ StepMetrics Trainer::train_step() {
   const int64_t B = cfg_.train.micro_batch, M = cfg_.micro_batches_per_replica(DP), S = cfg_.train.seq_len;
   // The global batch does not depend on the layout; replica d reads global micro-batches
   // j = m·DP + d (docs/dense-parallel.md §5).
+  std::optional<trace::PhaseScope> data_time(std::in_place, trace::Phase::Data);
   const data::Batch batch = corpus_->global_batch(step_, int(B * M * DP), int(S));
   const int n_moe = model_->num_moe_layers();
   const int E = cfg_.moe.num_experts;
@@ -130,6 +133,7 @@ StepMetrics Trainer::train_step() {
                                             batch.task_ids.data<uint8_t>(), S, j * B, B),
                            groups_.cp->size(), groups_.cp->rank()));
   }
+  data_time.reset();
   for (int64_t mi = 0; mi < M; ++mi) {
     MoEStepContext ctx;
     ctx.training = true;
@@ -158,7 +162,10 @@ StepMetrics Trainer::train_step() {
   };
   // This stage's schedule; one stage runs F0 B0 F1 B1 ... (docs/pipeline.md §6).
   model_->run_pipeline(mbs, ctxs, on_forward);
-  const double norm = finalize_and_step(n_glob);
+  const double norm = [&] {
+    const trace::PhaseScope timed(trace::Phase::Optimizer);
+    return finalize_and_step(n_glob);
+  }();
   ++step_;
   if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below
     const CommStats cs = groups_.comm_stats();
@@ -226,6 +233,7 @@ void Trainer::run(const RunDirectory& dir) {
     return StepOutcome{step_metrics_json(m), format_step_line(m), m.lm_loss, tokens_per_step};
   };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  hooks.world = groups_.world.get();
   const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
   const std::string start = fmt::format(
       "foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "
