@@ -122,8 +122,8 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   s.first_step = completed + 1;
   bool have_loss = false;
   int64_t step = completed;
+  Stopwatch since_row;  // the first row's breakdown includes an evaluation before training
   if (completed == 0 && schedule.eval_before) evaluate();
-  Stopwatch since_row;
   while (step < schedule.total_steps) {
     const bool profiled = schedule.profile_step > 0 && step - completed + 1 == schedule.profile_step;
     if (profiled) trace::begin_recording();

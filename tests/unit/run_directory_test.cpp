@@ -205,7 +205,23 @@ TEST(RunLoop, CadenceOfStepsEvaluationsAndSavesAndTheSummary) {
                                          "eval 5",
                                          "save step-00000005"};
   EXPECT_EQ(events, want);
-  EXPECT_EQ(read(p.run_dir / "metrics.jsonl"),
+  // Step rows also carry the loop's time breakdown and every rank's peak memory
+  // (docs/observability.md §2-3); the rest of each row is the trainer's, in order.
+  std::string rows;
+  std::istringstream lines(read(p.run_dir / "metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::ordered_json row = nlohmann::ordered_json::parse(line);
+    if (row["type"] == "train") {
+      EXPECT_EQ(row["peak_rss_mib"].size(), 1u) << line;
+      EXPECT_GT(row["peak_rss_mib"][0].get<double>(), 1.0) << line;
+      for (const char* phase : {"data", "forward", "backward", "optimizer", "eval", "checkpoint", "other"})
+        EXPECT_GE(row["time_s"].at(phase).get<double>(), 0.0) << line;
+      row.erase("peak_rss_mib");
+      row.erase("time_s");
+    }
+    rows += row.dump() + "\n";
+  }
+  EXPECT_EQ(rows,
             "{\"type\":\"eval\",\"step\":0}\n{\"type\":\"train\",\"step\":1}\n{\"type\":\"train\",\"step\":2}\n"
             "{\"type\":\"train\",\"step\":3}\n{\"type\":\"eval\",\"step\":3}\n{\"type\":\"train\",\"step\":4}\n"
             "{\"type\":\"train\",\"step\":5}\n{\"type\":\"eval\",\"step\":5}\n");
