@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "--mca", "btl",
        "self,vader", "-np", "2"]
 # Timings differ between runs; everything else must not.
-DROP = ("rollout_tokens_per_s", "train_tokens_per_s", "step_time_s")
+DROP = ("rollout_tokens_per_s", "train_tokens_per_s", "step_time_s", "time_s", "peak_rss_mib")
 
 
 def pretrained():
