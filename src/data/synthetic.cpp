@@ -155,17 +155,6 @@ int max_line_tokens(Task t) {
   return 0;
 }
 
-int64_t Batch::valid_tokens() const {
-  const uint8_t* mask = loss_mask.data<uint8_t>();
-  int64_t n = 0;
-  for (int64_t i = 0; i < loss_mask.numel(); ++i) n += mask[i] != 0;
-  return n;
-}
-
-Batch Batch::slice(int64_t begin, int64_t end) const {
-  return Batch{tokens.rows(begin, end), loss_mask.rows(begin, end), task_ids.rows(begin, end)};
-}
-
 SyntheticCorpus::SyntheticCorpus(uint64_t seed, std::vector<std::string> tasks) : seed_(seed) {
   if (tasks.empty()) user_error("data.tasks is empty; list at least one of add, reverse, sort, lookup, chain");
   for (const std::string& name : tasks) {

@@ -8,7 +8,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "data/tokenizer.h"
+#include "data/text_tokenizer.h"
 #include "rl/math_reward.h"
 
 namespace foldmoe::rl {
@@ -20,7 +20,7 @@ std::vector<std::string> ProblemSource::eval_tasks() const {
   return out;
 }
 
-std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
+std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const data::Tokenizer& tokenizer) {
   std::ifstream in(path);
   if (!in)
     user_error("{}: cannot open the JSONL problem file\n  fix: check the path given in rl.data / rl.eval_data", path);
@@ -55,12 +55,10 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
       if (std::string(key) == "prompt") {
         // The prompt is tokenized at its first rollout; refuse it now, before the run writes anything.
         try {
-          (void)data::CharTokenizer::encode(text);
+          (void)tokenizer.encode(text);
         } catch (const UserError& e) {
-          user_error(
-              "{}:{}: \"prompt\": {}\n  fix: write the prompt in the model's characters (printable ASCII "
-              "and newlines)",
-              path, lineno, e.what());
+          user_error("{}:{}: \"prompt\": {}\n  fix: write the prompt in text the model's tokenizer ({}) can encode",
+                     path, lineno, e.what(), tokenizer.describe());
         }
       }
       (std::string(key) == "prompt" ? p.prompt : p.answer) = text;
@@ -115,12 +113,12 @@ std::string render(const std::string& tmpl, const std::string& problem) {
 
 class JsonlSource final : public ProblemSource {
  public:
-  explicit JsonlSource(const RlConfig& s) : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
+  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer) : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
     std::set<std::string> seen;
-    for (const JsonlProblem& p : load_jsonl_problems(s.data))
+    for (const JsonlProblem& p : load_jsonl_problems(s.data, tokenizer))
       if (seen.insert(p.prompt).second) train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
     if (!s.eval_data.empty())
-      for (const JsonlProblem& p : load_jsonl_problems(s.eval_data))
+      for (const JsonlProblem& p : load_jsonl_problems(s.eval_data, tokenizer))
         eval_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
   }
   RlProblem train_problem(int64_t i) const override {
@@ -155,8 +153,9 @@ class JsonlSource final : public ProblemSource {
 
 }  // namespace
 
-std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed) {
-  if (!s.data.empty()) return std::make_unique<JsonlSource>(s);
+std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed,
+                                                   const data::Tokenizer& tokenizer) {
+  if (!s.data.empty()) return std::make_unique<JsonlSource>(s, tokenizer);
   if (s.tasks.empty())
     user_error("config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
                "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
