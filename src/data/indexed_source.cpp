@@ -7,11 +7,7 @@
 
 #include "config/problems.h"
 #include "core/check.h"
-// TEMPORARY until the `idx` branch (data/gpt_dataset.h) is merged: without it this source refuses.
-#if __has_include("data/gpt_dataset.h")
 #include "data/gpt_dataset.h"
-#define FOLDMOE_HAVE_GPT_DATASET 1
-#endif
 
 namespace foldmoe::data {
 
@@ -25,7 +21,6 @@ void fill_indexed_loss_mask(std::span<const int32_t> tokens, int64_t rows, int64
       mask[size_t(r * seq_len + s)] = eod_mask_loss && tokens[size_t(r * (seq_len + 1) + s)] == eod_id ? 0 : 1;
 }
 
-#ifdef FOLDMOE_HAVE_GPT_DATASET
 namespace {
 
 GptDatasetSpec spec_of(const Config& cfg) {
@@ -128,15 +123,5 @@ std::string IndexedSource::describe() const {
                      eod_mask_loss_ ? ", no loss after end-of-document" : "");
 }
 
-#else
-class GptDataset {};
-IndexedSource::IndexedSource(const Config&, bool) { user_error("indexed data is not available in this build"); }
-IndexedSource::~IndexedSource() = default;
-Batch IndexedSource::global_batch(int64_t, int, int) const { return {}; }
-Batch IndexedSource::validation_batch(int64_t, int, int) const { return {}; }
-int32_t IndexedSource::max_token_id() const { return 0; }
-std::string IndexedSource::fingerprint() const { return {}; }
-std::string IndexedSource::describe() const { return {}; }
-#endif
 
 }  // namespace foldmoe::data

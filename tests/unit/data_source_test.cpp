@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,10 @@
 #include "config/validate.h"
 #include "core/check.h"
 #include "data/data_source.h"
+#include "data/gpt_dataset.h"
+#include "data/indexed_dataset.h"
 #include "data/indexed_source.h"
+#include "indexed_data_util.h"
 #include "data/synthetic.h"
 #include "train/trainer.h"
 
@@ -192,4 +196,107 @@ TEST(ResolveConfig, VocabularyComesFromTheDataAndMustCoverIt) {
   EXPECT_NE(e.find("D12"), std::string::npos) << e;
   EXPECT_NE(e.find("[model] vocab = 50"), std::string::npos) << e;
   EXPECT_NE(e.find("98"), std::string::npos) << e;
+}
+
+namespace {
+
+// A dataset of `docs` documents of 5 tokens (3 characters, then <eos>): ids 3.. from `first`.
+std::string write_dataset(const std::string& name, int docs, int32_t first) {
+  const std::string prefix = data::testing::scratch_path(name);
+  data::IndexedDatasetWriter w(prefix, data::TokenDType::UInt16);
+  for (int d = 0; d < docs; ++d) {
+    const std::vector<int32_t> doc = {first + d % 20, first + (d + 1) % 20, first + (d + 2) % 20,
+                                      data::CharTokenizer::kEos};
+    w.add_document(doc);
+  }
+  w.finalize();
+  return prefix;
+}
+
+Config indexed_config(const std::string& prefix) {
+  Config c;
+  c.data.source = "indexed";
+  c.data.paths = {prefix};
+  c.data.split = "80,20,0";
+  c.train.seq_len = 12;
+  return c;
+}
+
+}  // namespace
+
+// The indexed source's batches are GptDataset's samples in order: step k = train samples
+// [k·gbs, (k+1)·gbs), validation batch i = valid samples [i·gbs, (i+1)·gbs); no task ids.
+TEST(IndexedSource, BatchesAreConsecutiveSamplesOfTheSplits) {
+  const Config c = indexed_config(write_dataset("seq", 200, 10));
+  const auto src = data::make_data_source(c, true);
+  data::GptDatasetSpec spec;
+  spec.paths = c.data.paths;
+  spec.split = c.data.split;
+  spec.seq_len = 12;
+  spec.seed = uint64_t(c.train.seed);
+  const data::GptDataset train(spec, data::Split::Train), valid(spec, data::Split::Valid);
+  const int gbs = 4;
+  std::vector<int32_t> want(13);
+  for (int64_t step : {0, 3}) {
+    const data::Batch b = src->global_batch(step, gbs, 12);
+    for (int r = 0; r < gbs; ++r) {
+      train.sample(step * gbs + r, want);
+      EXPECT_EQ(std::vector<int32_t>(b.tokens.data<int32_t>() + r * 13, b.tokens.data<int32_t>() + (r + 1) * 13), want);
+    }
+    EXPECT_EQ(b.valid_tokens(), gbs * 12);  // no eod_mask_loss: every target counts
+    for (int64_t i = 0; i < gbs * 12; ++i) EXPECT_EQ(b.task_ids.data<uint8_t>()[i], data::kNoTask);
+  }
+  const data::Batch v = src->validation_batch(1, gbs, 12);
+  valid.sample(gbs + 2, want);
+  EXPECT_EQ(std::vector<int32_t>(v.tokens.data<int32_t>() + 2 * 13, v.tokens.data<int32_t>() + 3 * 13), want);
+  EXPECT_EQ(src->max_token_id(), 29);
+  EXPECT_EQ(src->document_start_id(), std::optional<int32_t>(data::CharTokenizer::kEos));
+  EXPECT_EQ(resolve_config(c).model.vocab, data::CharTokenizer::vocab_size());
+}
+
+TEST(IndexedSource, EodMaskLossMasksEveryInputEod) {
+  Config c = indexed_config(write_dataset("eod", 200, 10));
+  c.data.eod_mask_loss = true;
+  const auto src = data::make_data_source(c, false);
+  const data::Batch b = src->global_batch(2, 6, 12);
+  const int32_t* tok = b.tokens.data<int32_t>();
+  const uint8_t* mask = b.loss_mask.data<uint8_t>();
+  int64_t eods = 0;
+  for (int r = 0; r < 6; ++r)
+    for (int s = 0; s < 12; ++s) {
+      const bool eod = tok[r * 13 + s] == data::CharTokenizer::kEos;
+      eods += eod;
+      EXPECT_EQ(mask[r * 12 + s], eod ? 0 : 1) << r << "," << s;
+    }
+  EXPECT_GT(eods, 0);
+  EXPECT_EQ(b.valid_tokens(), 6 * 12 - eods);
+}
+
+TEST(IndexedSource, FingerprintChangesWithTheData) {
+  const std::string a = write_dataset("fa", 200, 10), b = write_dataset("fb", 200, 11);
+  Config c = indexed_config(a);
+  const std::string fa = data::make_data_source(c, false)->fingerprint();
+  EXPECT_NE(fa.find(a), std::string::npos) << fa;
+  EXPECT_EQ(data::make_data_source(c, false)->fingerprint(), fa);
+  c.data.paths = {b};
+  EXPECT_NE(data::make_data_source(c, false)->fingerprint(), fa);
+  c.data.paths = {a};
+  c.data.split = "70,30,0";
+  EXPECT_NE(data::make_data_source(c, false)->fingerprint(), fa);
+  c.data.split = "80,20,0";
+  c.train.seed = 9;
+  EXPECT_NE(data::make_data_source(c, false)->fingerprint(), fa);
+}
+
+TEST(IndexedSource, TokenIdsAboveTheVocabularyAreRefused) {
+  const std::string prefix = data::testing::scratch_path("big");
+  data::IndexedDatasetWriter w(prefix, data::TokenDType::UInt16);
+  for (int d = 0; d < 50; ++d) w.add_document(std::vector<int32_t>{5, 6, 150, 2});
+  w.finalize();
+  Config c = indexed_config(prefix);
+  EXPECT_EQ(resolve_config(c).model.vocab, 151);
+  c.model.vocab = 120;
+  const std::string e = error_of([&] { (void)resolve_config(c); });
+  EXPECT_NE(e.find("D12"), std::string::npos) << e;
+  EXPECT_NE(e.find("token id 150"), std::string::npos) << e;
 }
