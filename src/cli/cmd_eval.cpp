@@ -2,7 +2,6 @@
 // checkpoint, or a run directory (its latest complete checkpoint).
 #include <cstdio>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"

@@ -2,7 +2,6 @@
 // with the KV-cache rollout engine (src/rl).
 #include <cstdio>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -77,15 +76,25 @@ void register_generate(CLI::App& app) {
     std::printf("checkpoint %s (step %lld), prompt \"%s\"\n", a->dir.c_str(), (long long)trainer.step(),
                 a->prompt.c_str());
     for (const rl::Response& r : out) {
-      const std::string text = data::continuation_text(*tok, r.tokens);
+      // Decoded after the prompt's own ids, then cut: a word-piece tokenizer decides spaces at word
+      // starts from the context (SentencePiece drops the space of a leading "▁" piece).
+      std::vector<int32_t> context(ids.begin() + (data::document_start_id(cfg, *tok) ? 1 : 0), ids.end());
+      const std::string before = data::continuation_text(*tok, context);
+      context.insert(context.end(), r.tokens.begin(), r.tokens.end());
+      std::string text = data::continuation_text(*tok, context);
+      text = text.starts_with(before) ? text.substr(before.size()) : data::continuation_text(*tok, r.tokens);
       double lp = 0;
       for (float x : r.logprob_policy) lp += x;
       std::printf("[%d] %s%s   (%zu tokens, %s, logprob %.3f)\n", r.sample, a->prompt.c_str(), text.c_str(),
                   r.tokens.size(), rl::finish_reason_name(r.finish), lp);
       if (a->json) {
-        nlohmann::json j = {{"sample", r.sample}, {"text", text}, {"tokens", r.tokens},
-                            {"finish", rl::finish_reason_name(r.finish)}, {"logprob_sample", r.logprob_sample},
-                            {"logprob_policy", r.logprob_policy}, {"entropy", r.entropy}};
+        nlohmann::json j = {{"sample", r.sample},
+                            {"text", text},
+                            {"tokens", r.tokens},
+                            {"finish", rl::finish_reason_name(r.finish)},
+                            {"logprob_sample", r.logprob_sample},
+                            {"logprob_policy", r.logprob_policy},
+                            {"entropy", r.entropy}};
         std::printf("%s\n", j.dump().c_str());
       }
     }

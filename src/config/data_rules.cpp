@@ -35,12 +35,12 @@ void data_rules(const Config& c, Problems& p) {
           "list the dataset prefixes, e.g. paths = [\"data/corpus_text_document\"] (PREFIX.bin and PREFIX.idx, as "
           "written by `foldmoe preprocess`).");
   if (!indexed && d.source == "synthetic" && !d.paths.empty())
-    p.add("D11", fmt::format("[data] paths lists {} dataset(s) but source = \"synthetic\" reads no files.", d.paths.size()),
+    p.add("D11",
+          fmt::format("[data] paths lists {} dataset(s) but source = \"synthetic\" reads no files.", d.paths.size()),
           "set [data] source = \"indexed\" to train on them, or remove paths.");
   if (!d.weights.empty()) {
     if (d.weights.size() != d.paths.size())
-      p.add("D9",
-            fmt::format("[data] weights has {} entries for {} paths.", d.weights.size(), d.paths.size()),
+      p.add("D9", fmt::format("[data] weights has {} entries for {} paths.", d.weights.size(), d.paths.size()),
             "give one weight per path, in the same order, or leave weights empty (= blend by size).");
     for (double w : d.weights)
       if (std::isfinite(w) && !(w > 0)) {
@@ -65,9 +65,9 @@ void data_rules(const Config& c, Problems& p) {
 
   const EvalConfig& e = c.eval;
   if (e.interval < 0)
-    p.add("V1", fmt::format("[eval] interval = {} must be >= 0.", e.interval), "set interval = 0 to turn validation off.");
-  if (e.iters < 1)
-    p.add("V1", fmt::format("[eval] iters = {} must be >= 1.", e.iters), "set iters = 1 or more.");
+    p.add("V1", fmt::format("[eval] interval = {} must be >= 0.", e.interval),
+          "set interval = 0 to turn validation off.");
+  if (e.iters < 1) p.add("V1", fmt::format("[eval] iters = {} must be >= 1.", e.iters), "set iters = 1 or more.");
   if (indexed && e.interval > 0 && split && (*split)[1] <= 0)
     p.add("E1",
           fmt::format("[eval] interval = {} validates on the valid split, but [data] split = \"{}\" gives it no "

@@ -11,9 +11,9 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
-#include <string>
 
 #include "config/config.h"
 #include "data/batch.h"
@@ -71,6 +71,8 @@ std::string continuation_text(const Tokenizer& tokenizer, std::span<const int32_
 std::unique_ptr<DataSource> make_data_source(const Config& cfg, bool with_validation);
 
 // Whether validation runs during `foldmoe train` ([eval] interval > 0).
-inline bool validation_enabled(const Config& cfg) { return cfg.eval.interval > 0; }
+inline bool validation_enabled(const Config& cfg) {
+  return cfg.eval.interval > 0;
+}
 
 }  // namespace foldmoe::data

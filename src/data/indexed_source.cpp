@@ -72,9 +72,10 @@ IndexedSource::IndexedSource(const Config& cfg, bool with_validation)
   if (eod_mask_loss_) {
     const std::optional<int32_t> eos = tokenizer_->eos_id();
     if (!eos)
-      user_error("config error D13: [data] eod_mask_loss = true, but the tokenizer {} has no end-of-document token\n"
-                 "  fix: set eod_mask_loss = false, or use a tokenizer with an EOS token",
-                 tokenizer_->describe());
+      user_error(
+          "config error D13: [data] eod_mask_loss = true, but the tokenizer {} has no end-of-document token\n"
+          "  fix: set eod_mask_loss = false, or use a tokenizer with an EOS token",
+          tokenizer_->describe());
     eod_id_ = *eos;
   }
   const GptDatasetSpec spec = spec_of(cfg);
@@ -122,6 +123,5 @@ std::string IndexedSource::describe() const {
   return fmt::format("indexed {}, tokenizer {}{}", train_->describe(), tokenizer_->describe(),
                      eod_mask_loss_ ? ", no loss after end-of-document" : "");
 }
-
 
 }  // namespace foldmoe::data

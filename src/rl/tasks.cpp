@@ -27,7 +27,8 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const dat
   std::vector<JsonlProblem> out;
   std::string line;
   int64_t lineno = 0;
-  const std::string fix_shape = "each line must be a JSON object like {\"prompt\": \"What is 2+3?\", \"answer\": \"5\"}";
+  const std::string fix_shape =
+      "each line must be a JSON object like {\"prompt\": \"What is 2+3?\", \"answer\": \"5\"}";
   while (std::getline(in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -37,11 +38,11 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const dat
     } catch (const nlohmann::json::parse_error& e) {
       user_error("{}:{}: invalid JSON ({})\n  fix: {}", path, lineno, e.what(), fix_shape);
     }
-    if (!j.is_object()) user_error("{}:{}: expected a JSON object, got {}\n  fix: {}", path, lineno, j.type_name(), fix_shape);
+    if (!j.is_object())
+      user_error("{}:{}: expected a JSON object, got {}\n  fix: {}", path, lineno, j.type_name(), fix_shape);
     JsonlProblem p;
     for (const char* key : {"prompt", "answer"}) {
-      if (!j.contains(key))
-        user_error("{}:{}: missing key \"{}\"\n  fix: {}", path, lineno, key, fix_shape);
+      if (!j.contains(key)) user_error("{}:{}: missing key \"{}\"\n  fix: {}", path, lineno, key, fix_shape);
       const nlohmann::json& v = j.at(key);
       std::string text;
       if (v.is_string())
@@ -51,7 +52,8 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const dat
       else
         user_error("{}:{}: \"{}\" must be a string{}, got {}\n  fix: {}", path, lineno, key,
                    std::string(key) == "answer" ? " or a number" : "", v.type_name(), fix_shape);
-      if (text.empty()) user_error("{}:{}: \"{}\" is empty\n  fix: give every problem a non-empty {}", path, lineno, key, key);
+      if (text.empty())
+        user_error("{}:{}: \"{}\" is empty\n  fix: give every problem a non-empty {}", path, lineno, key, key);
       if (std::string(key) == "prompt") {
         // The prompt is tokenized at its first rollout; refuse it now, before the run writes anything.
         try {
@@ -113,10 +115,12 @@ std::string render(const std::string& tmpl, const std::string& problem) {
 
 class JsonlSource final : public ProblemSource {
  public:
-  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer) : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
+  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer)
+      : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
     std::set<std::string> seen;
     for (const JsonlProblem& p : load_jsonl_problems(s.data, tokenizer))
-      if (seen.insert(p.prompt).second) train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
+      if (seen.insert(p.prompt).second)
+        train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
     if (!s.eval_data.empty())
       for (const JsonlProblem& p : load_jsonl_problems(s.eval_data, tokenizer))
         eval_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
@@ -157,8 +161,9 @@ std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t d
                                                    const data::Tokenizer& tokenizer) {
   if (!s.data.empty()) return std::make_unique<JsonlSource>(s, tokenizer);
   if (s.tasks.empty())
-    user_error("config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
-               "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
+    user_error(
+        "config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
+        "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
   for (const std::string& t : s.tasks) (void)data::task_from_name(t);
   return std::make_unique<SyntheticSource>(s, data_seed);
 }

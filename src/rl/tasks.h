@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "config/rl_section.h"
 #include "data/synthetic.h"
 #include "data/text_tokenizer.h"
-#include "config/rl_section.h"
 
 namespace foldmoe::rl {
 
@@ -40,7 +40,8 @@ struct JsonlProblem {
   std::string prompt, answer;
 };
 // Reads and validates a JSONL file (blank lines are skipped). UserError: missing file, invalid JSON,
-// a line that is not an object, missing or wrongly typed keys, a prompt the tokenizer cannot encode, or no problems at all.
+// a line that is not an object, missing or wrongly typed keys, a prompt the tokenizer cannot encode, or no problems at
+// all.
 std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const data::Tokenizer& tokenizer);
 
 struct ScoreResult {

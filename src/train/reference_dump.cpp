@@ -1,7 +1,6 @@
 #include "train/reference_dump.h"
 
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <map>
 
+#include "config/problems.h"
 #include "config/toml_writer.h"
 #include "core/timer.h"
-#include "config/problems.h"
 #include "data/synthetic.h"
 #include "parallel/grad_sync.h"
 #include "train/checkpoint.h"
@@ -316,8 +316,8 @@ void Trainer::run(const RunDirectory& dir) {
   peak_flops();
   const int DP = groups_.dp->size();
   const int64_t tokens_per_step = cfg_.train.micro_batch * cfg_.micro_batches_per_replica(DP) * cfg_.train.seq_len * DP;
-  RunSchedule schedule = base_run_schedule(cfg_, "train", cfg_.train.steps, cfg_.checkpoint.interval,
-                                                 write_outputs_, groups_.world->size());
+  RunSchedule schedule = base_run_schedule(cfg_, "train", cfg_.train.steps, cfg_.checkpoint.interval, write_outputs_,
+                                           groups_.world->size());
   RunHooks hooks;
   hooks.step = [&] {
     const StepMetrics m = train_step();
@@ -335,8 +335,8 @@ void Trainer::run(const RunDirectory& dir) {
       j["valid_loss"] = v.loss;
       j["valid_ppl"] = ppl;
       j["valid_tokens"] = v.tokens;
-      return EvalOutcome{j, fmt::format("step {:5d} | valid loss {:.3f} ppl {:.2f} ({} tokens)", step_, v.loss, ppl,
-                                        v.tokens)};
+      return EvalOutcome{
+          j, fmt::format("step {:5d} | valid loss {:.3f} ppl {:.2f} ({} tokens)", step_, v.loss, ppl, v.tokens)};
     };
   }
   const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
@@ -362,17 +362,17 @@ void Trainer::save_checkpoint(const std::string& dir) {
   } else {
     mom = {opt_dense_->m(), opt_dense_->v(), opt_expert_->m(), opt_expert_->v()};
   }
-  save_logical_checkpoint(dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
-                          {{"config", config_to_json(cfg_)},
-                           {"world_size", groups_.world->size()},
-                           {"data", data_state()}});
+  save_logical_checkpoint(
+      dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
+      {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}, {"data", data_state()}});
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
   LocalMoments mom;
   const LoadedCheckpoint loaded = load_logical_checkpoint(dir, *model_, groups_, &mom);
   step_ = loaded.step;
-  resumed_data_ = loaded.extra.is_object() && loaded.extra.contains("data") ? loaded.extra.at("data") : nlohmann::json();
+  resumed_data_ =
+      loaded.extra.is_object() && loaded.extra.contains("data") ? loaded.extra.at("data") : nlohmann::json();
   if (zero_dense_) {
     zero_dense_->load_full_moments(mom.m_dense, mom.v_dense);
     zero_expert_->load_full_moments(mom.m_expert, mom.v_expert);

@@ -3,18 +3,18 @@
 #pragma once
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <memory>
-#include <vector>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "comm/process_groups.h"
 #include "data/data_source.h"
 #include "model/model.h"
+#include "parallel/distributed_optimizer.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/run_directory.h"
-#include "parallel/distributed_optimizer.h"
 
 namespace foldmoe {
 

@@ -2,6 +2,8 @@
 // batches are fixed and never training batches, the indexed loss mask follows Megatron's
 // eod_mask_loss rule, prompts and continuations go through the data's tokenizer, and every [data]
 // / [eval] rule and the vocabulary check (D12) fire with their ids.
+#include "data/data_source.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,12 +14,11 @@
 #include "config/data_rules.h"
 #include "config/validate.h"
 #include "core/check.h"
-#include "data/data_source.h"
 #include "data/gpt_dataset.h"
 #include "data/indexed_dataset.h"
 #include "data/indexed_source.h"
-#include "indexed_data_util.h"
 #include "data/synthetic.h"
+#include "indexed_data_util.h"
 #include "train/trainer.h"
 
 using namespace foldmoe;
@@ -30,7 +31,8 @@ bool same_tensor(const Tensor& a, const Tensor& b) {
 }
 
 bool same_batch(const data::Batch& a, const data::Batch& b) {
-  return same_tensor(a.tokens, b.tokens) && same_tensor(a.loss_mask, b.loss_mask) && same_tensor(a.task_ids, b.task_ids);
+  return same_tensor(a.tokens, b.tokens) && same_tensor(a.loss_mask, b.loss_mask) &&
+         same_tensor(a.task_ids, b.task_ids);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -75,7 +77,8 @@ TEST(SyntheticSource, ValidationBatchesAreFixedAndNotTrainingBatches) {
   ASSERT_TRUE(a->has_validation());
   for (int64_t i : {0, 1, 2}) {
     EXPECT_TRUE(same_batch(a->validation_batch(i, 8, 48), b->validation_batch(i, 8, 48))) << i;
-    for (int64_t step : {0, 1, 2}) EXPECT_FALSE(same_batch(a->validation_batch(i, 8, 48), a->global_batch(step, 8, 48)));
+    for (int64_t step : {0, 1, 2})
+      EXPECT_FALSE(same_batch(a->validation_batch(i, 8, 48), a->global_batch(step, 8, 48)));
   }
   EXPECT_FALSE(same_batch(a->validation_batch(0, 8, 48), a->validation_batch(1, 8, 48)));
 }
@@ -181,8 +184,8 @@ TEST(DataRules, MissingFilesAreListedBeforeAnythingIsRead) {
   c.data.source = "indexed";
   c.data.paths = {"/nonexistent/corpus", "/nonexistent/other.bin"};
   const std::string e = error_of([&] { (void)data::make_data_source(c, false); });
-  for (const char* part : {"D1", "/nonexistent/corpus.bin", "/nonexistent/corpus.idx", "/nonexistent/other.bin.idx",
-                           "without .bin/.idx"})
+  for (const char* part :
+       {"D1", "/nonexistent/corpus.bin", "/nonexistent/corpus.idx", "/nonexistent/other.bin.idx", "without .bin/.idx"})
     EXPECT_NE(e.find(part), std::string::npos) << part << "\n" << e;
 }
 
