@@ -35,7 +35,7 @@ void data_rules(const Config& c, Problems& p) {
           "list the dataset prefixes, e.g. paths = [\"data/corpus_text_document\"] (PREFIX.bin and PREFIX.idx, as "
           "written by `foldmoe preprocess`).");
   if (!indexed && d.source == "synthetic" && !d.paths.empty())
-    p.add("D11",
+    p.add("D20",
           fmt::format("[data] paths lists {} dataset(s) but source = \"synthetic\" reads no files.", d.paths.size()),
           "set [data] source = \"indexed\" to train on them, or remove paths.");
   if (!d.weights.empty()) {
@@ -54,13 +54,13 @@ void data_rules(const Config& c, Problems& p) {
     p.add("D7", fmt::format("[data] split = \"{}\" is not a train,valid,test split.", clip_value_text(d.split)),
           "write 1-3 non-negative proportions separated by ',' or '/', e.g. split = \"969,30,1\".");
   if (d.eod_mask_loss && !indexed)
-    p.add("D11", "[data] eod_mask_loss = true applies to indexed data only (the synthetic corpus masks its padding).",
+    p.add("D20", "[data] eod_mask_loss = true applies to indexed data only (the synthetic corpus masks its padding).",
           "set eod_mask_loss = false, or source = \"indexed\".");
   if (!indexed && d.tokenizer != "char")
-    p.add("D11", fmt::format("[data] tokenizer = \"{}\" but the synthetic corpus is character-level.", d.tokenizer),
+    p.add("D20", fmt::format("[data] tokenizer = \"{}\" but the synthetic corpus is character-level.", d.tokenizer),
           "set [data] tokenizer = \"char\" for source = \"synthetic\".");
   if (d.tokenizer.empty())
-    p.add("D14", "[data] tokenizer is empty.",
+    p.add("D23", "[data] tokenizer is empty.",
           "set it to \"char\", a tokenizer.json (or its directory) or a SentencePiece .model file.");
 
   const EvalConfig& e = c.eval;

@@ -1,8 +1,8 @@
 // The rules of [data] (beyond V3/V4 of the synthetic tasks) and [eval], checked with every other
-// value rule (docs/rules.md): D7 split string, D8 no paths, D9 weights, D11 a key of the other
-// source, D14 empty tokenizer, E1 validation without a valid split, V1 ranges. The same D7-D9 are
-// checked again by GptDataset; the files are checked when the data is opened (D1, D13, D14 in
-// src/data/indexed_source.cpp, D12 in src/train/trainer.cpp).
+// value rule (docs/rules.md): D7 split string, D8 no paths, D9 weights, D20 a key of the other
+// source, D23 empty tokenizer, E1 validation without a valid split, V1 ranges. The same D7-D9 are
+// checked again by GptDataset; the files are checked when the data is opened (D1, D22, D23 in
+// src/data/indexed_source.cpp, D21 in src/train/trainer.cpp).
 #pragma once
 
 #include <array>

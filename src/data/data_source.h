@@ -39,7 +39,7 @@ class DataSource {
   // Largest token id that occurs in the data (the model's vocabulary must exceed it).
   virtual int32_t max_token_id() const = 0;
   // Identifies the token stream: source, datasets (their own fingerprints), split, seed, sequence
-  // length. Checkpoints record it; resuming on data with another fingerprint is refused (rule D15).
+  // length. Checkpoints record it; resuming on data with another fingerprint is refused (rule D24).
   virtual std::string fingerprint() const = 0;
   // One line for the start of a run, e.g. "indexed: 2 datasets, 12345 train samples of 128 tokens".
   virtual std::string describe() const = 0;

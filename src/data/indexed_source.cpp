@@ -34,7 +34,7 @@ GptDatasetSpec spec_of(const Config& cfg) {
   return s;
 }
 
-// D1 / D14: every file the data names exists, all listed at once, before anything is read.
+// D1 / D23: every file the data names exists, all listed at once, before anything is read.
 void check_data_files(const DataConfig& d) {
   namespace fs = std::filesystem;
   Problems p;
@@ -51,7 +51,7 @@ void check_data_files(const DataConfig& d) {
   if (d.tokenizer != "char") {
     std::error_code ec;
     if (!fs::exists(d.tokenizer, ec))
-      p.add("D14", fmt::format("[data] tokenizer \"{}\" does not exist.", d.tokenizer),
+      p.add("D23", fmt::format("[data] tokenizer \"{}\" does not exist.", d.tokenizer),
             "give the tokenizer the data was made with: a tokenizer.json (or its directory), a SentencePiece "
             ".model, or \"char\".");
   }
@@ -73,7 +73,7 @@ IndexedSource::IndexedSource(const Config& cfg, bool with_validation)
     const std::optional<int32_t> eos = tokenizer_->eos_id();
     if (!eos)
       user_error(
-          "config error D13: [data] eod_mask_loss = true, but the tokenizer {} has no end-of-document token\n"
+          "config error D22: [data] eod_mask_loss = true, but the tokenizer {} has no end-of-document token\n"
           "  fix: set eod_mask_loss = false, or use a tokenizer with an EOS token",
           tokenizer_->describe());
     eod_id_ = *eos;

@@ -30,12 +30,12 @@ Config resolve_vocab(Config cfg, const data::Tokenizer& tok, int32_t max_token_i
   if (cfg.model.vocab == 0) cfg.model.vocab = need;
   Problems p;
   if (cfg.model.vocab < tv)
-    p.add("D12",
+    p.add("D21",
           fmt::format("[model] vocab = {} is smaller than the {} ids of the data's tokenizer ({}).", cfg.model.vocab,
                       tv, tok.describe()),
           fmt::format("set [model] vocab >= {}, or 0 (= the data's size).", need));
   else if (cfg.model.vocab <= max_token_id)
-    p.add("D12",
+    p.add("D21",
           fmt::format("[model] vocab = {} but the data holds token id {} (tokenizer {}).", cfg.model.vocab,
                       max_token_id, tok.describe()),
           fmt::format("set [model] vocab >= {}, or 0 (= the data's size); check that [data] tokenizer is the one "
@@ -300,7 +300,7 @@ void Trainer::check_resumed_data() {
   const std::string now = data_fingerprint();
   if (was == now || cfg_.data.allow_different_data) return;
   Problems p;
-  p.add("D15",
+  p.add("D24",
         fmt::format("checkpoint {} was trained on other data: it recorded\n    {}\n  and [data] now gives\n    {}",
                     cfg_.checkpoint.load, was, now),
         "resume with the checkpoint's [data] settings and [train] seed / seq_len, or set "

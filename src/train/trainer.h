@@ -48,7 +48,7 @@ class Trainer {
   Validation validate();
   // The checkpoint manifest's "data" object: the data fingerprint and position after this step.
   nlohmann::json data_state();
-  // Refuses (rule D15) to continue a checkpoint made on other data, naming both fingerprints, unless
+  // Refuses (rule D24) to continue a checkpoint made on other data, naming both fingerprints, unless
   // [data] allow_different_data. Checkpoints from before fingerprints were recorded pass.
   void check_resumed_data();
   // The data fingerprint with the sequence length: what a resumed run must see again.
@@ -73,7 +73,7 @@ class Trainer {
 
 // Resolves derived config values that depend on the data: [model] vocab = 0 becomes the tokenizer's
 // vocabulary size; a vocab below the tokenizer's size or not above the data's largest token id is
-// refused (rule D12). The first form opens cfg.data (its files are checked here, before any run
+// refused (rule D21). The first form opens cfg.data (its files are checked here, before any run
 // directory is written); the tokenizer form is for commands that read no data (generate, RL).
 Config resolve_config(Config cfg);
 Config resolve_config(Config cfg, const data::DataSource& data);

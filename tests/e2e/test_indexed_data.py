@@ -171,7 +171,7 @@ def test_resuming_on_other_data_is_refused():
         p = train(1, res, *flags, "--train.steps=6", f"--checkpoint.load={ck}", check=False)
         assert p.returncode != 0, p.stdout
         err = p.stderr
-        assert "D15" in err and "allow_different_data" in err, err
+        assert "D24" in err and "allow_different_data" in err, err
         was, now = re.findall(r"^    (indexed .*)$", err, re.M)
         assert was != now and prefix in was, err
         assert not os.path.exists(os.path.join(res, "metrics.jsonl")), os.listdir(res)
@@ -217,13 +217,13 @@ def test_bad_data_settings_stop_before_the_run_directory():
     expect_refused(data_flags(prefix, "--data.split=90,x"), "D7", "90,x")
     expect_refused(data_flags(prefix, "--data.split=100,0,0", "--eval.interval=5"), "E1", "[eval] interval = 5")
     expect_refused(data_flags(prefix, "--eval.iters=0"), "V1", "[eval] iters = 0")
-    expect_refused(data_flags(prefix, "--model.vocab=50"), "D12", "[model] vocab = 50", "98")
-    expect_refused(data_flags(prefix, "--data.tokenizer=/nonexistent/tok.model"), "D14", "/nonexistent/tok.model")
-    expect_refused(["--data.paths=" + prefix], "D11", "source = \"synthetic\"")
+    expect_refused(data_flags(prefix, "--model.vocab=50"), "D21", "[model] vocab = 50", "98")
+    expect_refused(data_flags(prefix, "--data.tokenizer=/nonexistent/tok.model"), "D23", "/nonexistent/tok.model")
+    expect_refused(["--data.paths=" + prefix], "D20", "source = \"synthetic\"")
     # Token ids beyond the vocabulary: a dataset holding id 150 with vocab = 120.
     big = os.path.join(tmpdir(), "big")
     write_megatron(big, [[70] * 40 + [150], [71] * 40 + [EOS]] * 20)
-    expect_refused(data_flags(big, "--model.vocab=120"), "D12", "token id 150")
+    expect_refused(data_flags(big, "--model.vocab=120"), "D21", "token id 150")
 
 
 if __name__ == "__main__":

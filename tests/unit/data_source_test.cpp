@@ -1,7 +1,7 @@
 // The DataSource seam: the synthetic source hands out exactly the corpus's batches, validation
 // batches are fixed and never training batches, the indexed loss mask follows Megatron's
 // eod_mask_loss rule, prompts and continuations go through the data's tokenizer, and every [data]
-// / [eval] rule and the vocabulary check (D12) fire with their ids.
+// / [eval] rule and the vocabulary check (D21) fire with their ids.
 #include "data/data_source.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +18,7 @@
 #include "data/indexed_dataset.h"
 #include "data/indexed_source.h"
 #include "data/synthetic.h"
+#include "data/tokenizer.h"
 #include "indexed_data_util.h"
 #include "train/trainer.h"
 
@@ -161,19 +162,19 @@ TEST(DataRules, EveryBadValueHasItsRule) {
   EXPECT_TRUE(has_rule(c, "V1"));
   c.eval.iters = 2;
   c.data.tokenizer = "";
-  EXPECT_TRUE(has_rule(c, "D14"));
+  EXPECT_TRUE(has_rule(c, "D23"));
   c.data.tokenizer = "char";
   EXPECT_TRUE(config_problems(c).empty()) << config_problems(c).messages()[0];
 
   Config s;  // synthetic
   s.data.paths = {"x"};
-  EXPECT_TRUE(has_rule(s, "D11"));
+  EXPECT_TRUE(has_rule(s, "D20"));
   s.data.paths.clear();
   s.data.eod_mask_loss = true;
-  EXPECT_TRUE(has_rule(s, "D11"));
+  EXPECT_TRUE(has_rule(s, "D20"));
   s.data.eod_mask_loss = false;
   s.data.tokenizer = "tok.model";
-  EXPECT_TRUE(has_rule(s, "D11"));
+  EXPECT_TRUE(has_rule(s, "D20"));
   s.data.tokenizer = "char";
   s.data.source = "webtext";
   EXPECT_TRUE(has_rule(s, "V3"));
@@ -196,7 +197,7 @@ TEST(ResolveConfig, VocabularyComesFromTheDataAndMustCoverIt) {
   EXPECT_EQ(resolve_config(c).model.vocab, 200);
   c.model.vocab = 50;
   const std::string e = error_of([&] { (void)resolve_config(c); });
-  EXPECT_NE(e.find("D12"), std::string::npos) << e;
+  EXPECT_NE(e.find("D21"), std::string::npos) << e;
   EXPECT_NE(e.find("[model] vocab = 50"), std::string::npos) << e;
   EXPECT_NE(e.find("98"), std::string::npos) << e;
 }
@@ -300,6 +301,6 @@ TEST(IndexedSource, TokenIdsAboveTheVocabularyAreRefused) {
   EXPECT_EQ(resolve_config(c).model.vocab, 151);
   c.model.vocab = 120;
   const std::string e = error_of([&] { (void)resolve_config(c); });
-  EXPECT_NE(e.find("D12"), std::string::npos) << e;
+  EXPECT_NE(e.find("D21"), std::string::npos) << e;
   EXPECT_NE(e.find("token id 150"), std::string::npos) << e;
 }
