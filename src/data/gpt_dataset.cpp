@@ -39,9 +39,7 @@ class Source {
                                                         : prefix.parent_path();
     key_ = hash16(fmt::format("v{}|{}|{}|{}|{}|{}|{}", kFormatVersion, data_.fingerprint(), range_.begin, range_.end,
                               seq_len_, seed_, static_cast<int>(split_)));
-    cache_stem_ =
-        (dir / fmt::format("{}.{}-gpt-{}", prefix.filename().string(), split_name(split_), key_))
-            .string();
+    cache_stem_ = (dir / fmt::format("{}.{}-gpt-{}", prefix.filename().string(), split_name(split_), key_)).string();
   }
 
   const IndexedDataset& data() const { return data_; }
