@@ -14,7 +14,10 @@ import re
 import struct
 import subprocess
 
-from e2e_common import BIN, ENV, main, metrics, run, tmpdir
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import BIN, ENV, main, metrics, run, tmpdir  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "tests", "parallel", "configs", "parity-moe.toml")
@@ -199,6 +202,30 @@ def test_eod_mask_loss_drops_the_positions_reading_an_eod():
     assert counts["true"] == rows * (SEQ - per_row), counts
 
 
+def test_eod_mask_loss_matches_megatron_core_samples():
+    """Documents of random lengths: the validation token counts equal what Megatron's rule gives on the
+    valid samples that an independent model of the sampling (tests/e2e/gpt_reference.py, built on
+    megatron-core's reader, split parser and sample-index builder) assembles from the files."""
+    import random
+
+    from gpt_reference import GptBlend
+
+    prefix = os.path.join(tmpdir(), "ragged")
+    rng = random.Random(3)
+    docs = [[rng.randrange(3, 98) for _ in range(rng.randrange(2, 20))] + [EOS] for _ in range(500)]
+    write_megatron(prefix, docs)
+    iters, gbs, seed = 2, 16, 77
+    samples = GptBlend([prefix], [], "90,10,0", "valid", SEQ, seed).samples(iters * gbs)
+    assert all(len(x) == SEQ + 1 for x in samples)
+    masked = sum(x[:SEQ].count(EOS) for x in samples)
+    assert masked > 0
+    for mask, want in (("false", iters * gbs * SEQ), ("true", iters * gbs * SEQ - masked)):
+        d = tmpdir()
+        train(1, d, *data_flags(prefix, "--eval.interval=1", f"--eval.iters={iters}", f"--data.eod_mask_loss={mask}"),
+              "--train.steps=1")
+        assert curves(d)[1][0]["valid_tokens"] == want, (mask, curves(d)[1], want)
+
+
 def expect_refused(flags, *parts):
     d = os.path.join(tmpdir(), "run")
     p = run("train", "--config", CONFIG, f"--train.run_dir={d}", "--train.steps=2", *flags, check=False)
@@ -229,4 +256,5 @@ def test_bad_data_settings_stop_before_the_run_directory():
 if __name__ == "__main__":
     main([test_layouts_follow_the_same_curves, test_validation_rows_and_lines_at_the_interval,
           test_resume_continues_with_the_same_tokens, test_resuming_on_other_data_is_refused,
-          test_eod_mask_loss_drops_the_positions_reading_an_eod, test_bad_data_settings_stop_before_the_run_directory])
+          test_eod_mask_loss_drops_the_positions_reading_an_eod, test_eod_mask_loss_matches_megatron_core_samples,
+          test_bad_data_settings_stop_before_the_run_directory])
