@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 req=scripts/requirements-test.txt
+req_nodeps=scripts/requirements-test-nodeps.txt
 stamp=.venv/.requirements.sha256
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$req" "$req_nodeps" | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -15,4 +16,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req" ||
   { echo "python-env: pip could not install $req (is PyPI reachable? a pip cache in ~/.cache/pip helps offline)" >&2; exit 1; }
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r "$req_nodeps" ||
+  { echo "python-env: pip could not install $req_nodeps (is PyPI reachable?)" >&2; exit 1; }
 echo "$want" > "$stamp"

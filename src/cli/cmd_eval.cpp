@@ -2,7 +2,6 @@
 // checkpoint, or a run directory (its latest complete checkpoint).
 #include <cstdio>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -31,9 +30,11 @@ void register_eval(CLI::App& app) {
     Config cfg = config_from_toml(manifest.at("config").get<std::string>(), dir + "/manifest.json");
     validate(cfg);
     cfg.checkpoint.load = dir;  // the trainer restores weights, expert bias and step
-    Trainer trainer(resolve_config(cfg), ProcessGroups::single_process(), /*write_outputs=*/false);
+    // The held-out loss reads the validation split, whatever [eval] interval the run had.
+    const std::unique_ptr<data::DataSource> source = data::make_data_source(cfg, /*with_validation=*/true);
+    Trainer trainer(resolve_config(cfg, *source), ProcessGroups::single_process(), /*write_outputs=*/false);
     const int n = *samples > 0 ? *samples : cfg.data.eval_samples;
-    const EvalResult r = evaluate(trainer.model(), trainer.corpus(), n, cfg.train.seq_len);
+    const EvalResult r = evaluate(trainer.model(), *source, n, cfg.train.seq_len);
     std::printf("checkpoint %s (step %lld), %d held-out examples per task\n", dir.c_str(), (long long)trainer.step(),
                 n);
     nlohmann::json j = {{"step", trainer.step()}, {"heldout_loss", r.loss}};

@@ -2,7 +2,6 @@
 // with the KV-cache rollout engine (src/rl).
 #include <cstdio>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -10,7 +9,7 @@
 #include "config/toml_reader.h"
 #include "config/validate.h"
 #include "core/check.h"
-#include "data/tokenizer.h"
+#include "data/data_source.h"
 #include "rl/rollout.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -48,19 +47,20 @@ void register_generate(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)")->check(any_integer("--seed", "7"));
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
-    using data::CharTokenizer;
     a->dir = checkpoint_argument(a->dir, "--checkpoint");
-    std::vector<int32_t> ids = {CharTokenizer::kBos};
-    try {  // before the model is built: a bad prompt is found at once, and named
-      for (int32_t t : CharTokenizer::encode(a->prompt)) ids.push_back(t);
-    } catch (const UserError& e) {
-      user_error("--prompt: {}", e.what());
-    }
     const nlohmann::json manifest = train::read_checkpoint_manifest(a->dir);
     Config cfg = config_from_toml(manifest.at("config").get<std::string>(), a->dir + "/manifest.json");
     validate(cfg);
+    // Only the tokenizer of the checkpoint's data is needed, not the data files.
+    const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer(cfg.data.tokenizer);
+    std::vector<int32_t> ids;
+    try {  // before the model is built: a bad prompt is found at once, and named
+      ids = data::prompt_ids(data::document_start_id(cfg, *tok), *tok, a->prompt);
+    } catch (const UserError& e) {
+      user_error("--prompt: {}", e.what());
+    }
     cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
-    Trainer trainer(resolve_config(cfg), ProcessGroups::single_process(), /*write_outputs=*/false);
+    Trainer trainer(resolve_config_for_tokenizer(cfg, *tok), ProcessGroups::single_process(), /*write_outputs=*/false);
     rl::SamplingParams sp;
     sp.temperature = float(a->temperature);
     sp.greedy = a->temperature <= 0;
@@ -70,23 +70,31 @@ void register_generate(CLI::App& app) {
     opt.max_new_tokens = a->max_new;
     opt.samples_per_prompt = a->samples;
     opt.seed = uint64_t(a->seed);
-    opt.eos_id = CharTokenizer::kEos;
+    opt.eos_id = tok->eos_id().value_or(-1);
     opt.record_routing = false;
     const std::vector<rl::Response> out = rl::generate(trainer.model(), {ids}, sp, opt);
     std::printf("checkpoint %s (step %lld), prompt \"%s\"\n", a->dir.c_str(), (long long)trainer.step(),
                 a->prompt.c_str());
     for (const rl::Response& r : out) {
-      std::string text;
-      for (int32_t t : r.tokens)
-        if (t != CharTokenizer::kEos) text += CharTokenizer::token_name(t);
+      // Decoded after the prompt's own ids, then cut: a word-piece tokenizer decides spaces at word
+      // starts from the context (SentencePiece drops the space of a leading "▁" piece).
+      std::vector<int32_t> context(ids.begin() + (data::document_start_id(cfg, *tok) ? 1 : 0), ids.end());
+      const std::string before = data::continuation_text(*tok, context);
+      context.insert(context.end(), r.tokens.begin(), r.tokens.end());
+      std::string text = data::continuation_text(*tok, context);
+      text = text.starts_with(before) ? text.substr(before.size()) : data::continuation_text(*tok, r.tokens);
       double lp = 0;
       for (float x : r.logprob_policy) lp += x;
       std::printf("[%d] %s%s   (%zu tokens, %s, logprob %.3f)\n", r.sample, a->prompt.c_str(), text.c_str(),
                   r.tokens.size(), rl::finish_reason_name(r.finish), lp);
       if (a->json) {
-        nlohmann::json j = {{"sample", r.sample}, {"text", text}, {"tokens", r.tokens},
-                            {"finish", rl::finish_reason_name(r.finish)}, {"logprob_sample", r.logprob_sample},
-                            {"logprob_policy", r.logprob_policy}, {"entropy", r.entropy}};
+        nlohmann::json j = {{"sample", r.sample},
+                            {"text", text},
+                            {"tokens", r.tokens},
+                            {"finish", rl::finish_reason_name(r.finish)},
+                            {"logprob_sample", r.logprob_sample},
+                            {"logprob_policy", r.logprob_policy},
+                            {"entropy", r.entropy}};
         std::printf("%s\n", j.dump().c_str());
       }
     }

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_generate(app);
   foldmoe::cli::register_topology(app);
   foldmoe::cli::register_rl(app);
+  foldmoe::cli::register_tokenize(app);
+  foldmoe::cli::register_preprocess(app);
+  foldmoe::cli::register_inspect_data(app);
   app.footer("Run `foldmoe COMMAND --help` for the options of a command.");  // after the commands: not inherited
   try {
     foldmoe::cli::check_command_word(app, argc, argv);

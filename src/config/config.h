@@ -104,9 +104,18 @@ struct OptimConfig {
 };
 
 struct DataConfig {
-  std::string source = "synthetic";  // synthetic
+  std::string source = "synthetic";  // synthetic | indexed
   std::vector<std::string> tasks = {"add", "reverse", "sort", "lookup"};
   int eval_samples = 200;  // per task for `foldmoe eval`
+  // source = "indexed": Megatron .bin/.idx prefixes, optional blend weights (one per path), the
+  // train,valid,test split of every dataset's documents, and the tokenizer the data was made with.
+  std::vector<std::string> paths;
+  std::vector<double> weights;  // empty = proportional to each dataset's size
+  std::string split = "969,30,1";
+  std::string tokenizer = "char";  // char | a tokenizer.json (or its directory) | a SentencePiece .model
+  bool eod_mask_loss = false;      // targets equal to the tokenizer's end-of-document id get no loss
+  std::string cache_dir;           // sample-index cache ("" = <run_dir>/data-cache)
+  bool allow_different_data = false;  // resume a checkpoint made on other data (normally refused: D8)
 
   bool operator==(const DataConfig&) const = default;
 };
@@ -118,6 +127,15 @@ struct CheckpointConfig {
   bool save_final = true;
 
   bool operator==(const CheckpointConfig&) const = default;
+};
+
+// Validation on the data source's held-out split during `foldmoe train`.
+struct EvalConfig {
+  int interval = 0;    // validate every N steps (0 = never)
+  int iters = 1;       // batches of [train] global batch size per validation (the same batches every time)
+  bool at_end = true;  // with interval > 0: also validate after the last step
+
+  bool operator==(const EvalConfig&) const = default;
 };
 
 struct LogConfig {
@@ -139,6 +157,7 @@ struct Config {
   CheckpointConfig checkpoint;
   LogConfig log;
   rl::RlConfig rl;
+  EvalConfig eval;
 
   int head_dim() const { return model.head_dim > 0 ? model.head_dim : model.hidden / model.heads; }
   int moe_ffn() const { return moe.ffn_hidden_size > 0 ? moe.ffn_hidden_size : model.ffn; }

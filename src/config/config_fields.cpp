@@ -190,9 +190,16 @@ constexpr ConfigField kFields[] = {
     F(optim, eps, "AdamW epsilon"),
     F(optim, grad_clip, "clip the global gradient norm to this (0 = off)"),
     // [data]
-    F(data, source, "data source: synthetic"),
+    F(data, source, "data source: synthetic | indexed (Megatron .bin/.idx files)"),
     F(data, tasks, "synthetic tasks: add reverse sort lookup chain"),
     F(data, eval_samples, "samples per task for `foldmoe eval`"),
+    F(data, paths, "indexed data: dataset prefixes (PREFIX.bin + PREFIX.idx)"),
+    F(data, weights, "indexed data: blend weight per path (empty = by size)"),
+    F(data, split, "indexed data: train,valid,test proportions of the documents"),
+    F(data, tokenizer, "char | tokenizer.json (or its directory) | SentencePiece .model"),
+    F(data, eod_mask_loss, "no loss where the input token is the end-of-document one (Megatron)"),
+    F(data, cache_dir, "indexed data: sample-index cache folder (empty = beside each dataset)"),
+    F(data, allow_different_data, "resume a checkpoint that was trained on other data"),
     // [checkpoint]
     F(checkpoint, dir, "checkpoint directory (empty = <run_dir>/checkpoints)"),
     F(checkpoint, interval, "save every N steps (0 = only at the end)"),
@@ -275,6 +282,10 @@ constexpr ConfigField kFields[] = {
     R(router_replay.mode,
       "replay the rollout (or old-policy) routing in updates; auto = rollout for MoE, off for dense"),
     R(router_replay.freeze_expert_bias, "freeze expert-bias updates during RL"),
+    // [eval]
+    F(eval, interval, "validate on the data's held-out split every N steps (0 = never)"),
+    F(eval, iters, "global batches per validation (the same batches every time)"),
+    F(eval, at_end, "with interval > 0: also validate after the last step"),
 };
 
 #undef F
@@ -308,6 +319,7 @@ static_assert(member_count<OptimConfig>() == fields_in("optim"), "[optim]: table
 static_assert(member_count<DataConfig>() == fields_in("data"), "[data]: table incomplete");
 static_assert(member_count<CheckpointConfig>() == fields_in("checkpoint"), "[checkpoint]");
 static_assert(member_count<LogConfig>() == fields_in("log"), "[log]: table incomplete");
+static_assert(member_count<EvalConfig>() == fields_in("eval"), "[eval]: table incomplete");
 // [rl] nests: the distinct next key segments under a prefix ("" = the top level, "hapo." = the
 // members of RlHapoConfig) are the members of the struct at that path.
 consteval std::size_t rl_segments(std::string_view prefix) {
@@ -339,7 +351,7 @@ static_assert(member_count<rl::RlAacConfig>() == rl_segments("hapo.aac."), "[rl]
 static_assert(member_count<rl::RlOptimConfig>() == rl_segments("optim.") + 1, "[rl] optim.*");
 static_assert(member_count<rl::RlEvalConfig>() == rl_segments("eval."), "[rl] eval.*");
 static_assert(member_count<rl::RlRouterReplayConfig>() == rl_segments("router_replay."), "[rl] replay");
-static_assert(member_count<Config>() == 9, "Config gained a section: add it to the table");
+static_assert(member_count<Config>() == 10, "Config gained a section: add it to the table");
 
 std::string quote(const std::string& s) {
   std::string out = "\"";

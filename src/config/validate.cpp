@@ -10,6 +10,7 @@
 #include <set>
 
 #include "config/config_fields.h"
+#include "config/data_rules.h"
 #include "config/layout_rules.h"
 
 namespace foldmoe {
@@ -299,7 +300,8 @@ void train_rules(const Config& c, Problems& p) {
   at_least(p, "[optim] grad_clip", o.grad_clip, 0.0, "set grad_clip = 0 to disable clipping, or a positive norm.");
 
   const DataConfig& d = c.data;
-  check_choice(p, "[data] source", d.source, {"synthetic"});
+  check_choice(p, "[data] source", d.source, {"synthetic", "indexed"});
+  data_rules(c, p);
   if (d.tasks.empty()) p.add("V4", "[data] tasks is empty.", "list at least one of add, reverse, sort, lookup, chain.");
   std::set<std::string> seen;
   for (const std::string& task : d.tasks) {

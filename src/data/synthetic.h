@@ -32,14 +32,13 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/batch.h"
 
 namespace foldmoe::data {
 
 // Canonical task ids, stable across runs and configs (metrics index by them).
 enum class Task : uint8_t { Add = 0, Reverse = 1, Sort = 2, Lookup = 3, Chain = 4 };
 inline constexpr int kNumTasks = 5;
-// task_ids value of a position whose target is padding.
-inline constexpr uint8_t kNoTask = 255;
 
 // "add", "reverse", "sort", "lookup", "chain" (the DataConfig.tasks names).
 const char* task_name(Task t);
@@ -55,19 +54,6 @@ struct TaskExample {
   std::string prompt;  // e.g. "add:12+345="
   std::string answer;  // e.g. "357"
   std::string line() const { return prompt + answer + "\n"; }
-};
-
-struct Batch {
-  Tensor tokens;     // I32 [GBS, S+1]: inputs tokens[:, :S], targets tokens[:, 1:]
-  Tensor loss_mask;  // U8  [GBS, S]: 1 where the target token counts in the loss
-  Tensor task_ids;   // U8  [GBS, S]: Task of the line the target token belongs to; kNoTask on padding
-
-  int64_t rows() const { return tokens.size(0); }
-  int64_t seq_len() const { return loss_mask.size(1); }
-  // Tokens that count in the loss (the per-token normaliser n_glob of docs/dense-parallel.md §7).
-  int64_t valid_tokens() const;
-  // Rows [begin, end), sharing storage (micro-batches, data-parallel shards).
-  Batch slice(int64_t begin, int64_t end) const;
 };
 
 class SyntheticCorpus {

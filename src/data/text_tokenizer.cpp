@@ -1,7 +1,10 @@
 #include "data/text_tokenizer.h"
 
+#include <filesystem>
+
 #include "core/check.h"
 #include "data/tokenizer.h"
+#include "data/tokenizers/sentencepiece_tokenizer.h"
 
 namespace foldmoe::data {
 namespace {
@@ -18,11 +21,22 @@ class BuiltinCharTokenizer final : public Tokenizer {
   std::string describe() const override { return "char (98 ids)"; }
 };
 
+constexpr const char* kAccepted =
+    "\"char\" (the built-in character tokenizer), a SentencePiece `.model` file, a HF `tokenizer.json` "
+    "or a directory holding one";
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec) {
+  namespace fs = std::filesystem;
   if (spec == "char") return std::make_unique<BuiltinCharTokenizer>();
-  user_error("tokenizer '{}' is not known: the built-in one is \"char\"\n  fix: set the tokenizer to \"char\"", spec);
+  std::error_code ec;
+  const fs::path path(spec);
+  if (!fs::exists(path, ec))
+    user_error("tokenizer error K3: tokenizer '{}' is neither a built-in name nor an existing file\n  fix: pass {}",
+               spec, kAccepted);
+  if (path.extension() == ".model") return load_sentencepiece_tokenizer(spec);
+  user_error("tokenizer error K3: tokenizer '{}' is not a format foldmoe reads\n  fix: pass {}", spec, kAccepted);
 }
 
 }  // namespace foldmoe::data

@@ -1,7 +1,8 @@
 // The one tokenizer seam: everything that turns text into token ids (training data, eval, generate,
 // RL prompts, `foldmoe preprocess`) holds a Tokenizer and never names an implementation.
-// Implementations: the built-in character tokenizer (the synthetic corpus); HF tokenizer.json and
-// SentencePiece .model files are added behind load_tokenizer.
+// Implementations (docs/tokenizers.md): the built-in character tokenizer (the synthetic corpus), a
+// SentencePiece `.model` file (through libsentencepiece) and a HF `tokenizer.json` (byte-level and
+// SentencePiece-style BPE, implemented in data/tokenizers/).
 #pragma once
 
 #include <cstdint>
@@ -33,8 +34,14 @@ class Tokenizer {
   virtual std::string describe() const = 0;
 };
 
-// `spec` is "char" (the built-in character tokenizer) or a path to a tokenizer file. UserError
-// naming the spec and what is accepted when it cannot be loaded.
+// `spec` is one of
+//  - "char": the built-in 98-id character tokenizer (data/tokenizer.h);
+//  - a path ending in `.model`: a SentencePiece model, encoded/decoded by libsentencepiece;
+//  - a path to a HF `tokenizer.json`, or a directory holding one (with an optional
+//    `tokenizer_config.json` beside it naming bos/eos/pad).
+// encode() never adds bos/eos, whatever the file's post-processor says: the data pipeline adds bos
+// itself. UserError (rule K3) naming the spec and what is accepted when it cannot be loaded; K1, K4..
+// for a file that is broken or uses a part foldmoe does not implement.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec);
 
 }  // namespace foldmoe::data

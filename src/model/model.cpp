@@ -392,6 +392,29 @@ void Model::run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<M
   FOLDMOE_CHECK(live_slots() == 0, "pipeline step left {} activation slots alive", live_slots());
 }
 
+void Model::run_pipeline_forward(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
+                                 const std::function<void(const ChunkResult&)>& on_forward) {
+  FOLDMOE_CHECK(mbs.size() == ctxs.size() && !mbs.empty(), "pipeline forward with {} micro-batches and {} contexts",
+                mbs.size(), ctxs.size());
+  const PipeScheduleSpec spec{.pp = layout_.pp(), .micro_batches = int(mbs.size()), .vpp = layout_.vpp()};
+  // Dropping the backward-direction events from every stage's list keeps one consistent global
+  // order of the remaining transfers, so the forward-only lists stay deadlock-free.
+  std::vector<PipeAction> actions;
+  for (const PipeAction& a : pipeline_schedule(spec, groups_.pp->rank()))
+    if (a.is_forward_direction()) actions.push_back(a);
+  PipelineCallbacks cb;
+  cb.forward = [&](int m, int c) {
+    const ChunkResult r = stage_forward(m, c, mbs[size_t(m)], ctxs[size_t(m)]);
+    if (on_forward) on_forward(r);
+    if (layout_.has_head(stage_, c)) free_slot_(m, c);  // nothing to send on
+  };
+  cb.send_buffer = [&](const PipeAction& a) { return stage_output(a.microbatch, a.chunk); };
+  cb.recv_buffer = [&](const PipeAction& a) { return stage_input(a.microbatch, a.chunk, mbs[size_t(a.microbatch)]); };
+  cb.after_send = [&](const PipeAction& a) { free_slot_(a.microbatch, a.chunk); };
+  run_pipeline_actions(spec, groups_.pp->rank(), actions, *groups_.pp, cb);
+  FOLDMOE_CHECK(live_slots() == 0, "pipeline forward left {} activation slots alive", live_slots());
+}
+
 // ---------------------------------------------------------------------------------------------
 // One-stage conveniences (tests, reference dump, RL, evaluation)
 

@@ -101,6 +101,11 @@ class Model {
   // result. Activations and their gradients travel to the neighbouring stages.
   void run_pipeline(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
                     const std::function<void(const ChunkResult&)>& on_forward);
+  // The forward half of run_pipeline (validation): the same schedule's forwards and activation
+  // transfers, no backward, no gradients touched. Use ctxs with training = false (no aux-loss
+  // gradients, no expert-bias counts, no jitter).
+  void run_pipeline_forward(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
+                            const std::function<void(const ChunkResult&)>& on_forward);
   // Activation slots alive now and the most alive at once since the last reset (memory check).
   int live_slots() const { return int(live_.size() + pending_grads_.size()); }
   int peak_live_slots() const { return peak_live_; }

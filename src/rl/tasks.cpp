@@ -8,7 +8,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "data/tokenizer.h"
+#include "data/text_tokenizer.h"
 #include "rl/math_reward.h"
 
 namespace foldmoe::rl {
@@ -20,14 +20,15 @@ std::vector<std::string> ProblemSource::eval_tasks() const {
   return out;
 }
 
-std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
+std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const data::Tokenizer& tokenizer) {
   std::ifstream in(path);
   if (!in)
     user_error("{}: cannot open the JSONL problem file\n  fix: check the path given in rl.data / rl.eval_data", path);
   std::vector<JsonlProblem> out;
   std::string line;
   int64_t lineno = 0;
-  const std::string fix_shape = "each line must be a JSON object like {\"prompt\": \"What is 2+3?\", \"answer\": \"5\"}";
+  const std::string fix_shape =
+      "each line must be a JSON object like {\"prompt\": \"What is 2+3?\", \"answer\": \"5\"}";
   while (std::getline(in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -37,11 +38,11 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
     } catch (const nlohmann::json::parse_error& e) {
       user_error("{}:{}: invalid JSON ({})\n  fix: {}", path, lineno, e.what(), fix_shape);
     }
-    if (!j.is_object()) user_error("{}:{}: expected a JSON object, got {}\n  fix: {}", path, lineno, j.type_name(), fix_shape);
+    if (!j.is_object())
+      user_error("{}:{}: expected a JSON object, got {}\n  fix: {}", path, lineno, j.type_name(), fix_shape);
     JsonlProblem p;
     for (const char* key : {"prompt", "answer"}) {
-      if (!j.contains(key))
-        user_error("{}:{}: missing key \"{}\"\n  fix: {}", path, lineno, key, fix_shape);
+      if (!j.contains(key)) user_error("{}:{}: missing key \"{}\"\n  fix: {}", path, lineno, key, fix_shape);
       const nlohmann::json& v = j.at(key);
       std::string text;
       if (v.is_string())
@@ -51,16 +52,15 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path) {
       else
         user_error("{}:{}: \"{}\" must be a string{}, got {}\n  fix: {}", path, lineno, key,
                    std::string(key) == "answer" ? " or a number" : "", v.type_name(), fix_shape);
-      if (text.empty()) user_error("{}:{}: \"{}\" is empty\n  fix: give every problem a non-empty {}", path, lineno, key, key);
+      if (text.empty())
+        user_error("{}:{}: \"{}\" is empty\n  fix: give every problem a non-empty {}", path, lineno, key, key);
       if (std::string(key) == "prompt") {
         // The prompt is tokenized at its first rollout; refuse it now, before the run writes anything.
         try {
-          (void)data::CharTokenizer::encode(text);
+          (void)tokenizer.encode(text);
         } catch (const UserError& e) {
-          user_error(
-              "{}:{}: \"prompt\": {}\n  fix: write the prompt in the model's characters (printable ASCII "
-              "and newlines)",
-              path, lineno, e.what());
+          user_error("{}:{}: \"prompt\": {}\n  fix: write the prompt in text the model's tokenizer ({}) can encode",
+                     path, lineno, e.what(), tokenizer.describe());
         }
       }
       (std::string(key) == "prompt" ? p.prompt : p.answer) = text;
@@ -115,12 +115,14 @@ std::string render(const std::string& tmpl, const std::string& problem) {
 
 class JsonlSource final : public ProblemSource {
  public:
-  explicit JsonlSource(const RlConfig& s) : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
+  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer)
+      : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
     std::set<std::string> seen;
-    for (const JsonlProblem& p : load_jsonl_problems(s.data))
-      if (seen.insert(p.prompt).second) train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
+    for (const JsonlProblem& p : load_jsonl_problems(s.data, tokenizer))
+      if (seen.insert(p.prompt).second)
+        train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
     if (!s.eval_data.empty())
-      for (const JsonlProblem& p : load_jsonl_problems(s.eval_data))
+      for (const JsonlProblem& p : load_jsonl_problems(s.eval_data, tokenizer))
         eval_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
   }
   RlProblem train_problem(int64_t i) const override {
@@ -155,11 +157,13 @@ class JsonlSource final : public ProblemSource {
 
 }  // namespace
 
-std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed) {
-  if (!s.data.empty()) return std::make_unique<JsonlSource>(s);
+std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed,
+                                                   const data::Tokenizer& tokenizer) {
+  if (!s.data.empty()) return std::make_unique<JsonlSource>(s, tokenizer);
   if (s.tasks.empty())
-    user_error("config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
-               "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
+    user_error(
+        "config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
+        "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
   for (const std::string& t : s.tasks) (void)data::task_from_name(t);
   return std::make_unique<SyntheticSource>(s, data_seed);
 }

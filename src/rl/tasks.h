@@ -23,8 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "data/synthetic.h"
 #include "config/rl_section.h"
+#include "data/synthetic.h"
+#include "data/text_tokenizer.h"
 
 namespace foldmoe::rl {
 
@@ -39,9 +40,9 @@ struct JsonlProblem {
   std::string prompt, answer;
 };
 // Reads and validates a JSONL file (blank lines are skipped). UserError: missing file, invalid JSON,
-// a line that is not an object, missing or wrongly typed keys, a prompt with a character outside the
-// tokenizer's vocabulary, or no problems at all.
-std::vector<JsonlProblem> load_jsonl_problems(const std::string& path);
+// a line that is not an object, missing or wrongly typed keys, a prompt the tokenizer cannot encode, or no problems at
+// all.
+std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const data::Tokenizer& tokenizer);
 
 struct ScoreResult {
   float score = -1.0f;  // ±1
@@ -63,6 +64,8 @@ class ProblemSource {
 
 // From the [rl] section: JSONL if rl.data is set, else the synthetic tasks (seeded by rl.seed for
 // training problems and by the corpus seed `data_seed` for the held-out sets).
-std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& c, uint64_t data_seed);
+// Prompts are checked against `tokenizer`, the policy's.
+std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& c, uint64_t data_seed,
+                                                   const data::Tokenizer& tokenizer);
 
 }  // namespace foldmoe::rl

@@ -31,8 +31,6 @@
 
 namespace foldmoe::rl {
 
-using data::CharTokenizer;
-
 namespace {
 
 std::optional<EntropyStats> stats_from_json(const nlohmann::json& j) {
@@ -76,13 +74,13 @@ void all_reduce_counters(Communicator& comm, PolicyLossCounters& c, const std::v
   for (double* p : sums) *p = v[q++];
 }
 
-std::string response_text(const std::vector<int32_t>& tokens) {
+std::string response_text(const data::Tokenizer& tok, const std::vector<int32_t>& tokens) {
   std::vector<int32_t> ids;
   for (int32_t t : tokens) {
-    if (t == CharTokenizer::kEos) break;
+    if (tok.eos_id() && t == *tok.eos_id()) break;
     ids.push_back(t);
   }
-  return CharTokenizer::decode(ids);
+  return tok.decode(ids);
 }
 
 }  // namespace
@@ -103,7 +101,7 @@ Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint)
   c.train.run_dir = file_cfg.train.run_dir;
   // An RL checkpoint's step is the RL step; keep it loadable by `foldmoe eval`/`generate`.
   c.train.steps = std::max(c.train.steps, file_cfg.rl.steps);
-  return resolve_config(c);
+  return resolve_config_for_tokenizer(c, *data::load_tokenizer(c.data.tokenizer));
 }
 
 RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGroups groups, bool write_outputs)
@@ -121,7 +119,10 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
   facts.has_reference_checkpoint = !cfg_.rl.reference.empty();
   facts.data_parallel = groups_.dp->size();
   validate_rl_config(rl_, facts);
-  source_ = make_problem_source(rl_, uint64_t(cfg_.train.seed));
+  // The policy's tokenizer: the one its training data was made with.
+  tokenizer_ = data::load_tokenizer(cfg_.data.tokenizer);
+  document_start_ = data::document_start_id(cfg_, *tokenizer_);
+  source_ = make_problem_source(rl_, uint64_t(cfg_.train.seed), *tokenizer_);
   model_ = std::make_unique<Model>(cfg_, groups_);
   OptimConfig oc;
   oc.weight_decay = rl_.optim.weight_decay;
@@ -182,8 +183,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
   for (int64_t j = 0; j < count; ++j) {
     const int64_t idx = prompts_consumed_ + j;
     problems.push_back(source_->train_problem(idx));
-    std::vector<int32_t> ids = {CharTokenizer::kBos};
-    for (int32_t t : CharTokenizer::encode(problems.back().prompt)) ids.push_back(t);
+    std::vector<int32_t> ids = data::prompt_ids(document_start_, *tokenizer_, problems.back().prompt);
     if (int64_t(ids.size()) > rl_.max_prompt_tokens)
       ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
     prompts.push_back(std::move(ids));
@@ -200,7 +200,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
   opt.samples_per_prompt = rl_.group_size;
   opt.seed = uint64_t(rl_.seed);
   opt.step = k;
-  opt.eos_id = CharTokenizer::kEos;
+  opt.eos_id = tokenizer_->eos_id().value_or(-1);
   opt.record_routing = replay_ == RouterReplayMode::Rollout;
   // Each DP rank generates its share of the prompts; ranks that share expert collectives decode in
   // lock-step (all of them, since every rank runs this loop).
@@ -220,7 +220,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
     s.logprob_rollout = std::move(r.logprob_policy);
     s.length = int64_t(s.tokens.size());
     s.truncated = r.finish == FinishReason::Length;
-    const ScoreResult sc = source_->score(s.problem, response_text(s.tokens));
+    const ScoreResult sc = source_->score(s.problem, response_text(*tokenizer_, s.tokens));
     const ResponseReward rr = assemble_reward(sc.score, s.length, op);
     s.reward = rr.reward;
     s.acc = rr.acc;
@@ -241,8 +241,9 @@ MicroBatch RlTrainer::build_micro_batch(const std::vector<RlSample>& batch, cons
   for (int64_t i : idx) S = std::max<int64_t>(S, int64_t(batch[size_t(i)].prompt.size() + batch[size_t(i)].tokens.size()) - 1);
   mb.S = S;
   const int64_t N = mb.N(), LK = int64_t(n_moe_) * topk_;
-  mb.ids_N.assign(size_t(N), CharTokenizer::kPad);
-  mb.targets_N.assign(size_t(N), CharTokenizer::kPad);
+  const int32_t pad = tokenizer_->pad_id().value_or(0);
+  mb.ids_N.assign(size_t(N), pad);
+  mb.targets_N.assign(size_t(N), pad);
   mb.mask_N.assign(size_t(N), 0);
   mb.positions_N.resize(size_t(N));
   const bool replay = (replay_ == RouterReplayMode::Rollout) || (replay_ == RouterReplayMode::Old && for_update);
@@ -544,8 +545,7 @@ RlEvalResult RlTrainer::evaluate() {
   std::vector<std::vector<int32_t>> prompts;
   RolloutOptions opt;
   for (size_t i = 0; i < probs.size(); ++i) {
-    std::vector<int32_t> ids = {CharTokenizer::kBos};
-    for (int32_t t : CharTokenizer::encode(probs[i].prompt)) ids.push_back(t);
+    std::vector<int32_t> ids = data::prompt_ids(document_start_, *tokenizer_, probs[i].prompt);
     if (int64_t(ids.size()) > rl_.max_prompt_tokens) ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
     prompts.push_back(std::move(ids));
     opt.prompt_ids.push_back(int64_t(i));
@@ -560,7 +560,7 @@ RlEvalResult RlTrainer::evaluate() {
   // numbers: step-0 results are identical across runs from one checkpoint).
   opt.seed = uint64_t(cfg_.train.seed) ^ 0xE7A1E7A1ull;
   opt.step = 0;
-  opt.eos_id = CharTokenizer::kEos;
+  opt.eos_id = tokenizer_->eos_id().value_or(-1);
   opt.record_routing = false;
   if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
   const std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
@@ -568,7 +568,7 @@ RlEvalResult RlTrainer::evaluate() {
   double len = 0;
   for (const Response& resp : out) {
     const RlProblem& p = probs[size_t(resp.prompt)];
-    const ScoreResult sc = source_->score(p, response_text(resp.tokens));
+    const ScoreResult sc = source_->score(p, response_text(*tokenizer_, resp.tokens));
     auto& acc = per_task[p.task];
     acc.first += sc.acc ? 1.0 : 0.0;
     acc.second += 1;

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "comm/process_groups.h"
+#include "data/data_source.h"
 #include "model/model.h"
 #include "config/rl_section.h"
 #include "rl/entropy_stats.h"
@@ -102,6 +103,8 @@ class RlTrainer {
   ProcessGroups groups_;
   bool save_checkpoints_;  // every rank (saves are collective)
   bool write_outputs_;     // world rank 0 only: metrics, config, log lines
+  std::unique_ptr<data::Tokenizer> tokenizer_;
+  std::optional<int32_t> document_start_;  // what prompts start with (data::document_start_id)
   std::unique_ptr<ProblemSource> source_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Model> ref_model_;  // frozen reference for the KL term (kl_coef > 0 only)

@@ -1,11 +1,10 @@
 #include "train/reference_dump.h"
 
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
-#include "data/synthetic.h"
+#include "data/data_source.h"
 #include "model/model.h"
 #include "parallel/grad_sync.h"
 #include "train/config_json.h"
@@ -31,8 +30,7 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
   Model model(cfg, ProcessGroups::single_process());
   const int64_t B = cfg.train.micro_batch, M = cfg.train.micro_batches, S = cfg.train.seq_len;
   const int64_t V = cfg.model.vocab;
-  data::SyntheticCorpus corpus(uint64_t(cfg.train.seed), cfg.data.tasks);
-  const data::Batch batch = corpus.global_batch(0, int(B * M), int(S));
+  const data::Batch batch = data::make_data_source(cfg, /*with_validation=*/false)->global_batch(0, int(B * M), int(S));
 
   // A non-trivial expert bias, so the reference checks that it changes selection only.
   for (MoELayer* m : model.moe_layers())

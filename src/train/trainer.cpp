@@ -8,10 +8,11 @@
 #include <map>
 #include <optional>
 
+#include "config/problems.h"
 #include "config/toml_writer.h"
 #include "core/timer.h"
 #include "core/trace.h"
-#include "data/tokenizer.h"
+#include "data/synthetic.h"
 #include "parallel/grad_sync.h"
 #include "train/checkpoint.h"
 #include "train/config_json.h"
@@ -22,19 +23,52 @@
 
 namespace foldmoe {
 
-Config resolve_config(Config cfg) {
-  const int data_vocab = data::CharTokenizer::vocab_size();
-  if (cfg.model.vocab == 0) cfg.model.vocab = data_vocab;
-  if (cfg.model.vocab < data_vocab)
-    user_error("[model] vocab = {} is smaller than the synthetic corpus vocabulary ({} tokens): set vocab >= {} or 0 "
-               "(= the data's size)",
-               cfg.model.vocab, data_vocab, data_vocab);
+namespace {
+
+// [model] vocab against what the model must embed: every tokenizer id and every id in the data.
+Config resolve_vocab(Config cfg, const data::Tokenizer& tok, int32_t max_token_id) {
+  const int32_t tv = tok.vocab_size();
+  const int32_t need = std::max(tv, max_token_id + 1);
+  if (cfg.model.vocab == 0) cfg.model.vocab = need;
+  Problems p;
+  if (cfg.model.vocab < tv)
+    p.add("D21",
+          fmt::format("[model] vocab = {} is smaller than the {} ids of the data's tokenizer ({}).", cfg.model.vocab,
+                      tv, tok.describe()),
+          fmt::format("set [model] vocab >= {}, or 0 (= the data's size).", need));
+  else if (cfg.model.vocab <= max_token_id)
+    p.add("D21",
+          fmt::format("[model] vocab = {} but the data holds token id {} (tokenizer {}).", cfg.model.vocab,
+                      max_token_id, tok.describe()),
+          fmt::format("set [model] vocab >= {}, or 0 (= the data's size); check that [data] tokenizer is the one "
+                      "the data was made with.",
+                      need));
+  p.raise();
   return cfg;
+}
+
+}  // namespace
+
+Config resolve_config(Config cfg) {
+  const std::unique_ptr<data::DataSource> source = data::make_data_source(cfg, data::validation_enabled(cfg));
+  return resolve_config(std::move(cfg), *source);
+}
+
+Config resolve_config(Config cfg, const data::DataSource& source) {
+  return resolve_vocab(std::move(cfg), source.tokenizer(), source.max_token_id());
+}
+
+Config resolve_config_for_tokenizer(Config cfg, const data::Tokenizer& tokenizer) {
+  return resolve_vocab(std::move(cfg), tokenizer, tokenizer.vocab_size() - 1);
+}
+
+const data::DataSource& Trainer::data() {
+  if (!data_) data_ = data::make_data_source(cfg_, data::validation_enabled(cfg_));
+  return *data_;
 }
 
 Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
     : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs) {
-  corpus_ = std::make_unique<data::SyntheticCorpus>(uint64_t(cfg_.train.seed), cfg_.data.tasks);
   model_ = std::make_unique<Model>(cfg_, groups_);
   if (cfg_.parallel.distributed_optimizer) {
     zero_dense_ = std::make_unique<ShardedAdamW>(model_->dense(), cfg_.optim, groups_.dp_cp, cfg_.parallel.bucket_size);
@@ -111,7 +145,7 @@ StepMetrics Trainer::train_step() {
   // The global batch does not depend on the layout; replica d reads global micro-batches
   // j = m·DP + d (docs/dense-parallel.md §5).
   std::optional<trace::PhaseScope> data_time(std::in_place, trace::Phase::Data);
-  const data::Batch batch = corpus_->global_batch(step_, int(B * M * DP), int(S));
+  const data::Batch batch = data().global_batch(step_, int(B * M * DP), int(S));
   const int n_moe = model_->num_moe_layers();
   const int E = cfg_.moe.num_experts;
 
@@ -203,6 +237,7 @@ StepMetrics Trainer::train_step() {
       for (int e = 0; e < E; ++e) per_layer[size_t(l)][size_t(e)] = int64_t(counts[k++]);
     }
 
+  if (!data().synthetic()) m.task_tokens_per_expert.clear();  // no task labels on real text
   m.grad_norm = norm;
   m.lr = lr_at(cfg_.optim, step_ - 1, cfg_.train.steps);
   m.step_time_s = timer.seconds();
@@ -220,13 +255,76 @@ StepMetrics Trainer::train_step() {
   return m;
 }
 
+Trainer::Validation Trainer::validate() {
+  const int DP = groups_.dp->size(), d = groups_.dp->rank();
+  const int64_t B = cfg_.train.micro_batch, M = cfg_.micro_batches_per_replica(DP), S = cfg_.train.seq_len;
+  double ce = 0;
+  Validation v;
+  for (int i = 0; i < cfg_.eval.iters; ++i) {
+    // The same global batch shape as training, sliced the same way over the layout.
+    const data::Batch batch = data().validation_batch(i, int(B * M * DP), int(S));
+    v.tokens += batch.valid_tokens();
+    std::vector<MicroBatch> mbs;
+    std::vector<MoEStepContext> ctxs;
+    for (int64_t mi = 0; mi < M; ++mi) {
+      const int64_t j = mi * DP + d;
+      mbs.push_back(cp_split(make_micro_batch(batch.tokens.data<int32_t>(), batch.loss_mask.data<uint8_t>(),
+                                              batch.task_ids.data<uint8_t>(), S, j * B, B),
+                             groups_.cp->size(), groups_.cp->rank()));
+    }
+    for (int64_t mi = 0; mi < M; ++mi) {
+      MoEStepContext ctx;
+      ctx.training = false;  // no aux-loss gradients, expert-bias counts or jitter
+      ctx.step = step_;
+      ctx.dp_size = DP;
+      ctxs.push_back(ctx);
+    }
+    model_->run_pipeline_forward(mbs, ctxs, [&](const ChunkResult& r) {
+      if (r.has_loss) ce += r.ce_sum;  // this rank's positions; CP pieces, stages and replicas are summed below
+    });
+  }
+  // Like the training loss: the CP pieces and the last stage's sums over pp, then the replicas (TP
+  // ranks hold identical sums and are not added).
+  if (groups_.cp->size() > 1) groups_.cp->all_reduce(&ce, 1);
+  if (groups_.pp->size() > 1) groups_.pp->all_reduce(&ce, 1);
+  groups_.dp->all_reduce(&ce, 1);
+  v.loss = ce / double(std::max<int64_t>(v.tokens, 1));
+  return v;
+}
+
+nlohmann::json Trainer::data_state() {
+  const int64_t gbs = cfg_.train.micro_batch * cfg_.micro_batches_per_replica(groups_.dp->size()) * groups_.dp->size();
+  return {{"fingerprint", data_fingerprint()}, {"step", step_}, {"consumed_samples", step_ * gbs}};
+}
+
+std::string Trainer::data_fingerprint() {
+  return fmt::format("{} seq_len={}", data().fingerprint(), cfg_.train.seq_len);
+}
+
+void Trainer::check_resumed_data() {
+  if (!resumed_data_.is_object() || !resumed_data_.contains("fingerprint")) return;
+  const std::string was = resumed_data_.at("fingerprint").get<std::string>();
+  const std::string now = data_fingerprint();
+  if (was == now || cfg_.data.allow_different_data) return;
+  Problems p;
+  p.add("D24",
+        fmt::format("checkpoint {} was trained on other data: it recorded\n    {}\n  and [data] now gives\n    {}",
+                    cfg_.checkpoint.load, was, now),
+        "resume with the checkpoint's [data] settings and [train] seed / seq_len, or set "
+        "--data.allow_different_data=true to continue on the new data on purpose.");
+  p.raise();
+}
+
 void Trainer::run(const RunDirectory& dir) {
   const bool lead = groups_.world->rank() == 0;  // only world rank 0 prints and writes files
+  // The data (files, split, vocabulary) and a resumed checkpoint's data are checked before the run
+  // directory is written.
+  check_resumed_data();
   peak_flops();
   const int DP = groups_.dp->size();
   const int64_t tokens_per_step = cfg_.train.micro_batch * cfg_.micro_batches_per_replica(DP) * cfg_.train.seq_len * DP;
-  const RunSchedule schedule = base_run_schedule(cfg_, "train", cfg_.train.steps, cfg_.checkpoint.interval,
-                                                 write_outputs_, groups_.world->size());
+  RunSchedule schedule = base_run_schedule(cfg_, "train", cfg_.train.steps, cfg_.checkpoint.interval, write_outputs_,
+                                           groups_.world->size());
   RunHooks hooks;
   hooks.step = [&] {
     const StepMetrics m = train_step();
@@ -234,12 +332,28 @@ void Trainer::run(const RunDirectory& dir) {
   };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
   hooks.world = groups_.world.get();
+  if (data::validation_enabled(cfg_)) {
+    schedule.eval_every = cfg_.eval.interval;
+    schedule.eval_at_end = cfg_.eval.at_end;
+    hooks.evaluate = [&]() -> std::optional<EvalOutcome> {
+      const Validation v = validate();
+      const double ppl = std::exp(v.loss);
+      nlohmann::ordered_json j;
+      j["step"] = step_;
+      j["valid_loss"] = v.loss;
+      j["valid_ppl"] = ppl;
+      j["valid_tokens"] = v.tokens;
+      return EvalOutcome{
+          j, fmt::format("step {:5d} | valid loss {:.3f} ppl {:.2f} ({} tokens)", step_, v.loss, ppl, v.tokens)};
+    };
+  }
   const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
   const std::string start = fmt::format(
       "foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "
-      "expert), run dir {}",
+      "expert), run dir {}\ndata: {}",
       step_ + 1, cfg_.train.steps, groups_.world->size(), model_parameter_count(cfg_),
-      format_count(model_parameter_count(cfg_)), dense + expert, dense, expert, dir.plan().run_dir.string());
+      format_count(model_parameter_count(cfg_)), dense + expert, dense, expert, dir.plan().run_dir.string(),
+      data().describe());
   run_loop(dir, config_to_toml(cfg_), step_, schedule, hooks, lead && write_outputs_, start);
 }
 
@@ -256,13 +370,17 @@ void Trainer::save_checkpoint(const std::string& dir) {
   } else {
     mom = {opt_dense_->m(), opt_dense_->v(), opt_expert_->m(), opt_expert_->v()};
   }
-  save_logical_checkpoint(dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
-                          {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}});
+  save_logical_checkpoint(
+      dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
+      {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}, {"data", data_state()}});
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
   LocalMoments mom;
-  step_ = load_logical_checkpoint(dir, *model_, groups_, &mom).step;
+  const LoadedCheckpoint loaded = load_logical_checkpoint(dir, *model_, groups_, &mom);
+  step_ = loaded.step;
+  resumed_data_ =
+      loaded.extra.is_object() && loaded.extra.contains("data") ? loaded.extra.at("data") : nlohmann::json();
   if (zero_dense_) {
     zero_dense_->load_full_moments(mom.m_dense, mom.v_dense);
     zero_expert_->load_full_moments(mom.m_expert, mom.v_expert);

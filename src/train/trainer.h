@@ -4,16 +4,17 @@
 
 #include <map>
 #include <memory>
-#include <vector>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "comm/process_groups.h"
-#include "data/synthetic.h"
+#include "data/data_source.h"
 #include "model/model.h"
+#include "parallel/distributed_optimizer.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/run_directory.h"
-#include "parallel/distributed_optimizer.h"
 
 namespace foldmoe {
 
@@ -36,14 +37,30 @@ class Trainer {
   Model& model() { return *model_; }
   const Config& config() const { return cfg_; }
   int64_t step() const { return step_; }
-  const data::SyntheticCorpus& corpus() const { return *corpus_; }
+  // The data of cfg.data (opened on first use: `foldmoe generate` never needs the data files).
+  const data::DataSource& data();
+  // Validation: [eval] iters batches of the held-out split, forward only over the whole layout;
+  // collective. Token-mean loss over every valid target of those batches.
+  struct Validation {
+    double loss = 0;
+    int64_t tokens = 0;
+  };
+  Validation validate();
+  // The checkpoint manifest's "data" object: the data fingerprint and position after this step.
+  nlohmann::json data_state();
+  // Refuses (rule D24) to continue a checkpoint made on other data, naming both fingerprints, unless
+  // [data] allow_different_data. Checkpoints from before fingerprints were recorded pass.
+  void check_resumed_data();
+  // The data fingerprint with the sequence length: what a resumed run must see again.
+  std::string data_fingerprint();
   // Peak FLOP/s used for MFU (measured once, lazily).
   double peak_flops();
 
  private:
   Config cfg_;
   ProcessGroups groups_;
-  std::unique_ptr<data::SyntheticCorpus> corpus_;
+  std::unique_ptr<data::DataSource> data_;
+  nlohmann::json resumed_data_;  // the "data" object of the checkpoint loaded (null: none / fresh)
   std::unique_ptr<Model> model_;
   double finalize_and_step(int64_t n_glob);
 
@@ -54,7 +71,12 @@ class Trainer {
   double peak_flops_ = 0;
 };
 
-// Resolves derived config values that depend on the data (vocab size).
+// Resolves derived config values that depend on the data: [model] vocab = 0 becomes the tokenizer's
+// vocabulary size; a vocab below the tokenizer's size or not above the data's largest token id is
+// refused (rule D21). The first form opens cfg.data (its files are checked here, before any run
+// directory is written); the tokenizer form is for commands that read no data (generate, RL).
 Config resolve_config(Config cfg);
+Config resolve_config(Config cfg, const data::DataSource& data);
+Config resolve_config_for_tokenizer(Config cfg, const data::Tokenizer& tokenizer);
 
 }  // namespace foldmoe

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "config/config.h"
+#include "data/text_tokenizer.h"
 #include "config/flag_reader.h"
 #include "config/toml_reader.h"
 #include "config/toml_writer.h"
@@ -111,6 +112,11 @@ TEST(RlConfigKeys, BadEnumOrPairNamesTheKeyAndTheChoices) {
   EXPECT_THROW(config_from_toml("[rl]\nhapo.ats.taux = 1.0\n", "t.toml"), UserError);
 }
 
+const data::Tokenizer* char_tok() {
+  static const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer("char");
+  return tok.get();
+}
+
 std::string write_tmp(const std::string& name, const std::string& text) {
   const auto p = std::filesystem::temp_directory_path() / ("foldmoe-rl-" + std::to_string(::getpid()) + "-" + name);
   std::ofstream(p) << text;
@@ -119,7 +125,7 @@ std::string write_tmp(const std::string& name, const std::string& text) {
 
 void expect_error(const std::string& path, const std::vector<std::string>& parts) {
   try {
-    rl::load_jsonl_problems(path);
+    rl::load_jsonl_problems(path, *char_tok());
     FAIL() << "expected UserError for " << path;
   } catch (const UserError& e) {
     for (const std::string& s : parts) EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what();
@@ -129,7 +135,7 @@ void expect_error(const std::string& path, const std::vector<std::string>& parts
 TEST(RlJsonl, LoadsAndReportsFileLineAndFix) {
   const std::string ok =
       write_tmp("ok.jsonl", "{\"prompt\": \"1+1?\", \"answer\": \"2\"}\n\n{\"prompt\": \"2+2?\", \"answer\": 4}\n");
-  const auto probs = rl::load_jsonl_problems(ok);
+  const auto probs = rl::load_jsonl_problems(ok, *char_tok());
   ASSERT_EQ(probs.size(), 2u);
   EXPECT_EQ(probs[1].answer, "4");
   expect_error(write_tmp("bad.jsonl", "{\"prompt\": \"a\", \"answer\": \"1\"}\n{\"prompt\": \"b\", \n"),
@@ -148,7 +154,7 @@ TEST(RlJsonl, SourceDeduplicatesShufflesAndScoresWithTheMathReward) {
                         "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p2\", \"answer\": \"2\"}\n"
                         "{\"prompt\": \"p1\", \"answer\": \"1\"}\n{\"prompt\": \"p3\", \"answer\": \"3\"}\n");
   c.rl.reward.template_name = "none";
-  const auto src = rl::make_problem_source(c.rl, 1);
+  const auto src = rl::make_problem_source(c.rl, 1, *char_tok());
   std::set<std::string> epoch0, epoch1;
   for (int i = 0; i < 3; ++i) epoch0.insert(src->train_problem(i).prompt);
   for (int i = 3; i < 6; ++i) epoch1.insert(src->train_problem(i).prompt);
@@ -179,7 +185,7 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   Config c;
   c.rl.tasks = {"add", "chain"};
   c.rl.eval_questions = 10;
-  const auto src = rl::make_problem_source(c.rl, 7);
+  const auto src = rl::make_problem_source(c.rl, 7, *char_tok());
   EXPECT_EQ(src->eval_problems().size(), 20u);
   EXPECT_EQ(src->eval_tasks(), (std::vector<std::string>{"add", "chain"}));
   const rl::RlProblem chain{"chain", "chain:7+5-9+3=", "12,3,6"};
@@ -192,7 +198,7 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   EXPECT_TRUE(src->score(add, "357").acc);
   EXPECT_EQ(src->score(add, "3570").score, -1.0f);
   // Training problems are a pure function of (seed, index).
-  EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, 7)->train_problem(5).prompt);
+  EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, 7, *char_tok())->train_problem(5).prompt);
 }
 
 }  // namespace
