@@ -30,10 +30,12 @@ void register_rl(CLI::App& app) {
   set_action(sub, [sub, opts, a] {
     const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
+    // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
+    const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
     // and the problems; only the run loop writes files.
-    const RunDirectory dir = make_run_directory(cfg, "rl", cfg.rl.checkpoint_every, a->overwrite);
+    const RunDirectory dir = make_run_directory(cfg, "rl", cfg.rl.checkpoint_every, a->overwrite, auto_resume);
     rl::RlTrainer trainer(cfg, init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
     trainer.run(dir);
     return 0;

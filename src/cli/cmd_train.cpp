@@ -17,11 +17,13 @@ void register_train(CLI::App& app) {
                 "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
   set_action(sub, [sub, opts, overwrite] {
     Config cfg = resolve_config(opts->load(sub));
+    // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
+    const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked before any work (nothing is written).
     // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank
     // can see files that rank 0 writes later in the run loop.
-    const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite);
+    const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite, auto_resume);
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run(dir);
     return 0;

@@ -630,6 +630,10 @@ void RlTrainer::run(const RunDirectory& dir) {
   };
   hooks.evaluate = [&] { return evaluation_outcome(); };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  hooks.world_max = [&](double v) {
+    groups_.world->all_reduce(&v, 1, ReduceOp::Max);
+    return v;
+  };
   const int64_t total = model_parameter_count(cfg_);
   const int64_t here = arena_parameter_count(model_->dense()) + arena_parameter_count(model_->expert());
   const std::string start = fmt::format(

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/arena.h"
 #include "config/config.h"
@@ -21,6 +22,7 @@ struct StepOutcome {
   std::string line;               // its human step line (printed at the log cadence)
   double loss = 0;                // the loss the summary reports (final, best)
   int64_t tokens = 0;             // tokens the step processed (summary)
+  bool skipped = false;           // a non-finite step skipped without an update (train.skip_nonfinite_steps)
 };
 
 // One evaluation's metrics.jsonl row and line.
@@ -39,6 +41,12 @@ struct RunSchedule {
   bool eval_before = false;      // evaluate at step 0 (fresh runs only)
   bool eval_at_end = false;      // evaluate after the last step
   std::string progress = "off";  // ProgressBar mode
+  // Long runs (docs/long-runs.md): stop signals, wall-clock budget (minutes, 0 = none), whether
+  // this process takes part in saves (a stop then saves), and checkpoint retention.
+  std::vector<std::string> exit_signals;
+  double max_minutes = 0;
+  bool writes_checkpoints = false;
+  int keep_last = 0, keep_every = 0;
 };
 
 // The fields both trainers set the same way: command, steps, log interval, checkpoint cadence
@@ -51,6 +59,9 @@ struct RunHooks {
   std::function<StepOutcome()> step;                     // runs the next step
   std::function<std::optional<EvalOutcome>()> evaluate;  // may be empty (no evaluation)
   std::function<void(const std::string& dir)> save;      // collective: every rank calls it
+  // Collective: the maximum of `local` over every rank of the world (each rank calls it after each
+  // step, so that all take the same decision to stop). Empty: a single process.
+  std::function<double(double local)> world_max;
 };
 
 struct RunSummary {
@@ -60,6 +71,8 @@ struct RunSummary {
   double final_loss = 0, best_loss = 0;
   int64_t best_step = 0;
   std::string checkpoint;  // the last checkpoint saved ("" = none)
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  std::string stopped_by;     // why the run stopped before its last step ("" = it did not)
 };
 
 // Runs steps completed+1 .. schedule.total_steps. Every rank calls it; `lead` (world rank 0) prints,
@@ -76,7 +89,12 @@ std::string format_run_summary(const std::string& command, const RunSummary& s);
 // dir/load/interval/save_final (`checkpoint_every` for rl: rl.checkpoint_every), and the size of
 // one checkpoint (weights + AdamW moments of every logical parameter).
 RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
-                                bool overwrite);
+                                bool overwrite, bool auto_resume = false);
+
+// Resolves `checkpoint.load = auto` (or `latest`) in place: the latest complete checkpoint of the
+// run's checkpoint directory, or "" (a fresh start) when it has none. Returns whether load was
+// auto. Call on every rank before any rank writes (all then see the same directory).
+bool resolve_auto_load(Config& cfg);
 
 // Parameters (elements, not tensors) of the whole model, counted on one rank with no parallelism.
 int64_t model_parameter_count(const Config& cfg);

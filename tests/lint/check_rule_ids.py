@@ -6,9 +6,9 @@ import pathlib
 import re
 import sys
 
-ID_LITERAL = re.compile(r'"([ALMRTV][0-9]{1,2})"')
-ID_IN_MESSAGE = re.compile(r'error ([ALMRTV][0-9]{1,2}):')
-DOC_ROW = re.compile(r'^\|\s*`?([ALMRTV][0-9]{1,2})`?\s*\|', re.M)
+ID_LITERAL = re.compile(r'"([ACLMRTV][0-9]{1,2})"')
+ID_IN_MESSAGE = re.compile(r'error ([ACLMRTV][0-9]{1,2}):')
+DOC_ROW = re.compile(r'^\|\s*`?([ACLMRTV][0-9]{1,2})`?\s*\|', re.M)
 
 
 def main() -> int:
