@@ -38,9 +38,10 @@ std::vector<fs::path> prune_checkpoints(const fs::path& root, int64_t just_saved
     const fs::path p = root / fmt::format("step-{:08d}", s);
     fs::remove_all(p, ec);
     if (ec)
-      user_error("checkpoint.keep_last = {}: cannot delete the old checkpoint {}: {}\n  fix: check the permissions of "
-                 "checkpoint.dir, or set keep_last = 0 to keep every checkpoint",
-                 keep_last, p.string(), ec.message());
+      user_error(
+          "checkpoint.keep_last = {}: cannot delete the old checkpoint {}: {}\n  fix: check the permissions of "
+          "checkpoint.dir, or set keep_last = 0 to keep every checkpoint",
+          keep_last, p.string(), ec.message());
     removed.push_back(p);
   }
   return removed;
@@ -51,8 +52,7 @@ bool is_stale_save_leftover(const std::string& name) {
     const size_t at = name.find(tag);
     if (at == std::string::npos || !checkpoint_step_of(name.substr(0, at))) continue;
     const std::string pid = name.substr(at + 5);
-    if (!pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      return true;
+    if (!pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) return true;
   }
   return false;
 }

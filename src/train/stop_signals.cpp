@@ -13,7 +13,8 @@ namespace {
 constexpr struct {
   const char* name;
   int number;
-} kSignals[] = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGHUP", SIGHUP}};
+} kSignals[] = {
+    {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGHUP", SIGHUP}};
 
 std::atomic<int> g_received{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
@@ -54,6 +55,8 @@ void install_stop_signals(const std::vector<std::string>& names) {
   }
 }
 
-int received_stop_signal() { return g_received.load(); }
+int received_stop_signal() {
+  return g_received.load();
+}
 
 }  // namespace foldmoe::train

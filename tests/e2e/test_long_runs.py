@@ -167,6 +167,22 @@ def test_sigterm_to_one_rank_only_still_stops_both_together():
     assert_complete(os.path.join(d, "checkpoints", f"step-{int(m.group(1)):08d}"), int(m.group(1)))
 
 
+def test_sigterm_to_mpirun_never_leaves_a_corrupt_checkpoint():
+    # Open MPI 4.1's mpirun turns SIGTERM into SIGTERM to the ranks and SIGKILL one second later
+    # (odls_base_sigkill_timeout), and exits 1: a save may or may not finish in time. Either way no
+    # checkpoint name holds a partial save, and auto continues the run exactly.
+    d = tmpdir()
+    rc, out = interrupt(command(d, "--checkpoint.interval=3", np_=2), d, 5, [signal.SIGTERM])
+    assert rc != 0, out
+    for c in checkpoints(d):
+        if re.fullmatch(r"step-\d{8}", c):
+            assert_complete(os.path.join(d, "checkpoints", c), int(c[5:]))
+    p = subprocess.run(command(d, "--checkpoint.interval=3", "--checkpoint.load=auto", np_=2), capture_output=True,
+                       text=True, env=ENV)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert losses(d) == reference(2)
+
+
 def test_second_signal_exits_at_once_without_a_corrupt_checkpoint():
     d = tmpdir()
     # Two different signals (two of the same kind may merge into one delivery).
@@ -443,6 +459,7 @@ if __name__ == "__main__":
           test_sigusr1_to_mpirun_is_forwarded_to_both_ranks,
           test_sigterm_to_every_rank_of_an_mpirun_job,
           test_sigterm_to_one_rank_only_still_stops_both_together,
+          test_sigterm_to_mpirun_never_leaves_a_corrupt_checkpoint,
           test_second_signal_exits_at_once_without_a_corrupt_checkpoint,
           test_max_minutes_saves_before_the_time_limit,
           test_rl_preempted_and_resumed_matches_an_uninterrupted_run,

@@ -1,7 +1,6 @@
 // The pieces of long runs (docs/long-runs.md): stop signals, checkpoint retention, removal of what
 // interrupted saves leave, and the non-finite step budget.
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
