@@ -17,11 +17,10 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 
@@ -47,9 +46,10 @@ bool parse_dtype(const std::string& s, DType& out) {
 }
 
 [[noreturn]] void corrupt(const std::string& path, const std::string& problem) {
-  user_error("safetensors error C4: file '{}' is unreadable: {}. The file is truncated, corrupted or not a safetensors "
-             "file; re-create it (or restore it from a copy) and try again.",
-             path, problem);
+  user_error(
+      "safetensors error C4: file '{}' is unreadable: {}. The file is truncated, corrupted or not a safetensors "
+      "file; re-create it (or restore it from a copy) and try again.",
+      path, problem);
 }
 
 std::vector<char> read_whole_file(const std::string& path) {
@@ -116,8 +116,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
   // The header is the JSON object itself, then only the spaces that pad the data to 8 bytes.
   if (header_len == 0 || bytes[8] != '{')
-    corrupt(path, "the header does not start with '{' right after the length field (the length is off, or this is "
-                  "not a safetensors file)");
+    corrupt(path,
+            "the header does not start with '{' right after the length field (the length is off, or this is "
+            "not a safetensors file)");
   json header;
   std::string duplicate;
   // nlohmann keeps the last of two equal keys; a header naming a tensor twice is damaged.
@@ -204,7 +205,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   std::string previous = "the start of the data";
   for (const Range& r : ranges) {
     if (r.begin < at)
-      corrupt(path, fmt::format("tensor '{}' [{}, {}] overlaps {}, which ends at {}", r.name, r.begin, r.end, previous, at));
+      corrupt(path,
+              fmt::format("tensor '{}' [{}, {}] overlaps {}, which ends at {}", r.name, r.begin, r.end, previous, at));
     if (r.begin > at)
       corrupt(path, fmt::format("tensor '{}' starts at data offset {} but {} ends at {}: {} bytes belong to no tensor",
                                 r.name, r.begin, previous, at, r.begin - at));

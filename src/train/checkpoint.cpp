@@ -172,16 +172,18 @@ json parse_manifest(const fs::path& dir) {
     user_error("checkpoint '{}' has format version {}, this foldmoe reads version {}; use the foldmoe that wrote it",
                dir.string(), version, kCheckpointFormatVersion);
   if (!m.contains("checksum") || !m["checksum"].is_string())
-    user_error("checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
-               "was edited\n  fix: resume from another checkpoint of the run",
-               dir.string());
+    user_error(
+        "checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
+        "was edited\n  fix: resume from another checkpoint of the run",
+        dir.string());
   const std::string want = m["checksum"].get<std::string>(), got = manifest_checksum(m);
   if (got != want)
-    user_error("checkpoint error C3: {}/manifest.json fails its own checksum ({}, saved {}): it was edited or "
-               "damaged after the save (its step, data position, config and file checksums can no longer be "
-               "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
-               "manifest by hand)",
-               dir.string(), got, want);
+    user_error(
+        "checkpoint error C3: {}/manifest.json fails its own checksum ({}, saved {}): it was edited or "
+        "damaged after the save (its step, data position, config and file checksums can no longer be "
+        "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
+        "manifest by hand)",
+        dir.string(), got, want);
   for (const char* key : {"step", "files", "config", "extra"})
     if (!m.contains(key)) corrupted(dir, fmt::format("manifest.json lacks '{}'", key));
   if (!m["step"].is_number_integer() || !m["files"].is_object() || !m["config"].is_string())
@@ -295,14 +297,14 @@ void save_checkpoint(const std::string& dir_str, const TrainState& state, const 
       after(name);
     }
     json manifest = {{"format_version", kCheckpointFormatVersion},
-                           {"step", state.step},
-                           {"data_position", state.step},
-                           {"has_optimizer", has_optimizer},
-                           {"parameters", params},
-                           {"buffers", buffers},
-                           {"files", files},
-                           {"config", state.config_toml},
-                           {"extra", state.extra}};
+                     {"step", state.step},
+                     {"data_position", state.step},
+                     {"has_optimizer", has_optimizer},
+                     {"parameters", params},
+                     {"buffers", buffers},
+                     {"files", files},
+                     {"config", state.config_toml},
+                     {"extra", state.extra}};
     manifest["checksum"] = manifest_checksum(manifest);
     write_text(tmp / kManifestFile, manifest.dump(2) + "\n");
     fsync_path(tmp / kManifestFile, false);

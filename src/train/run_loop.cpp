@@ -7,9 +7,9 @@
 #include <memory>
 
 #include "core/timer.h"
-#include "train/memory_estimate.h"
 #include "train/checkpoint_locator.h"
 #include "train/checkpoint_retention.h"
+#include "train/memory_estimate.h"
 #include "train/metrics.h"
 #include "train/stop_signals.h"
 
@@ -54,8 +54,8 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     hooks.save(s.checkpoint);
     // The new checkpoint is complete: only now may older ones go (the resumed-from one included).
     if (lead)
-      for (const auto& p : train::prune_checkpoints(dir.plan().checkpoint_root, step, schedule.keep_last,
-                                                    schedule.keep_every))
+      for (const auto& p :
+           train::prune_checkpoints(dir.plan().checkpoint_root, step, schedule.keep_last, schedule.keep_every))
         bar.log_line("checkpoint.keep_last = " + std::to_string(schedule.keep_last) + ": removed " + p.string());
   };
 
@@ -71,10 +71,11 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     if (o.skipped) ++s.skipped_steps;
     // Every rank holds the same reduced loss, so every rank stops here together (rule C1).
     if (!o.skipped && !std::isfinite(o.loss))
-      user_error("training error C1: step {} has a non-finite loss ({}); the run stops without saving a checkpoint\n  fix: "
-                 "lower optim.lr or raise optim.warmup_steps, keep optim.grad_clip on, and resume from the last "
-                 "checkpoint (--checkpoint.load=auto)",
-                 step, o.loss);
+      user_error(
+          "training error C1: step {} has a non-finite loss ({}); the run stops without saving a checkpoint\n  fix: "
+          "lower optim.lr or raise optim.warmup_steps, keep optim.grad_clip on, and resume from the last "
+          "checkpoint (--checkpoint.load=auto)",
+          step, o.loss);
     s.tokens += o.tokens;
     if (!o.skipped) s.final_loss = o.loss;
     if (!o.skipped && (!have_loss || o.loss < s.best_loss)) {
@@ -99,14 +100,18 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
       s.stopped_by = stop_reason(code, schedule.max_minutes);
       bar.finish();
       if (!schedule.writes_checkpoints) {
-        if (lead) bar.log_line(fmt::format("foldmoe {}: stopped at step {} after {}; no checkpoint saved (this run "
-                                           "saves none)", schedule.command, step, s.stopped_by));
+        if (lead)
+          bar.log_line(
+              fmt::format("foldmoe {}: stopped at step {} after {}; no checkpoint saved (this run "
+                          "saves none)",
+                          schedule.command, step, s.stopped_by));
       } else {
         if (s.checkpoint != dir.checkpoint_path(step).string()) save(step, s);
         if (lead)
-          bar.log_line(fmt::format("foldmoe {}: saved checkpoint at step {} after {}: {}; continue with "
-                                   "--checkpoint.load=auto",
-                                   schedule.command, step, s.stopped_by, s.checkpoint));
+          bar.log_line(
+              fmt::format("foldmoe {}: saved checkpoint at step {} after {}: {}; continue with "
+                          "--checkpoint.load=auto",
+                          schedule.command, step, s.stopped_by, s.checkpoint));
       }
       s.last_step = step;
       s.seconds = wall.seconds();
@@ -186,8 +191,8 @@ bool resolve_auto_load(Config& cfg) {
   return true;
 }
 
-RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
-                                bool overwrite, bool auto_resume) {
+RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
+                                bool auto_resume) {
   RunDirectoryPlan p;
   p.command = command;
   p.run_dir = cfg.train.run_dir;

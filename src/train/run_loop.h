@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "core/arena.h"
 #include "config/config.h"
+#include "core/arena.h"
 #include "train/run_directory.h"
 
 namespace foldmoe {
@@ -88,8 +88,8 @@ std::string format_run_summary(const std::string& command, const RunSummary& s);
 // The run directory plan of a resolved config: `foldmoe <command>` with [train] run_dir, [checkpoint]
 // dir/load/interval/save_final (`checkpoint_every` for rl: rl.checkpoint_every), and the size of
 // one checkpoint (weights + AdamW moments of every logical parameter).
-RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
-                                bool overwrite, bool auto_resume = false);
+RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
+                                bool auto_resume = false);
 
 // Resolves `checkpoint.load = auto` (or `latest`) in place: the latest complete checkpoint of the
 // run's checkpoint directory, or "" (a fresh start) when it has none. Returns whether load was

@@ -63,11 +63,12 @@ bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
       nonfinite_.allowed() == 0
           ? std::string("train.skip_nonfinite_steps = 0")
           : fmt::format("more than train.skip_nonfinite_steps = {} non-finite steps in a row", nonfinite_.allowed());
-  user_error("training error C1: step {} has a non-finite gradient norm ({}; loss {}), {}; {}: the run stops without "
-             "an update and without saving a checkpoint\n  fix: lower optim.lr or raise optim.warmup_steps, keep "
-             "optim.grad_clip on, resume from the last checkpoint (--checkpoint.load=auto), or allow skips with "
-             "--train.skip_nonfinite_steps=N",
-             step_ + 1, norm, local_loss, where, skips);
+  user_error(
+      "training error C1: step {} has a non-finite gradient norm ({}; loss {}), {}; {}: the run stops without "
+      "an update and without saving a checkpoint\n  fix: lower optim.lr or raise optim.warmup_steps, keep "
+      "optim.grad_clip on, resume from the last checkpoint (--checkpoint.load=auto), or allow skips with "
+      "--train.skip_nonfinite_steps=N",
+      step_ + 1, norm, local_loss, where, skips);
 }
 
 double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {

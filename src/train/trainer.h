@@ -4,17 +4,17 @@
 
 #include <map>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "comm/process_groups.h"
 #include "data/synthetic.h"
 #include "model/model.h"
+#include "parallel/distributed_optimizer.h"
 #include "train/metrics.h"
 #include "train/nonfinite_guard.h"
 #include "train/optimizer.h"
 #include "train/run_directory.h"
-#include "parallel/distributed_optimizer.h"
 
 namespace foldmoe {
 

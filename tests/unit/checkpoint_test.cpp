@@ -1,7 +1,8 @@
 // Checkpoints: bit-exact round trip, and every kind of damage or mismatch is a UserError; a
 // failed save leaves the previous checkpoint as it was.
-#include <gtest/gtest.h>
+#include "train/checkpoint.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -13,7 +14,6 @@
 
 #include "core/crc32.h"
 #include "core/rng.h"
-#include "train/checkpoint.h"
 
 using namespace foldmoe;
 using namespace foldmoe::train;
