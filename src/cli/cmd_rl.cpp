@@ -6,6 +6,7 @@
 #include "cli/launch.h"
 #include "rl/trainer.h"
 #include "train/run_loop.h"
+#include "train/stop_signals.h"
 
 namespace foldmoe::cli {
 
@@ -30,6 +31,7 @@ void register_rl(CLI::App& app) {
   set_action(sub, [sub, opts, a] {
     const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
+    train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
     // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
     const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "train/run_loop.h"
+#include "train/stop_signals.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -17,6 +18,7 @@ void register_train(CLI::App& app) {
                 "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
   set_action(sub, [sub, opts, overwrite] {
     Config cfg = resolve_config(opts->load(sub));
+    train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
     // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
     const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");

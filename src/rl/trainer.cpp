@@ -101,6 +101,10 @@ Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint)
   c.checkpoint = file_cfg.checkpoint;
   c.log = file_cfg.log;
   c.train.run_dir = file_cfg.train.run_dir;
+  // How this run stops and what it tolerates are this run's choice (docs/long-runs.md).
+  c.train.exit_signals = file_cfg.train.exit_signals;
+  c.train.max_minutes = file_cfg.train.max_minutes;
+  c.train.skip_nonfinite_steps = file_cfg.train.skip_nonfinite_steps;
   // An RL checkpoint's step is the RL step; keep it loadable by `foldmoe eval`/`generate`.
   c.train.steps = std::max(c.train.steps, file_cfg.rl.steps);
   return resolve_config(c);

@@ -43,7 +43,6 @@ std::string signal_name(int number) {
 }
 
 void install_stop_signals(const std::vector<std::string>& names) {
-  g_received.store(0);
   for (const std::string& name : names) {
     const int sig = signal_number(name);
     FOLDMOE_CHECK(sig > 0, "unknown stop signal '{}' passed validation", name);

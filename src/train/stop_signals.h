@@ -9,8 +9,10 @@
 
 namespace foldmoe::train {
 
-// Installs the handlers for `names` (e.g. "SIGTERM"; validated by config rule V3) and clears any
-// recorded signal. Signals not named keep their current disposition.
+// Installs the handlers for `names` (e.g. "SIGTERM"; validated by config rule V3). Idempotent, and
+// a signal already recorded stays recorded: the commands install them as soon as the config is
+// read (a signal during start-up then stops the run after its first step) and the run loop again
+// after MPI has started. Signals not named keep their current disposition.
 void install_stop_signals(const std::vector<std::string>& names);
 
 // The first stop signal received since install_stop_signals (0 = none).

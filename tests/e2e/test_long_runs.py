@@ -224,14 +224,26 @@ def test_rl_preempted_and_resumed_matches_an_uninterrupted_run():
     p = subprocess.run(command(full, args=args), capture_output=True, text=True, env=ENV)
     assert p.returncode == 0, p.stdout + p.stderr
     d = tmpdir()
-    rc, out = interrupt(command(d, args=args), d, 3, [signal.SIGTERM])
-    m = re.search(r"foldmoe rl: saved checkpoint at step (\d+) after signal SIGTERM", out)
+    # Only SIGUSR2 is a stop signal here: the [train] keys of the RL command line apply (not the
+    # pretraining checkpoint's).
+    rc, out = interrupt(command(d, "--train.exit_signals=SIGUSR2", args=args), d, 3, [signal.SIGUSR2])
+    m = re.search(r"foldmoe rl: saved checkpoint at step (\d+) after signal SIGUSR2", out)
     assert rc == 0 and m, f"exit {rc}\n{out}"
     step = int(m.group(1))
     assert 3 <= step < 12
     p = subprocess.run(command(d, "--checkpoint.load=auto", args=args), capture_output=True, text=True, env=ENV)
     assert p.returncode == 0, p.stdout + p.stderr
     assert losses(d) == losses(full)
+
+
+def test_diverging_zero1_run_on_two_ranks_stops_on_every_rank():
+    d = tmpdir()
+    p = subprocess.run(command(d, "--train.steps=60", "--optim.lr=1e4", "--optim.warmup_steps=0",
+                               "--parallel.distributed_optimizer=true", np_=2), capture_output=True, text=True,
+                       env=ENV, timeout=300)
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "training error C1: step" in p.stderr and "non-finite gradient norm" in p.stderr, p.stdout + p.stderr
+    assert checkpoints(d) == [], checkpoints(d)
 
 
 def test_divergence_stops_with_the_step_and_value_and_saves_nothing_non_finite():
@@ -463,6 +475,7 @@ if __name__ == "__main__":
           test_second_signal_exits_at_once_without_a_corrupt_checkpoint,
           test_max_minutes_saves_before_the_time_limit,
           test_rl_preempted_and_resumed_matches_an_uninterrupted_run,
+          test_diverging_zero1_run_on_two_ranks_stops_on_every_rank,
           test_divergence_stops_with_the_step_and_value_and_saves_nothing_non_finite,
           test_skip_nonfinite_steps_skips_without_update_then_stops,
           test_manifest_checksum_matches_an_independent_computation,
