@@ -6,6 +6,7 @@
 #include "cli/launch.h"
 #include "rl/trainer.h"
 #include "train/run_loop.h"
+#include "train/stop_signals.h"
 
 namespace foldmoe::cli {
 
@@ -33,10 +34,13 @@ void register_rl(CLI::App& app) {
     const std::string init = checkpoint_argument(a->init, "--init");
     Config cfg = rl::rl_run_config(opts->load(sub), init);
     apply_profile_option(cfg, *profile);
+    train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
+    // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
+    const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
     // and the problems; only the run loop writes files.
-    const RunDirectory dir = make_run_directory(cfg, "rl", cfg.rl.checkpoint_every, a->overwrite);
+    const RunDirectory dir = make_run_directory(cfg, "rl", cfg.rl.checkpoint_every, a->overwrite, auto_resume);
     rl::RlTrainer trainer(cfg, init, make_groups(cfg));  // one process, or the ranks of an mpirun launch
     trainer.run(dir);
     return 0;

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "train/run_loop.h"
+#include "train/stop_signals.h"
 #include "train/trainer.h"
 
 namespace foldmoe::cli {
@@ -20,11 +21,14 @@ void register_train(CLI::App& app) {
   set_action(sub, [sub, opts, profile, overwrite] {
     Config cfg = resolve_config(opts->load(sub));
     apply_profile_option(cfg, *profile);
+    train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
+    // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
+    const bool auto_resume = resolve_auto_load(cfg);
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked before any work (nothing is written).
     // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank
     // can see files that rank 0 writes later in the run loop.
-    const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite);
+    const RunDirectory dir = make_run_directory(cfg, "train", cfg.checkpoint.interval, *overwrite, auto_resume);
     Trainer trainer(cfg, make_groups(cfg));
     trainer.run(dir);
     return 0;

@@ -85,6 +85,11 @@ struct TrainConfig {
   // Activation recomputation: none | moe (MoE blocks re-run in backward) | full (whole pipeline
   // chunks re-run from their input). Losses and gradients are identical in every mode.
   std::string recompute = "none";
+  // Long runs (docs/long-runs.md). Signals that make every rank finish its step, save a checkpoint
+  // and exit 0 (a second one exits at once): any of SIGTERM SIGINT SIGUSR1 SIGUSR2 SIGHUP.
+  std::vector<std::string> exit_signals = {"SIGTERM", "SIGINT", "SIGUSR1"};
+  double max_minutes = 0;        // wall-clock budget: save and stop once it is used up (0 = none)
+  int skip_nonfinite_steps = 0;  // non-finite steps in a row that are skipped; one more stops the run
 
   bool operator==(const TrainConfig&) const = default;
 };
@@ -123,8 +128,10 @@ struct DataConfig {
 struct CheckpointConfig {
   std::string dir;   // "" = <run_dir>/checkpoints
   int interval = 0;  // save every N steps (0 = only at the end)
-  std::string load;  // resume from this checkpoint directory
+  std::string load;  // resume from this checkpoint directory; "auto"/"latest": the run's latest, if any
   bool save_final = true;
+  int keep_last = 0;   // keep the N newest complete checkpoints, delete older ones (0 = keep all)
+  int keep_every = 0;  // with keep_last: also keep forever those whose step is a multiple of K (0 = none)
 
   bool operator==(const CheckpointConfig&) const = default;
 };

@@ -179,6 +179,9 @@ constexpr ConfigField kFields[] = {
     F(train, per_token_loss, "average the loss over all tokens of the global batch"),
     F(train, run_dir, "output directory (config, metrics, checkpoints)"),
     F(train, recompute, "activation recomputation: none | moe (MoE blocks) | full (whole pipeline chunks)"),
+    F(train, exit_signals, "signals that save a checkpoint and exit 0: SIGTERM SIGINT SIGUSR1 SIGUSR2 SIGHUP"),
+    F(train, max_minutes, "wall-clock budget in minutes: save a checkpoint and exit 0 when used up (0 = none)"),
+    F(train, skip_nonfinite_steps, "skip up to N non-finite steps in a row (no update); one more stops (0 = stop)"),
     // [optim]
     F(optim, lr, "peak learning rate"),
     F(optim, min_lr, "final learning rate of the cosine schedule"),
@@ -203,8 +206,10 @@ constexpr ConfigField kFields[] = {
     // [checkpoint]
     F(checkpoint, dir, "checkpoint directory (empty = <run_dir>/checkpoints)"),
     F(checkpoint, interval, "save every N steps (0 = only at the end)"),
-    F(checkpoint, load, "resume from this checkpoint directory (empty = fresh start)"),
+    F(checkpoint, load, "resume from this checkpoint directory; auto = the run's latest complete one (empty = fresh)"),
     F(checkpoint, save_final, "save a checkpoint after the last step"),
+    F(checkpoint, keep_last, "keep only the N newest checkpoints (0 = keep all)"),
+    F(checkpoint, keep_every, "with keep_last: also keep every checkpoint whose step is a multiple of K"),
     // [log]
     F(log, interval, "print a step line every N steps"),
     F(log, progress, "live progress bar: auto (only on a TTY) | on | off"),

@@ -314,6 +314,13 @@ void train_rules(const Config& c, Problems& p) {
   }
   at_least(p, "[data] eval_samples", d.eval_samples, 0, "set eval_samples >= 0.");
   at_least(p, "[checkpoint] interval", c.checkpoint.interval, 0, "set interval = 0 to save only at the end.");
+  at_least(p, "[checkpoint] keep_last", c.checkpoint.keep_last, 0, "set keep_last = 0 to keep every checkpoint.");
+  at_least(p, "[checkpoint] keep_every", c.checkpoint.keep_every, 0, "set keep_every = 0 to keep none forever.");
+  at_least(p, "[train] skip_nonfinite_steps", c.train.skip_nonfinite_steps, 0,
+           "set skip_nonfinite_steps = 0 to stop at the first non-finite step.");
+  at_least(p, "[train] max_minutes", c.train.max_minutes, 0.0, "set max_minutes = 0 for no wall-clock budget.");
+  for (const std::string& sig : c.train.exit_signals)
+    check_choice(p, "[train] exit_signals entry", sig, {"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP"});
   at_least(p, "[log] interval", c.log.interval, 1, "set [log] interval = 1 to print every step.");
   check_choice(p, "[log] progress", c.log.progress, {"auto", "on", "off"});
   at_least(p, "[log] profile_step", c.log.profile_step, 0, "set [log] profile_step = 0 (no trace) or N >= 1.");

@@ -17,10 +17,10 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <tuple>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 
@@ -46,9 +46,10 @@ bool parse_dtype(const std::string& s, DType& out) {
 }
 
 [[noreturn]] void corrupt(const std::string& path, const std::string& problem) {
-  user_error("safetensors file '{}' is unreadable: {}. The file is truncated, corrupted or not a safetensors "
-             "file; re-create it (or restore it from a copy) and try again.",
-             path, problem);
+  user_error(
+      "safetensors error C4: file '{}' is unreadable: {}. The file is truncated, corrupted or not a safetensors "
+      "file; re-create it (or restore it from a copy) and try again.",
+      path, problem);
 }
 
 std::vector<char> read_whole_file(const std::string& path) {
@@ -113,12 +114,29 @@ SafetensorsFile read_safetensors(const std::string& path) {
   if (header_len > kMaxHeaderBytes)
     corrupt(path, fmt::format("the header claims {} bytes, more than the {}-byte limit", header_len, kMaxHeaderBytes));
 
+  // The header is the JSON object itself, then only the spaces that pad the data to 8 bytes.
+  if (header_len == 0 || bytes[8] != '{')
+    corrupt(path,
+            "the header does not start with '{' right after the length field (the length is off, or this is "
+            "not a safetensors file)");
   json header;
+  std::string duplicate;
+  // nlohmann keeps the last of two equal keys; a header naming a tensor twice is damaged.
+  std::set<std::string> names;
+  const json::parser_callback_t note_names = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(header_len));
+    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(header_len), note_names);
   } catch (const json::parse_error& e) {
-    corrupt(path, fmt::format("the JSON header does not parse ({})", e.what()));
+    corrupt(path, fmt::format("the JSON header of {} bytes does not parse ({}); a header length that is off by a "
+                              "few bytes looks like this",
+                              header_len, e.what()));
   }
+  if (!duplicate.empty()) corrupt(path, fmt::format("the header names '{}' twice", duplicate));
   if (!header.is_object()) corrupt(path, "the JSON header is not an object");
 
   const uint64_t data_begin = 8 + header_len;
@@ -179,12 +197,25 @@ SafetensorsFile read_safetensors(const std::string& path) {
     ranges.push_back({begin, end, name});
   }
 
-  // Two tensors sharing bytes is never produced by a writer; it means the header is damaged.
+  // The data section is exactly the tensors back to back: in offset order they start at 0, each
+  // begins where the previous one ends, and the last ends where the file ends. Overlaps, gaps and
+  // trailing bytes are never produced by a writer; they mean the header or the file is damaged.
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].begin < ranges[i - 1].end)
-      corrupt(path, fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", ranges[i - 1].name,
-                                ranges[i - 1].begin, ranges[i - 1].end, ranges[i].name, ranges[i].begin, ranges[i].end));
+  uint64_t at = 0;
+  std::string previous = "the start of the data";
+  for (const Range& r : ranges) {
+    if (r.begin < at)
+      corrupt(path,
+              fmt::format("tensor '{}' [{}, {}] overlaps {}, which ends at {}", r.name, r.begin, r.end, previous, at));
+    if (r.begin > at)
+      corrupt(path, fmt::format("tensor '{}' starts at data offset {} but {} ends at {}: {} bytes belong to no tensor",
+                                r.name, r.begin, previous, at, r.begin - at));
+    at = r.end;
+    previous = "tensor '" + r.name + "'";
+  }
+  if (at != data_size)
+    corrupt(path, fmt::format("the data section holds {} bytes but the tensors cover {} (trailing bytes after {})",
+                              data_size, at, previous));
   return f;
 }
 

@@ -99,6 +99,10 @@ Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint)
   c.checkpoint = file_cfg.checkpoint;
   c.log = file_cfg.log;
   c.train.run_dir = file_cfg.train.run_dir;
+  // How this run stops and what it tolerates are this run's choice (docs/long-runs.md).
+  c.train.exit_signals = file_cfg.train.exit_signals;
+  c.train.max_minutes = file_cfg.train.max_minutes;
+  c.train.skip_nonfinite_steps = file_cfg.train.skip_nonfinite_steps;
   // An RL checkpoint's step is the RL step; keep it loadable by `foldmoe eval`/`generate`.
   c.train.steps = std::max(c.train.steps, file_cfg.rl.steps);
   return resolve_config_for_tokenizer(c, *data::load_tokenizer(c.data.tokenizer));
@@ -631,6 +635,10 @@ void RlTrainer::run(const RunDirectory& dir) {
   hooks.evaluate = [&] { return evaluation_outcome(); };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
   hooks.world = groups_.world.get();
+  hooks.world_max = [&](double v) {
+    groups_.world->all_reduce(&v, 1, ReduceOp::Max);
+    return v;
+  };
   const int64_t total = model_parameter_count(cfg_);
   const int64_t here = arena_parameter_count(model_->dense()) + arena_parameter_count(model_->expert());
   const std::string start = fmt::format(

@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "core/crc32.h"
 #include "core/safetensors.h"
+#include "train/nonfinite_guard.h"
 
 namespace foldmoe::train {
 
@@ -112,6 +113,31 @@ json file_entry(const fs::path& p) {
   return {{"bytes", bytes.size()}, {"crc32", crc32(bytes.data(), bytes.size())}};
 }
 
+// ---- integrity ---------------------------------------------------------------------------------
+
+// The manifest's own checksum: CRC-32 of its canonical JSON (keys sorted, no spaces, UTF-8 as is)
+// without the "checksum" field, written as "crc32:xxxxxxxx". Covers the step, the data position,
+// the config and the file checksums, so an edited manifest is caught at load (rule C3).
+std::string manifest_checksum(json m) {
+  m.erase("checksum");
+  const std::string canonical = m.dump();
+  return fmt::format("crc32:{:08x}", crc32(canonical.data(), canonical.size()));
+}
+
+// Rule C2: a checkpoint never holds NaN or ±Inf (it could only poison every run started from it).
+void require_finite(const SafetensorsFile& f, const std::string& file, const std::string& verb) {
+  for (const auto& [name, t] : f.tensors) {
+    if (t.dtype() != DType::F32) continue;
+    const int64_t at = first_nonfinite(t.data<float>(), t.numel());
+    if (at >= 0)
+      user_error("checkpoint error C2: {} tensor '{}' of {}: element {} is {} (not finite)\n  fix: {}", verb, name,
+                 file, at, t.data<float>()[at],
+                 verb == "refusing to save"
+                     ? "the training state diverged: lower optim.lr and resume from an earlier checkpoint"
+                     : "resume from an earlier checkpoint (a finite one) of this run");
+  }
+}
+
 // ---- loading checks ---------------------------------------------------------------------------
 
 [[noreturn]] void corrupted(const fs::path& dir, const std::string& problem) {
@@ -145,6 +171,19 @@ json parse_manifest(const fs::path& dir) {
   if (version != kCheckpointFormatVersion)
     user_error("checkpoint '{}' has format version {}, this foldmoe reads version {}; use the foldmoe that wrote it",
                dir.string(), version, kCheckpointFormatVersion);
+  if (!m.contains("checksum") || !m["checksum"].is_string())
+    user_error(
+        "checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
+        "was edited\n  fix: resume from another checkpoint of the run",
+        dir.string());
+  const std::string want = m["checksum"].get<std::string>(), got = manifest_checksum(m);
+  if (got != want)
+    user_error(
+        "checkpoint error C3: {}/manifest.json fails its own checksum ({}, saved {}): it was edited or "
+        "damaged after the save (its step, data position, config and file checksums can no longer be "
+        "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
+        "manifest by hand)",
+        dir.string(), got, want);
   for (const char* key : {"step", "files", "config", "extra"})
     if (!m.contains(key)) corrupted(dir, fmt::format("manifest.json lacks '{}'", key));
   if (!m["step"].is_number_integer() || !m["files"].is_object() || !m["config"].is_string())
@@ -236,6 +275,8 @@ void save_checkpoint(const std::string& dir_str, const TrainState& state, const 
     model.tensors[name] = Tensor::wrap(const_cast<float*>(values.data()), {int64_t(values.size())}, DType::F32);
     buffers.push_back({{"name", name}, {"shape", {values.size()}}});
   }
+  require_finite(model, (dir / kModelFile).string(), "refusing to save");
+  require_finite(optim, (dir / kOptimizerFile).string(), "refusing to save");
   model.metadata = {{"format", "pt"}, {"step", std::to_string(state.step)}};
   optim.metadata = {{"step", std::to_string(state.step)}};
 
@@ -255,15 +296,16 @@ void save_checkpoint(const std::string& dir_str, const TrainState& state, const 
       files[name] = file_entry(tmp / name);
       after(name);
     }
-    const json manifest = {{"format_version", kCheckpointFormatVersion},
-                           {"step", state.step},
-                           {"data_position", state.step},
-                           {"has_optimizer", has_optimizer},
-                           {"parameters", params},
-                           {"buffers", buffers},
-                           {"files", files},
-                           {"config", state.config_toml},
-                           {"extra", state.extra}};
+    json manifest = {{"format_version", kCheckpointFormatVersion},
+                     {"step", state.step},
+                     {"data_position", state.step},
+                     {"has_optimizer", has_optimizer},
+                     {"parameters", params},
+                     {"buffers", buffers},
+                     {"files", files},
+                     {"config", state.config_toml},
+                     {"extra", state.extra}};
+    manifest["checksum"] = manifest_checksum(manifest);
     write_text(tmp / kManifestFile, manifest.dump(2) + "\n");
     fsync_path(tmp / kManifestFile, false);
     after(kManifestFile);
@@ -302,6 +344,8 @@ void load_checkpoint(const std::string& dir_str, TrainState& state) {
   verify_file(dir, manifest["files"], kOptimizerFile);
   const SafetensorsFile model = read_safetensors((dir / kModelFile).string());
   const SafetensorsFile optim = read_safetensors((dir / kOptimizerFile).string());
+  require_finite(model, (dir / kModelFile).string(), "cannot load checkpoint:");
+  require_finite(optim, (dir / kOptimizerFile).string(), "cannot load checkpoint:");
 
   // Validate everything before writing anything.
   std::set<std::string> expected;

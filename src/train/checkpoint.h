@@ -8,7 +8,8 @@
 //   manifest.json          format_version, step, data_position (= step: the synthetic corpus's
 //                          batch is a pure function of the step), parameter and buffer lists with
 //                          shapes, per-file byte size and CRC-32, the resolved config (TOML text)
-//                          and a free-form "extra" object
+//                          and a free-form "extra" object; "checksum": the CRC-32 of the
+//                          manifest's own canonical JSON without that field (rule C3)
 //   COMPLETE               written last; without it the directory is not a checkpoint
 // Saving writes `<dir>.tmp-<pid>`, fsyncs every file and the directory, then swaps it into place
 // (an atomic exchange with any previous checkpoint, which is deleted afterwards).
@@ -56,7 +57,8 @@ struct SaveOptions {
   std::function<void(const std::string& file)> after_file;
 };
 
-// Saves atomically to `dir` (parent directories are created). An existing complete checkpoint at
+// Saves atomically to `dir` (parent directories are created). A non-finite value in any tensor is
+// refused before anything is written (rule C2). An existing complete checkpoint at
 // `dir` is replaced only once the new one is complete. A directory at `dir` that is not a
 // checkpoint (and not empty) is never touched: UserError.
 void save_checkpoint(const std::string& dir, const TrainState& state, const SaveOptions& options = {});
@@ -64,7 +66,8 @@ void save_checkpoint(const std::string& dir, const TrainState& state, const Save
 // Loads `dir` into `state`: parameters into the arenas, moments where the pointers are set,
 // buffers, step, config and extra. Everything is validated before anything is written, so on
 // UserError `state` is unchanged. Errors: directory missing; no COMPLETE marker (interrupted
-// save); a file truncated or failing its checksum; a parameter or buffer missing, extra or of
+// save); a manifest failing its own checksum (C3); a file truncated or failing its checksum; a
+// safetensors layout error (C4); a non-finite value (C2, naming the tensor); a parameter or buffer missing, extra or of
 // another shape than the current model's (naming it, both shapes and the fix).
 void load_checkpoint(const std::string& dir, TrainState& state);
 

@@ -54,6 +54,15 @@ std::optional<long long> checkpoint_step_of(const fs::path& p) {
   return std::stoll(name.substr(5));
 }
 
+std::optional<fs::path> latest_complete_checkpoint(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return std::nullopt;
+  return scan_steps(root).latest_complete;
+}
+
+bool is_auto_load(const std::string& load) {
+  return load == "auto" || load == "latest";
+}
 
 std::string locate_checkpoint(const std::string& arg, const std::string& what) {
   const fs::path p(arg);

@@ -17,6 +17,13 @@ namespace foldmoe::train {
 // path is the checkpoint directory to load (still validated in full by load_checkpoint).
 std::string locate_checkpoint(const std::string& arg, const std::string& what);
 
+// The latest complete step-NNNNNNNN checkpoint directly under `root`, or nothing (also when `root`
+// does not exist). Incomplete ones are skipped.
+std::optional<std::filesystem::path> latest_complete_checkpoint(const std::filesystem::path& root);
+
+// `checkpoint.load = auto` (alias `latest`): what a requeued job passes to continue its run.
+bool is_auto_load(const std::string& load);
+
 // The step of a checkpoint directory named step-<digits> (step-NNNNNNNN as saved), or nothing.
 std::optional<long long> checkpoint_step_of(const std::filesystem::path& p);
 

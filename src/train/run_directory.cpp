@@ -156,11 +156,16 @@ RunDirectory::RunDirectory(RunDirectoryPlan plan) : plan_(std::move(plan)) {
   const bool resume = !plan_.resume_from.empty();
   continues_ = resume && is_checkpoint_of(plan_.resume_from, plan_.checkpoint_root);
   if (continues_ || plan_.overwrite || !holds_earlier_run(plan_.run_dir, plan_.checkpoint_root)) return;
+  if (!resume && plan_.auto_fresh) {
+    plan_.overwrite = true;  // nothing complete to continue from: start the run over
+    return;
+  }
   if (!resume)
     user_error(
         "run directory {} already holds a run (metrics.jsonl or checkpoints in {}); a fresh `foldmoe {}` "
-        "would replace them\n  fix: resume it with --checkpoint.load={}/step-NNNNNNNN, choose a new "
-        "--train.run_dir, or pass --overwrite to replace its metrics and checkpoints",
+        "would replace them\n  fix: continue it from its latest checkpoint with --checkpoint.load=auto (or "
+        "name one: --checkpoint.load={}/step-NNNNNNNN), choose a new --train.run_dir, or pass --overwrite to "
+        "replace its metrics and checkpoints",
         plan_.run_dir.string(), plan_.checkpoint_root.string(), plan_.command, plan_.checkpoint_root.string());
   // Resuming another run's checkpoint here would cut this run's metrics back to that step.
   user_error(

@@ -22,6 +22,9 @@ struct RunDirectoryPlan {
   std::filesystem::path checkpoint_root;  // [checkpoint] dir, or <run_dir>/checkpoints
   std::filesystem::path resume_from;      // checkpoint.load ("" = a fresh run)
   bool overwrite = false;                 // --overwrite: replace an earlier run's metrics and checkpoints
+  // checkpoint.load = auto found no complete checkpoint: an earlier attempt that stopped before its
+  // first save (only metrics rows, or an interrupted save) is started over instead of refused.
+  bool auto_fresh = false;
   bool writes_checkpoints = true;         // interval saves or save_final
   double checkpoint_bytes = 0;            // estimated size of one checkpoint (0 = unknown)
 };

@@ -18,6 +18,11 @@
 #include "train/memory_estimate.h"
 #include "train/metrics.h"
 #include "train/tensorboard.h"
+#include "train/checkpoint_locator.h"
+#include "train/checkpoint_retention.h"
+#include "train/memory_estimate.h"
+#include "train/metrics.h"
+#include "train/stop_signals.h"
 
 namespace foldmoe {
 
@@ -61,6 +66,13 @@ void write_profile(const RunDirectory& dir, Communicator* world, bool lead, int6
       fmt::format("wrote the Chrome trace of step {} ({} ranks) to {} (open in chrome://tracing or "
                   "ui.perfetto.dev)",
                   step, per_rank.size(), path.string()));
+// Stop reasons as numbers, so that one all-reduce MAX settles what every rank does: a signal is
+// its number (1..64), the wall-clock budget ranks above any signal.
+constexpr double kBudgetUsedUp = 1000;
+
+std::string stop_reason(double code, double max_minutes) {
+  if (code >= kBudgetUsedUp) return fmt::format("train.max_minutes = {} was used up", max_minutes);
+  return "signal " + train::signal_name(int(code));
 }
 
 }  // namespace
@@ -104,6 +116,10 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   };
   ProgressBar bar(schedule.total_steps, lead ? schedule.progress : "off");
   if (lead) bar.log_line(start_line);
+  if (lead && schedule.writes_checkpoints)
+    for (const auto& p : train::remove_stale_save_leftovers(dir.plan().checkpoint_root))
+      bar.log_line("removed " + p.string() + " (left by an interrupted checkpoint save)");
+  train::install_stop_signals(schedule.exit_signals);
   const auto evaluate = [&] {
     if (!hooks.evaluate) return;
     const trace::PhaseScope timed(trace::Phase::Eval);
@@ -116,6 +132,11 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     const trace::PhaseScope timed(trace::Phase::Checkpoint);
     s.checkpoint = dir.checkpoint_path(step).string();
     hooks.save(s.checkpoint);
+    // The new checkpoint is complete: only now may older ones go (the resumed-from one included).
+    if (lead)
+      for (const auto& p :
+           train::prune_checkpoints(dir.plan().checkpoint_root, step, schedule.keep_last, schedule.keep_every))
+        bar.log_line("checkpoint.keep_last = " + std::to_string(schedule.keep_last) + ": removed " + p.string());
   };
 
   RunSummary s;
@@ -136,9 +157,17 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     add_time_breakdown(o.record, trace::take_phase_seconds(), since_row.seconds());
     since_row.reset();
     write_row(o.record);
+    if (o.skipped) ++s.skipped_steps;
+    // Every rank holds the same reduced loss, so every rank stops here together (rule C1).
+    if (!o.skipped && !std::isfinite(o.loss))
+      user_error(
+          "training error C1: step {} has a non-finite loss ({}); the run stops without saving a checkpoint\n  fix: "
+          "lower optim.lr or raise optim.warmup_steps, keep optim.grad_clip on, and resume from the last "
+          "checkpoint (--checkpoint.load=auto)",
+          step, o.loss);
     s.tokens += o.tokens;
-    s.final_loss = o.loss;
-    if (std::isfinite(o.loss) && (!have_loss || o.loss < s.best_loss)) {
+    if (!o.skipped) s.final_loss = o.loss;
+    if (!o.skipped && (!have_loss || o.loss < s.best_loss)) {
       s.best_loss = o.loss;
       s.best_step = step;
       have_loss = true;
@@ -151,6 +180,33 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
       evaluate();
     if (schedule.checkpoint_every > 0 && step % schedule.checkpoint_every == 0 && step < schedule.total_steps)
       save(step, s);
+    if (step == schedule.total_steps) break;
+    // Stop? Only some ranks may have been signalled (or see the budget used up): agree first.
+    double code = train::received_stop_signal();
+    if (schedule.max_minutes > 0 && wall.seconds() >= schedule.max_minutes * 60) code = kBudgetUsedUp;
+    if (hooks.world_max) code = hooks.world_max(code);
+    if (code > 0) {
+      s.stopped_by = stop_reason(code, schedule.max_minutes);
+      bar.finish();
+      if (!schedule.writes_checkpoints) {
+        if (lead)
+          bar.log_line(
+              fmt::format("foldmoe {}: stopped at step {} after {}; no checkpoint saved (this run "
+                          "saves none)",
+                          schedule.command, step, s.stopped_by));
+      } else {
+        if (s.checkpoint != dir.checkpoint_path(step).string()) save(step, s);
+        if (lead)
+          bar.log_line(
+              fmt::format("foldmoe {}: saved checkpoint at step {} after {}: {}; continue with "
+                          "--checkpoint.load=auto",
+                          schedule.command, step, s.stopped_by, s.checkpoint));
+      }
+      s.last_step = step;
+      s.seconds = wall.seconds();
+      if (lead) bar.log_line(format_run_summary(schedule.command, s));
+      return s;
+    }
   }
   bar.finish();
   if (schedule.save_final) {
@@ -175,17 +231,24 @@ RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int
   s.progress = (world_size > 1 && cfg.log.progress == "auto") ? "off" : cfg.log.progress;
   s.tensorboard = cfg.log.tensorboard;
   s.profile_step = cfg.log.profile_step;
+  s.exit_signals = cfg.train.exit_signals;
+  s.max_minutes = cfg.train.max_minutes;
+  s.writes_checkpoints = writes_checkpoints;
+  s.keep_last = cfg.checkpoint.keep_last;
+  s.keep_every = cfg.checkpoint.keep_every;
   return s;
 }
 
 std::string format_run_summary(const std::string& command, const RunSummary& s) {
-  const std::string where = s.checkpoint.empty() ? "no checkpoint saved" : "checkpoint " + s.checkpoint;
+  std::string where = s.checkpoint.empty() ? "no checkpoint saved" : "checkpoint " + s.checkpoint;
+  if (s.skipped_steps > 0) where += fmt::format(", {} non-finite step(s) skipped", s.skipped_steps);
+  const std::string done = s.stopped_by.empty() ? "done" : "stopped after " + s.stopped_by;
   if (s.first_step > s.last_step)
-    return fmt::format("foldmoe {}: done, no steps to run (at step {}), {}", command, s.last_step, where);
+    return fmt::format("foldmoe {}: {}, no steps to run (at step {}), {}", command, done, s.last_step, where);
   return fmt::format(
-      "foldmoe {}: done, steps {}..{} in {:.1f} s, {} tokens, final loss {:.4f}, best loss {:.4f} "
+      "foldmoe {}: {}, steps {}..{} in {:.1f} s, {} tokens, final loss {:.4f}, best loss {:.4f} "
       "(step {}), {}",
-      command, s.first_step, s.last_step, s.seconds, s.tokens, s.final_loss, s.best_loss, s.best_step, where);
+      command, done, s.first_step, s.last_step, s.seconds, s.tokens, s.final_loss, s.best_loss, s.best_step, where);
 }
 
 int64_t model_parameter_count(const Config& cfg) {
@@ -206,13 +269,27 @@ std::string format_count(int64_t n) {
   return fmt::format("{}", n);
 }
 
-RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
-                                bool overwrite) {
+namespace {
+std::filesystem::path checkpoint_root_of(const Config& cfg) {
+  return cfg.checkpoint.dir.empty() ? std::filesystem::path(cfg.train.run_dir) / "checkpoints"
+                                    : std::filesystem::path(cfg.checkpoint.dir);
+}
+}  // namespace
+
+bool resolve_auto_load(Config& cfg) {
+  if (!train::is_auto_load(cfg.checkpoint.load)) return false;
+  const auto latest = train::latest_complete_checkpoint(checkpoint_root_of(cfg));
+  cfg.checkpoint.load = latest ? latest->string() : "";
+  return true;
+}
+
+RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
+                                bool auto_resume) {
   RunDirectoryPlan p;
   p.command = command;
   p.run_dir = cfg.train.run_dir;
-  p.checkpoint_root =
-      cfg.checkpoint.dir.empty() ? p.run_dir / "checkpoints" : std::filesystem::path(cfg.checkpoint.dir);
+  p.checkpoint_root = checkpoint_root_of(cfg);
+  p.auto_fresh = auto_resume && cfg.checkpoint.load.empty();
   p.resume_from = cfg.checkpoint.load;
   p.overwrite = overwrite;
   p.writes_checkpoints = checkpoint_every > 0 || cfg.checkpoint.save_final;

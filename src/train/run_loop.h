@@ -23,6 +23,7 @@ struct StepOutcome {
   std::string line;               // its human step line (printed at the log cadence)
   double loss = 0;                // the loss the summary reports (final, best)
   int64_t tokens = 0;             // tokens the step processed (summary)
+  bool skipped = false;           // a non-finite step skipped without an update (train.skip_nonfinite_steps)
 };
 
 // One evaluation's metrics.jsonl row and line.
@@ -43,6 +44,12 @@ struct RunSchedule {
   std::string progress = "off";  // ProgressBar mode
   bool tensorboard = false;      // also write the rows to TensorBoard event files (lead only)
   int64_t profile_step = 0;      // Chrome trace of the N-th step this invocation runs (0 = none)
+  // Long runs (docs/long-runs.md): stop signals, wall-clock budget (minutes, 0 = none), whether
+  // this process takes part in saves (a stop then saves), and checkpoint retention.
+  std::vector<std::string> exit_signals;
+  double max_minutes = 0;
+  bool writes_checkpoints = false;
+  int keep_last = 0, keep_every = 0;
 };
 
 // The fields both trainers set the same way: command, steps, log interval, checkpoint cadence
@@ -58,6 +65,9 @@ struct RunHooks {
   // The world, for what the loop gathers from every rank (peak memory per rank, the profile's
   // events). Null: this process alone.
   Communicator* world = nullptr;
+  // Collective: the maximum of `local` over every rank of the world (each rank calls it after each
+  // step, so that all take the same decision to stop). Empty: a single process.
+  std::function<double(double local)> world_max;
 };
 
 struct RunSummary {
@@ -67,6 +77,8 @@ struct RunSummary {
   double final_loss = 0, best_loss = 0;
   int64_t best_step = 0;
   std::string checkpoint;  // the last checkpoint saved ("" = none)
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  std::string stopped_by;     // why the run stopped before its last step ("" = it did not)
 };
 
 // Every rank's value of `mine`, in rank order (one all-reduce; just {mine} without a world).
@@ -87,8 +99,13 @@ std::string format_run_summary(const std::string& command, const RunSummary& s);
 // The run directory plan of a resolved config: `foldmoe <command>` with [train] run_dir, [checkpoint]
 // dir/load/interval/save_final (`checkpoint_every` for rl: rl.checkpoint_every), and the size of
 // one checkpoint (weights + AdamW moments of every logical parameter).
-RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every,
-                                bool overwrite);
+RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
+                                bool auto_resume = false);
+
+// Resolves `checkpoint.load = auto` (or `latest`) in place: the latest complete checkpoint of the
+// run's checkpoint directory, or "" (a fresh start) when it has none. Returns whether load was
+// auto. Call on every rank before any rank writes (all then see the same directory).
+bool resolve_auto_load(Config& cfg);
 
 // Parameters (elements, not tensors) of the whole model, counted on one rank with no parallelism.
 int64_t model_parameter_count(const Config& cfg);

@@ -68,7 +68,10 @@ const data::DataSource& Trainer::data() {
 }
 
 Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
-    : cfg_(std::move(cfg)), groups_(std::move(groups)), write_outputs_(write_outputs) {
+    : cfg_(std::move(cfg)),
+      groups_(std::move(groups)),
+      write_outputs_(write_outputs),
+      nonfinite_(cfg_.train.skip_nonfinite_steps) {
   model_ = std::make_unique<Model>(cfg_, groups_);
   if (cfg_.parallel.distributed_optimizer) {
     zero_dense_ = std::make_unique<ShardedAdamW>(model_->dense(), cfg_.optim, groups_.dp_cp, cfg_.parallel.bucket_size);
@@ -86,7 +89,25 @@ double Trainer::peak_flops() {
 }
 
 // Finalize (docs/dense-parallel.md §10) and optimizer step; returns the global grad norm before clipping.
-double Trainer::finalize_and_step(int64_t n_glob) {
+bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
+  if (nonfinite_.allow_skip()) return true;
+  // Every rank sees the same (all-reduced) norm and gets here; the message is world rank 0's.
+  std::string where = train::first_nonfinite_gradient(model_->dense());
+  if (where.empty()) where = train::first_nonfinite_gradient(model_->expert());
+  where = where.empty() ? "in a gradient held by another rank" : "first in the gradient of " + where;
+  const std::string skips =
+      nonfinite_.allowed() == 0
+          ? std::string("train.skip_nonfinite_steps = 0")
+          : fmt::format("more than train.skip_nonfinite_steps = {} non-finite steps in a row", nonfinite_.allowed());
+  user_error(
+      "training error C1: step {} has a non-finite gradient norm ({}; loss {}), {}; {}: the run stops without "
+      "an update and without saving a checkpoint\n  fix: lower optim.lr or raise optim.warmup_steps, keep "
+      "optim.grad_clip on, resume from the last checkpoint (--checkpoint.load=auto), or allow skips with "
+      "--train.skip_nonfinite_steps=N",
+      step_ + 1, norm, local_loss, where, skips);
+}
+
+double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
   ParamArena& dense = model_->dense();
   ParamArena& expert = model_->expert();
   const bool per_token = cfg_.train.per_token_loss;
@@ -110,6 +131,13 @@ double Trainer::finalize_and_step(int64_t n_glob) {
     double sq = zero_dense_->shard_square_norm(groups_.tp->rank() == 0) + zero_expert_->shard_square_norm(true);
     groups_.world->all_reduce(&sq, 1);
     norm = std::sqrt(sq);
+    last_step_skipped_ = !std::isfinite(norm) && skip_nonfinite_step(norm, local_loss);
+    if (last_step_skipped_) {
+      dense.zero_grad();
+      expert.zero_grad();
+      return norm;
+    }
+    nonfinite_.finite_step();
     if (cfg_.optim.grad_clip > 0 && cfg_.optim.grad_clip / (norm + 1e-6) < 1.0) {
       const float coef = float(cfg_.optim.grad_clip / (norm + 1e-6));
       zero_dense_->scale_shard_grads(coef);
@@ -126,6 +154,13 @@ double Trainer::finalize_and_step(int64_t n_glob) {
     }
     const auto [d, e] = grad_square_norms(dense, expert, groups_);
     norm = std::sqrt(d + e);
+    last_step_skipped_ = !std::isfinite(norm) && skip_nonfinite_step(norm, local_loss);
+    if (last_step_skipped_) {
+      dense.zero_grad();
+      expert.zero_grad();
+      return norm;
+    }
+    nonfinite_.finite_step();
     // Clipping and zero_grad are folded into the optimizer's single pass over each arena.
     const float clip = float(clip_coefficient(norm, cfg_.optim.grad_clip));
     opt_dense_->step(lr, step_ + 1, clip);
@@ -198,7 +233,7 @@ StepMetrics Trainer::train_step() {
   model_->run_pipeline(mbs, ctxs, on_forward);
   const double norm = [&] {
     const trace::PhaseScope timed(trace::Phase::Optimizer);
-    return finalize_and_step(n_glob);
+    return finalize_and_step(n_glob, lm);
   }();
   ++step_;
   if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below
@@ -328,7 +363,10 @@ void Trainer::run(const RunDirectory& dir) {
   RunHooks hooks;
   hooks.step = [&] {
     const StepMetrics m = train_step();
-    return StepOutcome{step_metrics_json(m), format_step_line(m), m.lm_loss, tokens_per_step};
+    StepOutcome o{step_metrics_json(m), format_step_line(m), m.lm_loss, tokens_per_step, last_step_skipped_};
+    if (cfg_.train.skip_nonfinite_steps > 0) o.record["nonfinite_skipped_steps"] = nonfinite_.skipped();
+    if (o.skipped) o.line += " | skipped: non-finite";
+    return o;
   };
   hooks.save = [&](const std::string& path) { save_checkpoint(path); };
   hooks.world = groups_.world.get();
@@ -347,6 +385,10 @@ void Trainer::run(const RunDirectory& dir) {
           j, fmt::format("step {:5d} | valid loss {:.3f} ppl {:.2f} ({} tokens)", step_, v.loss, ppl, v.tokens)};
     };
   }
+  hooks.world_max = [&](double v) {
+    groups_.world->all_reduce(&v, 1, ReduceOp::Max);
+    return v;
+  };
   const int64_t dense = arena_parameter_count(model_->dense()), expert = arena_parameter_count(model_->expert());
   const std::string start = fmt::format(
       "foldmoe train: steps {}..{} on {} rank(s), model {} parameters ({}), this rank {} ({} dense + {} "

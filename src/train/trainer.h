@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "parallel/distributed_optimizer.h"
 #include "train/metrics.h"
+#include "train/nonfinite_guard.h"
 #include "train/optimizer.h"
 #include "train/run_directory.h"
 
@@ -62,13 +63,18 @@ class Trainer {
   std::unique_ptr<data::DataSource> data_;
   nlohmann::json resumed_data_;  // the "data" object of the checkpoint loaded (null: none / fresh)
   std::unique_ptr<Model> model_;
-  double finalize_and_step(int64_t n_glob);
+  // Returns the global grad norm; a non-finite one is skipped (no update) or stops the run (C1).
+  double finalize_and_step(int64_t n_glob, double local_loss);
+  // After a non-finite gradient norm: skip the update (true) or raise the C1 error.
+  bool skip_nonfinite_step(double norm, double local_loss);
 
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;      // without the distributed optimizer
   std::unique_ptr<ShardedAdamW> zero_dense_, zero_expert_;  // ZeRO-1 (parallel.distributed_optimizer)
   bool write_outputs_ = true;
   int64_t step_ = 0;
   double peak_flops_ = 0;
+  train::NonfiniteBudget nonfinite_;
+  bool last_step_skipped_ = false;
 };
 
 // Resolves derived config values that depend on the data: [model] vocab = 0 becomes the tokenizer's

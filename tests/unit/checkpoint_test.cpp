@@ -1,18 +1,19 @@
 // Checkpoints: bit-exact round trip, and every kind of damage or mismatch is a UserError; a
 // failed save leaves the previous checkpoint as it was.
-#include <gtest/gtest.h>
+#include "train/checkpoint.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
 #include "core/crc32.h"
 #include "core/rng.h"
-#include "train/checkpoint.h"
 
 using namespace foldmoe;
 using namespace foldmoe::train;
@@ -280,4 +281,53 @@ TEST(Crc32, KnownAnswer) {
   EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
   EXPECT_EQ(crc32("", 0), 0u);
   EXPECT_EQ(crc32("6789", 4, crc32("12345", 5)), 0xCBF43926u);
+}
+
+// Rule C3: the manifest carries a checksum over its own canonical JSON; an edited step is caught.
+TEST_F(Checkpoint, EditedManifestStepIsRefused) {
+  Model a(7);
+  save_checkpoint(dir(), a.state);
+  const fs::path manifest = fs::path(dir()) / "manifest.json";
+  nlohmann::json m = nlohmann::json::parse(slurp(manifest));
+  ASSERT_TRUE(m.contains("checksum"));
+  m["step"] = 8;
+  std::ofstream(manifest, std::ios::trunc) << m.dump(2);
+  Model b(9);
+  expect_load_error(dir(), b.state, {"C3", "manifest.json fails its own checksum", "edited"});
+  EXPECT_EQ(b.state.step, 9);  // unchanged
+  m.erase("checksum");
+  std::ofstream(manifest, std::ios::trunc) << m.dump(2);
+  expect_load_error(dir(), b.state, {"C3", "no checksum"});
+}
+
+// Re-indenting or reordering the manifest keeps its content and therefore its checksum.
+TEST_F(Checkpoint, ManifestChecksumIgnoresFormatting) {
+  Model a(7);
+  save_checkpoint(dir(), a.state);
+  const fs::path manifest = fs::path(dir()) / "manifest.json";
+  const nlohmann::json m = nlohmann::json::parse(slurp(manifest));
+  std::ofstream(manifest, std::ios::trunc) << m.dump();
+  Model b(9);
+  load_checkpoint(dir(), b.state);
+  EXPECT_EQ(b.state.step, 7);
+}
+
+// Rule C2: a non-finite value is never written to a checkpoint; the message names the tensor.
+TEST_F(Checkpoint, NonFiniteValueIsNeverSaved) {
+  Model a(7);
+  a.expert.params()[a.expert.offset(1) + 3] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    save_checkpoint(dir(), a.state);
+    FAIL() << "saved a NaN";
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("C2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'layers.0.moe.experts.1.fc1'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("element 3"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(fs::exists(dir()));
+  Model b(7);
+  b.md[2] = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(save_checkpoint(dir(), b.state), UserError);
+  EXPECT_FALSE(fs::exists(dir()));
 }

@@ -159,8 +159,9 @@ TEST(Safetensors, BadJson) {
   const std::string path = temp_path("badjson.safetensors");
   write_bytes(path, raw_file("{\"x\": [1, 2", 0));
   expect_error(path, {"does not parse"});
+  // The Python reader refuses a header that does not start with '{' (InvalidHeaderStart) too.
   write_bytes(path, raw_file("[1, 2]  ", 0));
-  expect_error(path, {"not an object"});
+  expect_error(path, {"does not start with '{'"});
 }
 
 TEST(Safetensors, UnknownDtype) {
@@ -201,4 +202,57 @@ TEST(Safetensors, MalformedEntries) {
   expect_error(path, {"'a'", "negative"});
   write_bytes(path, raw_file(R"({"__metadata__":{"k":3}})", 0));
   expect_error(path, {"metadata value 'k'"});
+}
+
+// The exact layout rules (rule C4): the tensors' byte ranges are back to back from offset 0 to the
+// end of the file, and the header length covers exactly the JSON and its padding spaces.
+TEST(Safetensors, GapBetweenTensors) {
+  const std::string path = temp_path("gap.safetensors");
+  write_bytes(path, raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                             12));
+  expect_error(path, {"C4", "'b'", "starts at data offset 8", "4 bytes belong to no tensor"});
+}
+
+TEST(Safetensors, DataNotStartingAtZero) {
+  const std::string path = temp_path("start.safetensors");
+  write_bytes(path, raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  expect_error(path, {"'a'", "starts at data offset 4", "the start of the data"});
+}
+
+TEST(Safetensors, TrailingBytesAfterData) {
+  const std::string path = temp_path("trailing.safetensors");
+  write_bytes(path, raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 5));
+  expect_error(path, {"holds 5 bytes but the tensors cover 4", "after tensor 'a'"});
+  write_bytes(path, raw_file(R"({})", 3));
+  expect_error(path, {"holds 3 bytes but the tensors cover 0"});
+}
+
+TEST(Safetensors, DuplicateTensorName) {
+  const std::string path = temp_path("dup.safetensors");
+  write_bytes(path, raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                             8));
+  expect_error(path, {"names 'a' twice"});
+}
+
+TEST(Safetensors, HeaderLengthOffByOne) {
+  const std::string path = temp_path("offbyone.safetensors");
+  write_safetensors(path, sample());
+  const std::string good = read_bytes(path);
+  for (const int delta : {-1, +1}) {
+    std::string bytes = good;
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+    n = uint64_t(int64_t(n) + delta);
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char(n >> (8 * i));
+    write_bytes(path, bytes);
+    expect_error(path, {"C4"});
+  }
+  // Leading whitespace is not padding: the header must start with '{'.
+  write_bytes(path, raw_file(R"( {"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", 1));
+  expect_error(path, {"does not start with '{'"});
+  // Trailing spaces are the format's padding.
+  write_bytes(path, raw_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}      )", 1));
+  EXPECT_EQ(read_safetensors(path).tensors.at("a").numel(), 1);
 }
