@@ -7,10 +7,13 @@
 #include <chrono>
 #include <map>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <vector>
 
+#include "comm/mpi_watchdog.h"
 #include "core/check.h"
 
 namespace foldmoe {
@@ -217,13 +220,19 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  // Times one call and counts its bytes.
+  // Times one call, counts its bytes and shows it to the watchdog (parallel.timeout_s).
   struct Scope {
     Scope(MpiCommunicator& c, CommStats::Kind k, int64_t bytes) : c_(c), t0_(std::chrono::steady_clock::now()) {
       c.stats_.bytes[size_t(k)] += bytes;
       c.stats_.calls[size_t(k)] += 1;
+      watchdog_enter(CommStats::kind_name(k), &c.name_, c.rank_, c.size_);
     }
-    ~Scope() { c_.stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+    ~Scope() {
+      watchdog_leave();
+      c_.stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
     MpiCommunicator& c_;
     std::chrono::steady_clock::time_point t0_;
   };
@@ -281,6 +290,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
 }
 
 MpiRuntime::~MpiRuntime() {
+  stop_watchdog();
   world_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -306,6 +316,27 @@ std::shared_ptr<Communicator> MpiRuntime::world() {
     world_ = std::make_shared<MpiCommunicator>(dup, "world");
   }
   return world_;
+}
+
+bool mpi_running() {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  return inited && !finalized;
+}
+
+int mpi_world_size() {
+  if (!mpi_running()) return 1;
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+void abort_mpi_job(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; this keeps the promise of [[noreturn]]
 }
 
 bool is_mpi_communicator(const Communicator& c) { return dynamic_cast<const MpiCommunicator*>(&c) != nullptr; }

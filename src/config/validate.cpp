@@ -11,6 +11,7 @@
 
 #include "config/config_fields.h"
 #include "config/layout_rules.h"
+#include "config/size_rules.h"
 
 namespace foldmoe {
 namespace {
@@ -323,6 +324,7 @@ Problems config_problems(const Config& c) {
   finite_rules(c, p);
   model_rules(c, p);
   moe_rules(c, p);
+  size_rules(c, p);
   p.append(layout_problems_without_world(c));
   train_rules(c, p);
   return p;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "core/fault_inject.h"
 #include "core/timer.h"
 #include "train/memory_estimate.h"
 #include "train/metrics.h"
@@ -31,6 +32,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   };
   const auto save = [&](int64_t step, RunSummary& s) {
     s.checkpoint = dir.checkpoint_path(step).string();
+    inject_fault("save", step);
     hooks.save(s.checkpoint);
   };
 
@@ -40,6 +42,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   int64_t step = completed;
   if (completed == 0 && schedule.eval_before) evaluate();
   while (step < schedule.total_steps) {
+    inject_fault("step", step + 1);
     const StepOutcome o = hooks.step();
     ++step;
     if (writer) writer->write(o.record);
