@@ -282,6 +282,8 @@ void train_rules(const Config& c, Problems& p) {
   at_least(p, "[parallel] bucket_size", c.parallel.bucket_size, int64_t(1),
            "set bucket_size = 40000000 (the default).");
   check_choice(p, "[parallel] cp_comm_type", c.parallel.cp_comm_type, {"p2p", "all_gather"});
+  at_least(p, "[parallel] timeout_s", c.parallel.timeout_s, 0.0,
+           "set timeout_s = 0 to switch the collective watchdog off, or a number of seconds such as 600.");
 
   const OptimConfig& o = c.optim;
   positive(p, "[optim] lr", o.lr, "use e.g. lr = 3e-3.");
