@@ -18,9 +18,13 @@ std::unique_ptr<MpiRuntime>& runtime() {
 }
 }  // namespace
 
-bool launched_by_mpi() { return launch_env().launched(); }
+bool launched_by_mpi() {
+  return launch_env().launched();
+}
 
-int launcher_rank() { return launch_env().rank; }
+int launcher_rank() {
+  return launch_env().rank;
+}
 
 ProcessGroups make_groups(const Config& cfg) {
   const LaunchEnv& env = launch_env();
@@ -43,6 +47,8 @@ ProcessGroups make_groups(const Config& cfg) {
   return groups;
 }
 
-void shutdown_launch() { runtime().reset(); }
+void shutdown_launch() {
+  runtime().reset();
+}
 
 }  // namespace foldmoe::cli

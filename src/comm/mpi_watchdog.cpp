@@ -1,8 +1,7 @@
 #include "comm/mpi_watchdog.h"
 
-#include <mpi.h>
-
 #include <fmt/format.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <atomic>
@@ -52,8 +51,8 @@ void run(Watch& w, double timeout) {
     const double waited = double(now_ns() - since) * 1e-9;
     if (waited <= timeout) continue;
     const std::string* group = w.group.load();
-    const std::string msg = watchdog_message(launch_env().rank, w.op.load(), group ? *group : std::string("?"), w.member.load(),
-                                             w.members.load(), waited, timeout);
+    const std::string msg = watchdog_message(launch_env().rank, w.op.load(), group ? *group : std::string("?"),
+                                             w.member.load(), w.members.load(), waited, timeout);
     std::fprintf(stderr, "foldmoe: error: %s\n", msg.c_str());
     std::fflush(stderr);
     // MPI_Abort from this thread: the main thread is blocked inside MPI and cannot act. Open MPI's
@@ -74,7 +73,9 @@ void set_collective_timeout(double seconds) {
   w.thread = std::thread(run, std::ref(w), seconds);
 }
 
-double collective_timeout() { return watch().timeout; }
+double collective_timeout() {
+  return watch().timeout;
+}
 
 void watchdog_enter(const char* op, const std::string* group, int member, int members) {
   Watch& w = watch();

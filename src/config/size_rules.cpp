@@ -47,9 +47,10 @@ void size_rules(const Config& c, Problems& p) {
     product_rule(p, fmt::format("[moe] num_experts x expert ffn x hidden = {} x {} x {}", E, c.moe_ffn(), H),
                  {E, c.moe_ffn(), H}, smaller);
     if (c.moe.shared_expert_ffn_hidden_size > 0)
-      product_rule(p, fmt::format("[moe] shared_expert_ffn_hidden_size x hidden = {} x {}",
-                                  c.moe.shared_expert_ffn_hidden_size, H),
-                   {c.moe.shared_expert_ffn_hidden_size, H}, smaller);
+      product_rule(
+          p,
+          fmt::format("[moe] shared_expert_ffn_hidden_size x hidden = {} x {}", c.moe.shared_expert_ffn_hidden_size, H),
+          {c.moe.shared_expert_ffn_hidden_size, H}, smaller);
     int64_t instances = 0;
     if (!checked_product({m.layers, E}, &instances) || instances > kMaxExpertInstances)
       p.add("A4",

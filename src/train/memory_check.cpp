@@ -29,7 +29,9 @@ std::optional<double> parse_bytes(const std::string& text) {
   return v;
 }
 
-std::string gib(double bytes) { return fmt::format("{:.2f} GiB", bytes / double(1 << 30)); }
+std::string gib(double bytes) {
+  return fmt::format("{:.2f} GiB", bytes / double(1 << 30));
+}
 
 }  // namespace
 

@@ -97,10 +97,18 @@ TEST(FuzzConfig, MutatedFlagsEndInUserErrorOrAValidConfig) {
       const ConfigField& f = fields[m.below(fields.size())];
       std::string value;
       switch (m.below(4)) {
-        case 0: value = field_value_toml(f, defaults); break;            // the default, unchanged
-        case 1: value = m.mutate(field_value_toml(f, defaults)); break;  // mutated
-        case 2: value = m.bad_value(); break;
-        default: value = m.nesting(); break;
+        case 0:
+          value = field_value_toml(f, defaults);
+          break;  // the default, unchanged
+        case 1:
+          value = m.mutate(field_value_toml(f, defaults));
+          break;  // mutated
+        case 2:
+          value = m.bad_value();
+          break;
+        default:
+          value = m.nesting();
+          break;
       }
       std::string flag = f.flag() + "=" + value;
       if (m.below(8) == 0) flag = m.mutate(flag);  // the key itself damaged

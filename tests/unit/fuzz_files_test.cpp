@@ -3,7 +3,6 @@
 // must end in a UserError or a load whose result is consistent; any other exception, a crash
 // (ASan/UBSan in scripts/test.sh) or a hang fails.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstring>

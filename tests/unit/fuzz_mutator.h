@@ -28,16 +28,30 @@ class Mutator {
 
   // A literal that is likely to be wrong where a value is expected.
   std::string bad_value() {
-    static const std::vector<std::string> numbers = {
-        "99999999999999999999999", "-9223372036854775809", "9223372036854775807", "18446744073709551616",
-        "2147483648",              "-2147483649",          "4294967296",          "1e999",
-        "-1e999",                  "1e308",                "1e-400",              "nan",
-        "inf",                     "-inf",                 "0",                   "-1",
-        "100000000",               "0x7fffffff",           "1_000_000_000_000",   "-0"};
-    static const std::vector<std::string> toml_types = {"\"text\"", "true", "[1, 2]", "{ a = 1 }", "1.5", "[]",
-                                                        "\"\"",     "1979-05-27", "[[1], [2]]", "'lit'"};
-    static const std::vector<std::string> json_types = {"\"text\"", "true", "[1,2]", "{\"a\":1}", "1.5", "null",
-                                                        "[]",       "{}",   "\"\"",  "-1"};
+    static const std::vector<std::string> numbers = {"99999999999999999999999",
+                                                     "-9223372036854775809",
+                                                     "9223372036854775807",
+                                                     "18446744073709551616",
+                                                     "2147483648",
+                                                     "-2147483649",
+                                                     "4294967296",
+                                                     "1e999",
+                                                     "-1e999",
+                                                     "1e308",
+                                                     "1e-400",
+                                                     "nan",
+                                                     "inf",
+                                                     "-inf",
+                                                     "0",
+                                                     "-1",
+                                                     "100000000",
+                                                     "0x7fffffff",
+                                                     "1_000_000_000_000",
+                                                     "-0"};
+    static const std::vector<std::string> toml_types = {"\"text\"", "true", "[1, 2]",     "{ a = 1 }",  "1.5",
+                                                        "[]",       "\"\"", "1979-05-27", "[[1], [2]]", "'lit'"};
+    static const std::vector<std::string> json_types = {"\"text\"", "true", "[1,2]", "{\"a\":1}", "1.5",
+                                                        "null",     "[]",   "{}",    "\"\"",      "-1"};
     if (below(2) == 0) return numbers[below(numbers.size())];
     const auto& types = syntax_ == Syntax::Json ? json_types : toml_types;
     return types[below(types.size())];
@@ -90,7 +104,7 @@ class Mutator {
         for (uint64_t i = 0, n = 1 + below(6); i < n; ++i) ins += pool[below(sizeof(pool))];
         return s.insert(at, ins);
       }
-      case 3:    // a huge or odd number inserted somewhere
+      case 3:  // a huge or odd number inserted somewhere
         return s.insert(pos(s), bad_value());
       case 4:    // a value replaced by one of another type or size
       case 5: {  // (twice as likely: it reaches the semantic checks)

@@ -1,5 +1,7 @@
 // The launcher variables of mpirun, PMIx and Slurm's srun (core/launch_env.h), and the
 // FOLDMOE_FAULT_INJECT test seam's syntax (core/fault_inject.h).
+#include "core/launch_env.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -7,7 +9,6 @@
 
 #include "core/check.h"
 #include "core/fault_inject.h"
-#include "core/launch_env.h"
 
 using namespace foldmoe;
 
@@ -44,8 +45,11 @@ TEST(LaunchEnv, OpenMpiVariables) {
 
 TEST(LaunchEnv, OpenMpiWinsOverSlurmInsideAnAllocation) {
   // mpirun started from an sbatch script: Slurm's variables describe the batch step.
-  const LaunchEnv e = parse({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"SLURM_PROCID", "0"},
-                             {"SLURM_NTASKS", "16"}, {"SLURM_STEP_ID", "0"}});
+  const LaunchEnv e = parse({{"OMPI_COMM_WORLD_RANK", "3"},
+                             {"OMPI_COMM_WORLD_SIZE", "4"},
+                             {"SLURM_PROCID", "0"},
+                             {"SLURM_NTASKS", "16"},
+                             {"SLURM_STEP_ID", "0"}});
   EXPECT_EQ(e.launcher, "mpirun");
   EXPECT_EQ(e.rank, 3);
   EXPECT_EQ(e.size, 4);
@@ -75,8 +79,8 @@ TEST(LaunchEnv, SrunStepVariables) {
 }
 
 TEST(LaunchEnv, SrunLocalSizeFromTasksPerNodeOrNtasks) {
-  LaunchEnv e = parse({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "6"}, {"SLURM_STEPID", "0"},
-                       {"SLURM_NTASKS_PER_NODE", "3"}});
+  LaunchEnv e =
+      parse({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "6"}, {"SLURM_STEPID", "0"}, {"SLURM_NTASKS_PER_NODE", "3"}});
   EXPECT_EQ(e.launcher, "srun");
   EXPECT_EQ(e.size, 6);
   EXPECT_EQ(e.local_size, 3);
@@ -107,7 +111,8 @@ TEST(LaunchEnv, SlurmTasksPerNodeList) {
   EXPECT_EQ(slurm_tasks_on_node("2(x3),1", 4), 0);
   EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 3), 4);
   EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 3 + 1), 16);
-  for (const char* bad : {"", "x", "2(x", "2(y3)", "2(x0)", "2,,3", "2;3"}) EXPECT_EQ(slurm_tasks_on_node(bad, 0), 0) << bad;
+  for (const char* bad : {"", "x", "2(x", "2(y3)", "2(x0)", "2,,3", "2;3"})
+    EXPECT_EQ(slurm_tasks_on_node(bad, 0), 0) << bad;
 }
 
 TEST(FaultInject, ParsesTheTestSeam) {

@@ -37,7 +37,9 @@ TEST(SizeRules, CheckedProductDetectsOverflow) {
   EXPECT_FALSE(checked_product({-1, 2}, &n));
 }
 
-TEST(SizeRules, DefaultAndShippedSizesPass) { EXPECT_EQ(problems_text(Config{}), ""); }
+TEST(SizeRules, DefaultAndShippedSizesPass) {
+  EXPECT_EQ(problems_text(Config{}), "");
+}
 
 TEST(SizeRules, HugeHiddenIsRefusedWithTheProduct) {
   Config c;
@@ -99,8 +101,7 @@ TEST(RlContext, PromptPlusResponseMustFitTheModel) {
   f.max_seq_len = 65536;
   std::string text;
   for (const std::string& m : rl::rl_config_problems(c, f).messages()) text += m;
-  EXPECT_NE(text.find("config error R7: [rl] max_prompt_tokens + max_response_tokens = 64 + 100000"),
-            std::string::npos)
+  EXPECT_NE(text.find("config error R7: [rl] max_prompt_tokens + max_response_tokens = 64 + 100000"), std::string::npos)
       << text;
   c.max_response_tokens = 65536 - 64;
   text.clear();
