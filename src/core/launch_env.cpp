@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace foldmoe {
 namespace {
@@ -20,10 +22,11 @@ std::optional<int> parse_count(const char* text) {
 }  // namespace
 
 int slurm_tasks_on_node(const std::string& text, int node) {
-  // Entries "N" or "N(xR)" separated by commas, R consecutive nodes with N tasks each.
+  // Entries "N" or "N(xR)" separated by commas: R consecutive nodes with N tasks each. The whole
+  // list is read first, so that a malformed one is refused whichever node asks.
+  std::vector<std::pair<int, int>> runs;  // (tasks, nodes)
   size_t i = 0;
-  int first = 0;
-  while (i < text.size()) {
+  while (true) {
     size_t j = i;
     while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
     const std::optional<int> n = parse_count(text.substr(i, j - i).c_str());
@@ -38,11 +41,15 @@ int slurm_tasks_on_node(const std::string& text, int node) {
       repeat = *r;
       j = close + 1;
     }
-    if (node >= first && node < first + repeat) return *n;
-    first += repeat;
+    runs.emplace_back(*n, repeat);
     if (j == text.size()) break;
     if (text[j] != ',') return 0;
     i = j + 1;
+  }
+  int first = 0;
+  for (const auto& [tasks, nodes] : runs) {
+    if (node >= first && node < first + nodes) return tasks;
+    first += nodes;
   }
   return 0;
 }

@@ -116,7 +116,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
   json header;
   try {
     header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(header_len));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range such as 1e999
     corrupt(path, fmt::format("the JSON header does not parse ({})", e.what()));
   }
   if (!header.is_object()) corrupt(path, "the JSON header is not an object");

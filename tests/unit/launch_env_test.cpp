@@ -109,8 +109,10 @@ TEST(LaunchEnv, SlurmTasksPerNodeList) {
   EXPECT_EQ(slurm_tasks_on_node("2(x3),1", 2), 2);
   EXPECT_EQ(slurm_tasks_on_node("2(x3),1", 3), 1);
   EXPECT_EQ(slurm_tasks_on_node("2(x3),1", 4), 0);
-  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 3), 4);
-  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 3 + 1), 16);
+  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 0), 8);
+  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 2), 4);
+  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 3), 16);
+  EXPECT_EQ(slurm_tasks_on_node("8,4(x2),16", 4), 0);
   for (const char* bad : {"", "x", "2(x", "2(y3)", "2(x0)", "2,,3", "2;3"})
     EXPECT_EQ(slurm_tasks_on_node(bad, 0), 0) << bad;
 }
