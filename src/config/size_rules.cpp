@@ -58,6 +58,15 @@ void size_rules(const Config& c, Problems& p) {
                         m.layers, E, kMaxExpertInstances),
             "use fewer experts per layer or fewer MoE layers ([moe] layer_freq).");
   }
+  if (m.layers > kMaxLayers)
+    p.add("A4", fmt::format("[model] layers = {} is more than {} (2^14) layers.", m.layers, kMaxLayers),
+          "use fewer layers.");
+  if (c.train.micro_batches > kMaxMicroBatches || c.train.global_batch > kMaxMicroBatches)
+    p.add("A4",
+          fmt::format("[train] micro_batches = {}, global_batch = {}: more than {} (2^20) micro-batches or sequences "
+                      "per step.",
+                      c.train.micro_batches, c.train.global_batch, kMaxMicroBatches),
+          "use fewer micro-batches per step (a larger micro_batch, or more data-parallel ranks).");
   product_rule(p, fmt::format("the attention scores of one head, [train] seq_len^2 = {}^2", S), {S, S},
                "use a shorter seq_len (or context parallelism with a shorter seq_len per rank).");
   product_rule(p, fmt::format("one micro-batch's logits, micro_batch x seq_len x vocab = {} x {} x {}", B, S, V),

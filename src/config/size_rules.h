@@ -17,6 +17,10 @@ inline constexpr int64_t kMaxTensorElements = int64_t(1) << 36;
 // Largest number of expert weight sets over all layers (layers x num_experts): registering them
 // stays well under a second.
 inline constexpr int64_t kMaxExpertInstances = int64_t(1) << 16;
+// Most layers, and most micro-batches (or sequences of a global batch) per step: the pipeline
+// schedule and the memory estimate walk over each.
+inline constexpr int64_t kMaxLayers = int64_t(1) << 14;
+inline constexpr int64_t kMaxMicroBatches = int64_t(1) << 20;
 // Largest [model] max_seq_len.
 inline constexpr int64_t kMaxSeqLen = int64_t(1) << 20;
 

@@ -58,7 +58,7 @@ class Mutator {
   }
 
   std::string nesting() {
-    static const int depths[] = {8, 64, 300, 2000, 20000};
+    static const int depths[] = {8, 64, 300, 2000, 5000};
     const int d = depths[below(5)];
     std::string open, close;
     for (int i = 0; i < d; ++i) {
