@@ -30,6 +30,16 @@ struct Watch {
   std::condition_variable cv;
   bool stop = false;
   std::thread thread;
+  // A process that leaves without stop_watchdog() must not meet std::terminate of a joinable thread.
+  ~Watch() {
+    if (!thread.joinable()) return;
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
 };
 
 Watch& watch() {
