@@ -4,6 +4,7 @@
 // same case on every platform: a failure names its seed and case and reproduces.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -62,14 +63,11 @@ class Mutator {
     const int d = depths[below(5)];
     std::string open, close;
     for (int i = 0; i < d; ++i) {
-      if (syntax_ == Syntax::Json && below(2) == 0) {
-        open += "{\"a\":";
-        close.insert(0, "}");
-      } else {
-        open += "[";
-        close.insert(0, "]");
-      }
+      const bool object = syntax_ == Syntax::Json && below(2) == 0;
+      open += object ? "{\"a\":" : "[";
+      close += object ? '}' : ']';
     }
+    std::reverse(close.begin(), close.end());  // closers in the opposite order of the openers
     return open + "1" + close;
   }
 
