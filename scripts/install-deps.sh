@@ -10,6 +10,7 @@ PACKAGES=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3 python3-venv python3-torch python3-numpy python3-matplotlib
   libsentencepiece-dev libpcre2-dev sentencepiece bible-kjv zlib1g-dev
+  shellcheck
 )
 
 missing=()

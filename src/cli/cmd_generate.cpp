@@ -1,5 +1,6 @@
 // `foldmoe generate --checkpoint DIR --prompt TEXT`: sampled (or greedy) continuations of a prompt
 // with the KV-cache rollout engine (src/rl).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,13 @@ void register_generate(CLI::App& app) {
     } catch (const UserError& e) {
       user_error("--prompt: {}", e.what());
     }
+    // A5: the prompt and the new tokens fit the model's context (the KV cache grows with them).
+    if (int64_t(ids.size()) + a->max_new > int64_t(cfg.model.max_seq_len))
+      user_error(
+          "config error A5: --max-new {} after a prompt of {} tokens is longer than the model's context [model] "
+          "max_seq_len = {} (checkpoint {}).\n  fix: use --max-new <= {}, or a shorter prompt.",
+          a->max_new, ids.size(), cfg.model.max_seq_len, a->dir,
+          std::max<int64_t>(0, int64_t(cfg.model.max_seq_len) - int64_t(ids.size())));
     cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
     Trainer trainer(resolve_config_for_tokenizer(cfg, *tok), ProcessGroups::single_process(), /*write_outputs=*/false);
     rl::SamplingParams sp;

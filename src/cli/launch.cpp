@@ -1,11 +1,14 @@
 #include "cli/launch.h"
 
-#include <cstdlib>
 #include <memory>
 
 #include "comm/mpi_communicator.h"
+#include "comm/mpi_watchdog.h"
 #include "comm/topology.h"
 #include "core/check.h"
+#include "core/fault_inject.h"
+#include "core/launch_env.h"
+#include "train/memory_check.h"
 
 namespace foldmoe::cli {
 namespace {
@@ -13,26 +16,39 @@ std::unique_ptr<MpiRuntime>& runtime() {
   static std::unique_ptr<MpiRuntime> rt;
   return rt;
 }
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
 }  // namespace
 
-bool launched_by_mpi() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK"); }
-
-int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK", 0)); }
-
-ProcessGroups make_groups(const Config& cfg) {
-  const int world = launched_by_mpi() ? env_int("OMPI_COMM_WORLD_SIZE", 1) : 1;
-  // Every rule is checked before MPI starts or memory is allocated (docs/topology.md §5).
-  validate_layout(LayoutSpec::from_config(cfg, world), &cfg);
-  if (!launched_by_mpi()) return ProcessGroups::single_process();
-  if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
-  const Topology topo(LayoutSpec::from_config(cfg, runtime()->world_size()));
-  return make_process_groups(topo, *runtime()->world());
+bool launched_by_mpi() {
+  return launch_env().launched();
 }
 
-void shutdown_launch() { runtime().reset(); }
+int launcher_rank() {
+  return launch_env().rank;
+}
+
+ProcessGroups make_groups(const Config& cfg) {
+  const LaunchEnv& env = launch_env();
+  // A PMIx launch may not say the world size in the environment: then MPI says it.
+  if (env.launched() && env.size == 0 && !runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
+  const int world = !env.launched() ? 1 : env.size > 0 ? env.size : runtime()->world_size();
+  // Every rule is checked before MPI starts or memory is allocated (docs/topology.md §5), the
+  // memory estimate against this node's available memory included (docs/long-runs.md).
+  validate_layout(LayoutSpec::from_config(cfg, world), &cfg);
+  check_memory_fits(cfg, Topology(LayoutSpec::from_config(cfg, world)).sizes(), env.local_size);
+  if (!env.launched()) {
+    inject_fault("startup");
+    return ProcessGroups::single_process();
+  }
+  if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
+  set_collective_timeout(cfg.parallel.timeout_s);
+  const Topology topo(LayoutSpec::from_config(cfg, runtime()->world_size()));
+  ProcessGroups groups = make_process_groups(topo, *runtime()->world());
+  inject_fault("startup");
+  return groups;
+}
+
+void shutdown_launch() {
+  runtime().reset();
+}
 
 }  // namespace foldmoe::cli

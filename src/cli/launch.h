@@ -7,13 +7,15 @@
 
 namespace foldmoe::cli {
 
-// True when this process was started by an MPI launcher (Open MPI / PMIx environment).
+// True when this process was started by a launcher: mpirun (OMPI_COMM_WORLD_*), PMIx (PMIX_RANK) or
+// Slurm's srun (SLURM_PROCID in a job step); core/launch_env.h reads the variables.
 bool launched_by_mpi();
 // This process's world rank as the launcher tells it (0 outside MPI); usable before MPI starts.
 int launcher_rank();
 
-// Validates the layout of cfg for the world size and builds every process group (MPI starts here
-// when launched by mpirun). Without MPI, world size 1.
+// Validates the layout of cfg for the world size, checks the memory estimate against this node's
+// available memory (rule T3), and builds every process group (MPI starts here when launched by
+// mpirun or srun, with the collective watchdog of [parallel] timeout_s). Without MPI, world size 1.
 ProcessGroups make_groups(const Config& cfg);
 
 // Finalises MPI if it was started (called once by main before exit).

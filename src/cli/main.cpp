@@ -1,8 +1,11 @@
 // `foldmoe`: one binary, one subcommand per file (train, eval, bench, generate, topology, config,
 // dump-reference, rl). Every user error, the command line's included, exits 2 with one message.
+#include <chrono>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -10,15 +13,28 @@
 #include "cli/launch.h"
 #include "cli/parse_errors.h"
 #include "cli/version.h"
+#include "comm/mpi_communicator.h"
 #include "core/check.h"
+#include "core/launch_env.h"
 
 namespace {
 
-int report_user_error(const std::string& message) {
-  // Every rank detects the same user error; one message is enough.
+// Ends the process after an error with exit status `code`. Before MPI starts every rank checks the
+// same things and meets the same error: rank 0 prints it and each rank leaves. Once MPI runs an
+// error may be this rank's alone, and its peers would wait for it in their next collective for
+// ever: the rank prints the message with its rank and ends the whole job (docs/long-runs.md).
+int fail(const std::string& message, int code) {
+  if (foldmoe::mpi_running() && foldmoe::mpi_world_size() > 1) {
+    const int rank = foldmoe::launch_env().rank;
+    // When every rank meets the error, rank 0's abort ends the others during this pause: the
+    // message is printed once.
+    if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::fprintf(stderr, "foldmoe: error (rank %d): %s\n", rank, message.c_str());
+    foldmoe::abort_mpi_job(code);
+  }
   if (foldmoe::cli::launcher_rank() == 0) std::fprintf(stderr, "foldmoe: error: %s\n", message.c_str());
   foldmoe::cli::shutdown_launch();
-  return 2;
+  return code;
 }
 
 }  // namespace
@@ -54,8 +70,15 @@ int main(int argc, char** argv) {
     return rc;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return report_user_error(foldmoe::cli::explain_parse_error(app, e));
+    return fail(foldmoe::cli::explain_parse_error(app, e), 2);
   } catch (const foldmoe::UserError& e) {
-    return report_user_error(e.what());
+    return fail(e.what(), 2);
+  } catch (const std::bad_alloc&) {
+    return fail(
+        "out of memory: an allocation failed (std::bad_alloc).\n  fix: `foldmoe topology --config FILE --world N` "
+        "estimates the memory per rank; use a smaller model, batch or seq_len, or more ranks",
+        2);
+  } catch (const std::exception& e) {
+    return fail(std::string("unexpected failure: ") + e.what(), 1);
   }
 }

@@ -7,10 +7,13 @@
 #include <chrono>
 #include <map>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <vector>
 
+#include "comm/mpi_watchdog.h"
 #include "core/check.h"
 #include "core/trace.h"
 
@@ -218,21 +221,25 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  // Times one call and counts its bytes.
+  // Times one call, counts its bytes and shows it to the watchdog (parallel.timeout_s).
   struct Scope {
     Scope(MpiCommunicator& c, CommStats::Kind k, int64_t bytes)
         : c_(c), kind_(k), bytes_(bytes), t0_(std::chrono::steady_clock::now()) {
       c.stats_.bytes[size_t(k)] += bytes;
       c.stats_.calls[size_t(k)] += 1;
       if (trace::recording()) wall0_ = std::chrono::system_clock::now();
+      watchdog_enter(CommStats::kind_name(k), &c.name_, c.rank_, c.size_);
     }
     ~Scope() {
+      watchdog_leave();
       c_.stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
       // A profiled step records every collective as an event of the Chrome trace.
       if (trace::recording() && wall0_.time_since_epoch().count() != 0)
         trace::record(fmt::format("{} {} ({} B)", CommStats::kind_name(kind_), c_.name_, bytes_), "comm", wall0_,
                       std::chrono::system_clock::now());
     }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
     MpiCommunicator& c_;
     CommStats::Kind kind_;
     int64_t bytes_;
@@ -293,6 +300,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
 }
 
 MpiRuntime::~MpiRuntime() {
+  stop_watchdog();
   world_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -318,6 +326,27 @@ std::shared_ptr<Communicator> MpiRuntime::world() {
     world_ = std::make_shared<MpiCommunicator>(dup, "world");
   }
   return world_;
+}
+
+bool mpi_running() {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  return inited && !finalized;
+}
+
+int mpi_world_size() {
+  if (!mpi_running()) return 1;
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+void abort_mpi_job(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; this keeps the promise of [[noreturn]]
 }
 
 bool is_mpi_communicator(const Communicator& c) { return dynamic_cast<const MpiCommunicator*>(&c) != nullptr; }

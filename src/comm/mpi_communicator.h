@@ -36,6 +36,14 @@ class MpiRuntime {
   std::shared_ptr<Communicator> world_;
 };
 
+// True between MPI_Init and MPI_Finalize.
+bool mpi_running();
+// MPI_COMM_WORLD's size while MPI runs, else 1.
+int mpi_world_size();
+// Ends every rank of the job (MPI_Abort) with exit status `code`: what a rank does after an error
+// that the others may not share, so that none is left waiting in a collective.
+[[noreturn]] void abort_mpi_job(int code);
+
 // True if `c` is an MPI communicator made by this backend.
 bool is_mpi_communicator(const Communicator& c);
 

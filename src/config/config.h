@@ -27,6 +27,8 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.02;  // output projections use init_std / sqrt(2 * layers)
+  // Longest sequence the model runs on: train.seq_len, and prompt + new tokens in generate and RL.
+  int max_seq_len = 65536;
 
   bool operator==(const ModelConfig&) const = default;
 };
@@ -69,6 +71,9 @@ struct ParallelConfig {
   int64_t bucket_size = 40000000;  // elements per gradient-reduction bucket
   // Explicit pipeline split: layers per virtual stage s = c·pp + r (pp·vpp entries); empty = even.
   std::vector<int> pipeline_layers;
+  // Watchdog: a collective or point-to-point wait longer than this aborts the job, naming the rank,
+  // group and operation (0 = off).
+  double timeout_s = 600;
 
   bool operator==(const ParallelConfig&) const = default;
 };
@@ -90,6 +95,8 @@ struct TrainConfig {
   std::vector<std::string> exit_signals = {"SIGTERM", "SIGINT", "SIGUSR1"};
   double max_minutes = 0;        // wall-clock budget: save and stop once it is used up (0 = none)
   int skip_nonfinite_steps = 0;  // non-finite steps in a row that are skipped; one more stops the run
+  // Skip the check of the memory estimate against this node's available memory (rule R2).
+  bool skip_memory_check = false;
 
   bool operator==(const TrainConfig&) const = default;
 };

@@ -132,6 +132,7 @@ constexpr ConfigField kFields[] = {
     F(model, rope_theta, "RoPE base"),
     F(model, norm_eps, "RMSNorm epsilon"),
     F(model, init_std, "init std; output projections use init_std / sqrt(2 * layers)"),
+    F(model, max_seq_len, "longest sequence the model runs on: train.seq_len and generate/RL prompt + new tokens"),
     // [moe]
     F(moe, num_experts, "routed experts E (0 = dense model, no MoE layers)"),
     F(moe, topk, "experts per token k"),
@@ -169,6 +170,7 @@ constexpr ConfigField kFields[] = {
     F(parallel, distributed_optimizer, "shard optimizer state over data-parallel ranks"),
     F(parallel, pipeline_layers, "layers per virtual pipeline stage c·pp + r (pp·vpp entries; empty = even split)"),
     F(parallel, bucket_size, "elements per gradient-reduction bucket (rounded up to lcm(group, 128) with ZeRO-1)"),
+    F(parallel, timeout_s, "abort the job when a collective or p2p wait takes longer than this many seconds (0 = off)"),
     // [train]
     F(train, steps, "optimizer steps"),
     F(train, micro_batch, "sequences per micro-batch B"),
@@ -182,6 +184,7 @@ constexpr ConfigField kFields[] = {
     F(train, exit_signals, "signals that save a checkpoint and exit 0: SIGTERM SIGINT SIGUSR1 SIGUSR2 SIGHUP"),
     F(train, max_minutes, "wall-clock budget in minutes: save a checkpoint and exit 0 when used up (0 = none)"),
     F(train, skip_nonfinite_steps, "skip up to N non-finite steps in a row (no update); one more stops (0 = stop)"),
+    F(train, skip_memory_check, "start even when the memory estimate exceeds this node's available memory"),
     // [optim]
     F(optim, lr, "peak learning rate"),
     F(optim, min_lr, "final learning rate of the cosine schedule"),

@@ -140,8 +140,12 @@ std::string dot_join(const std::vector<std::string>& xs) {
   return out;
 }
 
+// Above this a size is refused (L1): products such as pp·vpp and 2·cp then stay far inside int.
+constexpr int kMaxParallelSize = 1 << 15;
+
 bool sizes_valid(const LayoutSpec& s) {
-  return s.tp >= 1 && s.cp >= 1 && s.pp >= 1 && s.ep >= 1 && s.etp >= 0 && s.vpp >= 1;
+  const auto in = [](int v, int lo) { return v >= lo && v <= kMaxParallelSize; };
+  return in(s.tp, 1) && in(s.cp, 1) && in(s.pp, 1) && in(s.ep, 1) && in(s.etp, 0) && in(s.vpp, 1);
 }
 
 // L1 and L2.
@@ -150,6 +154,9 @@ void size_and_order_rules(const LayoutSpec& s, Problems& p) {
     if (v < 1)
       p.add("L1", fmt::format("[parallel] {} = {} must be an integer >= 1.", key, v),
             fmt::format("set [parallel] {} = 1 to disable this dimension.", key));
+    else if (v > kMaxParallelSize)
+      p.add("L1", fmt::format("[parallel] {} = {} is more than {} ranks.", key, v, kMaxParallelSize),
+            fmt::format("use a smaller [parallel] {}.", key));
   };
   ge1("tp", s.tp);
   ge1("cp", s.cp);
@@ -159,6 +166,9 @@ void size_and_order_rules(const LayoutSpec& s, Problems& p) {
   if (s.etp < 0)
     p.add("L1", fmt::format("[parallel] etp = {} must be >= 1, or 0 for etp = tp.", s.etp),
           "set [parallel] etp = 0 (same as tp) or a positive size.");
+  else if (s.etp > kMaxParallelSize)
+    p.add("L1", fmt::format("[parallel] etp = {} is more than {} ranks.", s.etp, kMaxParallelSize),
+          "use a smaller [parallel] etp.");
   std::array<int, 5> order{};
   const std::string bad = parse_order(s.order, order);
   if (!bad.empty())
@@ -230,7 +240,10 @@ void model_rules(const LayoutSpec& s, const Config& c, bool world_known, Problem
   const int L = c.model.layers, S = c.train.seq_len, E = c.moe.num_experts;
   const bool sp = c.parallel.sequence_parallel;
   bool has_moe = false, has_dense = false;
-  for (int i = 0; i < L; ++i) (c.is_moe_layer(i) ? has_moe : has_dense) = true;
+  // The first layer_freq-list-size + 1 layers show both kinds (a scalar frequency repeats from
+  // layer 0; layers past a list are dense): a huge layers value costs no pass over every layer.
+  const int scan = int(std::min<int64_t>(L, int64_t(c.moe.layer_freq.size()) + 1));
+  for (int i = 0; i < scan; ++i) (c.is_moe_layer(i) ? has_moe : has_dense) = true;
   if (has_moe && E > 0 && E % ep != 0)
     p.add("L6",
           fmt::format("[parallel] ep = {} does not divide [moe] num_experts = {} (each EP rank owns num_experts / ep "

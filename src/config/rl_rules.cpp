@@ -117,6 +117,16 @@ Problems rl_config_problems(const RlConfig& c, const RlRunFacts& facts) {
                       "data-parallel size {}.",
                       c.minibatch_prompts, c.group_size, DP),
           fmt::format("choose minibatch_prompts and group_size whose product is a multiple of {}.", DP));
+  // R7: a rollout is the prompt plus the response, and must fit the model's context.
+  if (facts.max_seq_len > 0 && c.max_prompt_tokens >= 1 && c.max_response_tokens >= 1 &&
+      (c.max_prompt_tokens > facts.max_seq_len || c.max_response_tokens > facts.max_seq_len - c.max_prompt_tokens))
+    p.add("R7",
+          fmt::format("[rl] max_prompt_tokens + max_response_tokens = {} + {} is longer than the model's context "
+                      "[model] max_seq_len = {}.",
+                      c.max_prompt_tokens, c.max_response_tokens, facts.max_seq_len),
+          fmt::format("lower rl.max_response_tokens (or max_prompt_tokens) so that they sum to at most {}, or raise "
+                      "model.max_seq_len.",
+                      facts.max_seq_len));
   return p;
 }
 

@@ -13,6 +13,7 @@ struct RlRunFacts {
   bool moe_has_capacity_factor = false;  // moe.capacity_factor set and > 0
   bool has_reference_checkpoint = false;
   int data_parallel = 1;  // DP ranks sharing each mini-batch
+  int64_t max_seq_len = 0;  // the model's context, [model] max_seq_len (0 = not checked)
 };
 
 Problems rl_config_problems(const RlConfig& c, const RlRunFacts& facts = {});

@@ -12,6 +12,7 @@
 #include "config/config_fields.h"
 #include "config/data_rules.h"
 #include "config/layout_rules.h"
+#include "config/size_rules.h"
 
 namespace foldmoe {
 namespace {
@@ -282,6 +283,8 @@ void train_rules(const Config& c, Problems& p) {
   at_least(p, "[parallel] bucket_size", c.parallel.bucket_size, int64_t(1),
            "set bucket_size = 40000000 (the default).");
   check_choice(p, "[parallel] cp_comm_type", c.parallel.cp_comm_type, {"p2p", "all_gather"});
+  at_least(p, "[parallel] timeout_s", c.parallel.timeout_s, 0.0,
+           "set timeout_s = 0 to switch the collective watchdog off, or a number of seconds such as 600.");
 
   const OptimConfig& o = c.optim;
   positive(p, "[optim] lr", o.lr, "use e.g. lr = 3e-3.");
@@ -333,6 +336,7 @@ Problems config_problems(const Config& c) {
   finite_rules(c, p);
   model_rules(c, p);
   moe_rules(c, p);
+  size_rules(c, p);
   p.append(layout_problems_without_world(c));
   train_rules(c, p);
   return p;

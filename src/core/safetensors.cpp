@@ -131,7 +131,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
   };
   try {
     header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(header_len), note_names);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range such as 1e999
     corrupt(path, fmt::format("the JSON header of {} bytes does not parse ({}); a header length that is off by a "
                               "few bytes looks like this",
                               header_len, e.what()));

@@ -122,6 +122,7 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
   facts.moe_has_capacity_factor = cfg_.moe.capacity_factor.has_value() && *cfg_.moe.capacity_factor > 0;
   facts.has_reference_checkpoint = !cfg_.rl.reference.empty();
   facts.data_parallel = groups_.dp->size();
+  facts.max_seq_len = cfg_.model.max_seq_len;
   validate_rl_config(rl_, facts);
   // The policy's tokenizer: the one its training data was made with.
   tokenizer_ = data::load_tokenizer(cfg_.data.tokenizer);

@@ -348,6 +348,8 @@ void load_checkpoint(const std::string& dir_str, TrainState& state) {
   require_finite(optim, (dir / kOptimizerFile).string(), "cannot load checkpoint:");
 
   // Validate everything before writing anything.
+  if (manifest.contains("has_optimizer") && !manifest["has_optimizer"].is_boolean())
+    corrupted(dir, "manifest.json has a has_optimizer that is not true or false");
   std::set<std::string> expected;
   for (const ArenaView& av : arenas)
     for (int i = 0; i < av.arena->size(); ++i) {

@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "core/memory_usage.h"
+#include "core/fault_inject.h"
 #include "core/timer.h"
 #include "core/trace.h"
 #include "train/memory_estimate.h"
@@ -131,6 +132,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   const auto save = [&](int64_t step, RunSummary& s) {
     const trace::PhaseScope timed(trace::Phase::Checkpoint);
     s.checkpoint = dir.checkpoint_path(step).string();
+    inject_fault("save", step);
     hooks.save(s.checkpoint);
     // The new checkpoint is complete: only now may older ones go (the resumed-from one included).
     if (lead)
@@ -146,6 +148,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   Stopwatch since_row;  // the first row's breakdown includes an evaluation before training
   if (completed == 0 && schedule.eval_before) evaluate();
   while (step < schedule.total_steps) {
+    inject_fault("step", step + 1);
     const bool profiled = schedule.profile_step > 0 && step - completed + 1 == schedule.profile_step;
     if (profiled) trace::begin_recording();
     StepOutcome o = hooks.step();

@@ -10,6 +10,7 @@
 
 #include "config/problems.h"
 #include "config/toml_writer.h"
+#include "core/fault_inject.h"
 #include "core/timer.h"
 #include "core/trace.h"
 #include "data/synthetic.h"
@@ -179,6 +180,7 @@ StepMetrics Trainer::train_step() {
   const int64_t B = cfg_.train.micro_batch, M = cfg_.micro_batches_per_replica(DP), S = cfg_.train.seq_len;
   // The global batch does not depend on the layout; replica d reads global micro-batches
   // j = m·DP + d (docs/dense-parallel.md §5).
+  inject_fault("data", step_ + 1);
   std::optional<trace::PhaseScope> data_time(std::in_place, trace::Phase::Data);
   const data::Batch batch = data().global_batch(step_, int(B * M * DP), int(S));
   const int n_moe = model_->num_moe_layers();

@@ -106,6 +106,9 @@ TEST(Config, DefaultsAreTheBuiltInTinyMoE) {
   EXPECT_EQ(d.data.tasks, (std::vector<std::string>{"add", "reverse", "sort", "lookup"}));
   EXPECT_EQ(d.rl.preset, rl::RlPreset::Hapo);
   EXPECT_EQ(d.rl.optim.beta2, 0.999);
+  EXPECT_EQ(d.model.max_seq_len, 65536);  // docs/long-runs.md
+  EXPECT_EQ(d.parallel.timeout_s, 600.0);
+  EXPECT_FALSE(d.train.skip_memory_check);
 }
 
 // `foldmoe config` prints exactly the hand-written golden file for the defaults, and the golden
