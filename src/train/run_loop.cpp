@@ -67,6 +67,8 @@ void write_profile(const RunDirectory& dir, Communicator* world, bool lead, int6
       fmt::format("wrote the Chrome trace of step {} ({} ranks) to {} (open in chrome://tracing or "
                   "ui.perfetto.dev)",
                   step, per_rank.size(), path.string()));
+}
+
 // Stop reasons as numbers, so that one all-reduce MAX settles what every rank does: a signal is
 // its number (1..64), the wall-clock budget ranks above any signal.
 constexpr double kBudgetUsedUp = 1000;
