@@ -116,7 +116,8 @@ TEST(TokenizerPieces, BpeRefusesAMergeOutsideTheVocabulary) {
   EXPECT_THROW(Bpe(vocab_of({"a", "ab"}), {{"a", "z"}}, {}), std::invalid_argument);
 }
 
-std::vector<std::string> cut(const std::string& text, const std::string& pattern, SplitBehavior b, bool invert = false) {
+std::vector<std::string> cut(const std::string& text, const std::string& pattern, SplitBehavior b,
+                             bool invert = false) {
   const Regex re(pattern);
   std::vector<std::string> out;
   for (const auto& [s, e] : apply_behavior(spans_from_matches(text, re.find_all(text)), b, invert))
