@@ -32,9 +32,11 @@ std::string read_text(const std::string& path) {
 }
 
 json parse(const std::string& path) {
-  json j = json::parse(read_text(path), nullptr, false);
-  if (j.is_discarded()) user_error("tokenizer error K4: {} is not valid JSON\n  fix: {}", path, kRepair);
-  return j;
+  try {
+    return json::parse(read_text(path));
+  } catch (const json::parse_error& e) {
+    user_error("tokenizer error K4: {} is not valid JSON ({})\n  fix: {}", path, e.what(), kRepair);
+  }
 }
 
 struct Parts {
