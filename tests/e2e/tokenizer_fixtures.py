@@ -8,7 +8,7 @@ import os
 import random
 import subprocess
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 GPT2_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 LLAMA3_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
@@ -16,6 +16,9 @@ LLAMA3_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
 QWEN2_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
                r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Added after training, with the flags HF honours: a normalized single word, a stripping tag.
+EXTRA_TOKENS = [AddedToken("foo bar", single_word=True, normalized=True),
+                AddedToken("<tool>", lstrip=True, rstrip=True, normalized=False)]
 
 UNICODE_LINES = [
     "日本語のテキストと漢字、ひらがな、カタカナ。中文：你好，世界！",
@@ -27,6 +30,7 @@ UNICODE_LINES = [
     "Digits 1234567890 3.14159 1,000,000 ١٢٣ ٤٥٦ ½ ² Ⅻ",
     "Windows line\r\nendings\r\n and a lone \r carriage",
     "Special tokens inside text: <|im_start|>user\nhello<|im_end|><|endoftext|>",
+    "Added words: foo bar, xfoo bar, foo barx, (foo bar) and  <tool>  call <tool>x\n<tool>",
     "Greek ΣΊΣΥΦΟΣ σίσυφος, Cyrillic Привет мир, Korean 안녕하세요",
     "Quotes ‘single’ “double” «guillemets» — dashes – and … ellipsis",
     "Contractions: I'm, you're, we've, they'll, she'd, it's, DON'T, WE'LL",
@@ -54,7 +58,7 @@ def random_strings(n, seed=1234):
         lambda: chr(rng.randint(0x1F300, 0x1F64F)),
         lambda: rng.choice([" ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000"]),
         lambda: str(rng.randint(0, 10**rng.randint(1, 8))),
-        lambda: rng.choice(SPECIALS),
+        lambda: rng.choice(SPECIALS + ["foo bar", " <tool> "]),
         lambda: chr(rng.choice([0x301, 0x308, 0x200D, 0xFE0F])),
         lambda: chr(rng.randint(0x1, 0x10FFFF)) if rng.random() < 0.5 else "'s",
     ]
@@ -87,6 +91,7 @@ def _bytelevel(work, name, regex, normalizer=None, ignore_merges=False, vocab=30
     trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train([training_text(work)], trainer)
+    tok.add_tokens(EXTRA_TOKENS)
     path = os.path.join(work, f"{name}.json")
     tok.save(path)
     return path
@@ -99,8 +104,9 @@ def _add_byte_tokens(path):
     vocab = j["model"]["vocab"]
     nxt = max(vocab.values()) + 1
     for b in range(256):
-        vocab.setdefault(f"<0x{b:02X}>", nxt)
-        nxt = max(vocab.values()) + 1
+        if f"<0x{b:02X}>" not in vocab:
+            vocab[f"<0x{b:02X}>"] = nxt
+            nxt += 1
     with open(path, "w", encoding="utf-8") as f:
         json.dump(j, f, ensure_ascii=False)
 
@@ -111,6 +117,10 @@ def _spm_style(work, name, llama2_normalizer, vocab=2000):
     trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<unk>", "<s>", "</s>"] + SPECIALS,
                                   show_progress=False, limit_alphabet=400)
     tok.train([training_text(work)], trainer)
+    path = os.path.join(work, f"{name}.json")
+    tok.save(path)
+    _add_byte_tokens(path)  # into the model's vocabulary, before the added tokens take the next ids
+    tok = Tokenizer.from_file(path)
     if llama2_normalizer:
         # Llama-2 / Mistral tokenizer.json: no pre-tokenizer, the normalizer adds the ▁.
         tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
@@ -120,9 +130,8 @@ def _spm_style(work, name, llama2_normalizer, vocab=2000):
     else:
         tok.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="first"),
                                          decoders.ByteFallback(), decoders.Fuse()])
-    path = os.path.join(work, f"{name}.json")
+    tok.add_tokens(EXTRA_TOKENS)
     tok.save(path)
-    _add_byte_tokens(path)
     return path
 
 
