@@ -12,7 +12,7 @@ import random
 import subprocess
 
 import sentencepiece as spm
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 import tokenizer_fixtures as fx
 from e2e_common import main, run, tmpdir
@@ -90,6 +90,27 @@ def test_special_ids_come_from_the_files():
     assert got["vocab_size"] == hf.get_vocab_size(with_added_tokens=True), got
     assert (got["bos_id"], got["eos_id"], got["pad_id"]) == (None, hf.token_to_id("<|im_end|>"),
                                                              hf.token_to_id("<|endoftext|>")), got
+    # Without tokenizer_config.json: the post-processor's template names bos (and eos after $A);
+    # encode never applies it, so HF's ids with special tokens are ours with bos/eos around.
+    llama = Tokenizer.from_file(HF["llama2"])
+    llama.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", llama.token_to_id("<s>"))])
+    gpt = Tokenizer.from_file(HF["gpt2"])
+    gpt.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<|im_start|> $A <|im_end|>", special_tokens=[
+            ("<|im_start|>", gpt.token_to_id("<|im_start|>")), ("<|im_end|>", gpt.token_to_id("<|im_end|>"))])])
+    for name, tok, bos, eos in (("llama2", llama, "<s>", None), ("gpt2", gpt, "<|im_start|>", "<|im_end|>")):
+        d = os.path.join(WORK, f"{name}-template")
+        os.makedirs(d)
+        tok.save(os.path.join(d, "tokenizer.json"))
+        got = info(d)
+        want_eos = tok.token_to_id(eos) if eos else None
+        assert (got["bos_id"], got["eos_id"], got["pad_id"]) == (tok.token_to_id(bos), want_eos, None), (name, got)
+        texts = fx.UNICODE_LINES
+        ours = foldmoe_encode(d, texts)
+        assert ours == [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)], name
+        tail = [want_eos] if eos else []
+        assert [[got["bos_id"]] + ids + tail for ids in ours] == [e.ids for e in tok.encode_batch(texts)], name
     for name, path in SPM.items():
         sp = spm.SentencePieceProcessor(model_file=path)
         got = info(path)

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import subprocess
+import unicodedata
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -61,11 +62,15 @@ def random_strings(n, seed=1234):
         lambda: rng.choice(SPECIALS + ["foo bar", " <tool> "]),
         lambda: chr(rng.choice([0x301, 0x308, 0x200D, 0xFE0F])),
         lambda: chr(rng.randint(0x1, 0x10FFFF)) if rng.random() < 0.5 else "'s",
+        lambda: chr(rng.randint(0x1, 0x10FFFF)),
     ]
     out = []
     for _ in range(n):
         s = "".join(rng.choice(pools)() for _ in range(rng.randint(0, 40)))
-        out.append("".join(c for c in s if not 0xD800 <= ord(c) <= 0xDFFF))
+        # Only characters assigned in Python's Unicode tables (14.0): PCRE2 and ICU here know at least
+        # that version, HF's Rust regex a newer one, and a character assigned in between is a letter to
+        # one side and unassigned to the other.
+        out.append("".join(c for c in s if unicodedata.category(c) not in ("Cn", "Cs")))
     return out
 
 
@@ -135,6 +140,30 @@ def _spm_style(work, name, llama2_normalizer, vocab=2000):
     return path
 
 
+def _mixed(work, vocab=1500):
+    """The less common parts together: NFKC, Lowercase, Strip, regex Replace; Digits, Split with
+    every behaviour and invert; a subword prefix and end-of-word suffix; Replace/Strip decoders."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(),
+                                           normalizers.Strip(left=True, right=True),
+                                           normalizers.Replace(Regex(r"\s+"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+"), behavior="removed", invert=True),
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Split(Regex(r"[,.;:!?]"), behavior="isolated"),
+        pre_tokenizers.Split("-", behavior="contiguous"),
+        pre_tokenizers.Split(Regex(r"th"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"qu"), behavior="merged_with_next")])
+    tok.decoder = decoders.Sequence([decoders.Replace("</w>", " "), decoders.Replace("##", ""), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["[UNK]"] + SPECIALS, show_progress=False,
+                                  continuing_subword_prefix="##", end_of_word_suffix="</w>", limit_alphabet=300)
+    tok.train([training_text(work)], trainer)
+    path = os.path.join(work, "mixed.json")
+    tok.save(path)
+    return path
+
+
 def hf_tokenizers(work):
     """name -> tokenizer.json path."""
     return {
@@ -143,6 +172,7 @@ def hf_tokenizers(work):
         "qwen2": _bytelevel(work, "qwen2", QWEN2_REGEX, normalizer=normalizers.NFC()),
         "metaspace": _spm_style(work, "metaspace", llama2_normalizer=False),
         "llama2": _spm_style(work, "llama2", llama2_normalizer=True),
+        "mixed": _mixed(work),
     }
 
 

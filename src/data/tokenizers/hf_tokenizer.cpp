@@ -122,6 +122,14 @@ std::pair<std::optional<std::string>, std::optional<std::string>> template_speci
   std::optional<std::string> before, after;
   if (pp.is_null()) return {before, after};
   const auto type = r.opt_string(pp, "post_processor", "type");
+  if (type && *type == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
+    // Llama-3: Sequence[ByteLevel, TemplateProcessing].
+    for (const json& p : pp["processors"]) {
+      const auto found = template_specials(r, p);
+      if (found.first || found.second) return found;
+    }
+    return {before, after};
+  }
   if (!type || *type != "TemplateProcessing") return {before, after};
   const json* single = r.find(pp, "post_processor", "single");
   if (!single || !single->is_array()) return {before, after};

@@ -2,10 +2,12 @@
 
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include <vector>
 
 #include "core/check.h"
+#include "data/tokenizers/utf8.h"
 
 namespace foldmoe::data::tok {
 namespace {
@@ -77,21 +79,36 @@ std::string unicode_normalize(std::string_view text, NormalForm form) {
 }
 
 std::string unicode_lowercase(std::string_view text) {
-  if (is_ascii(text)) {
-    std::string out(text);
-    for (char& c : out)
-      if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-    return out;
+  // Character by character, as Rust's char::to_lowercase (full mappings such as U+0130 -> "i̇",
+  // but no context: a final capital sigma becomes σ, not ς).
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : char(c);
+      ++i;
+      continue;
+    }
+    const size_t b = i;
+    const char32_t cp = next_code_point(text, i);
+    UChar in[2];
+    int32_t in_len = 0;
+    U16_APPEND_UNSAFE(in, in_len, UChar32(cp));
+    UChar low[8];
+    UErrorCode st = U_ZERO_ERROR;
+    const int32_t n = u_strToLower(low, 8, in, in_len, "", &st);
+    if (U_FAILURE(st)) {
+      out.append(text.substr(b, i - b));
+      continue;
+    }
+    for (int32_t k = 0; k < n;) {
+      UChar32 u;
+      U16_NEXT(low, k, n, u);
+      append_utf8(out, char32_t(u));
+    }
   }
-  const std::u16string in = to_utf16(text);
-  UErrorCode st = U_ZERO_ERROR;
-  const int32_t len = u_strToLower(nullptr, 0, reinterpret_cast<const UChar*>(in.data()), int32_t(in.size()), "", &st);
-  std::u16string out(size_t(len), u'\0');
-  st = U_ZERO_ERROR;
-  u_strToLower(reinterpret_cast<UChar*>(out.data()), len, reinterpret_cast<const UChar*>(in.data()), int32_t(in.size()),
-               "", &st);
-  FOLDMOE_CHECK(U_SUCCESS(st), "u_strToLower: {}", u_errorName(st));
-  return to_utf8(out);
+  return out;
 }
 
 }  // namespace foldmoe::data::tok
