@@ -74,10 +74,13 @@ int run(const TokenizeOptions& o) {
     return 0;
   }
   if (o.text.empty() == o.input.empty())
-    user_error("`foldmoe tokenize` needs exactly one of --text and --input (or --info)");
+    user_error(
+        "`foldmoe tokenize` needs exactly one of --text and --input (or --info)\n  fix: e.g. `foldmoe tokenize "
+        "--tokenizer {} --text \"Hello\"`; see `foldmoe tokenize --help`",
+        o.tokenizer);
   if (o.decode) {
     if (!o.json || o.input.empty())
-      user_error("--decode reads id lists: pass --json --input FILE (a JSON array of lists)");
+      user_error("--decode reads id lists from a file\n  fix: pass --json --input FILE, FILE a JSON array of id lists");
     for (const auto& ids : read_json_list(o.input)) {
       if (!ids.is_array()) user_error("--input '{}': every entry must be a list of ids", o.input);
       std::vector<int32_t> v;
