@@ -12,7 +12,7 @@ import random
 import subprocess
 
 import sentencepiece as spm
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 import tokenizer_fixtures as fx
 from e2e_common import main, run, tmpdir
@@ -62,6 +62,38 @@ def test_hf_tokenizer_json_encode_and_decode_match_hf():
         ids = want + random_id_lists(hf.get_vocab_size(with_added_tokens=True))
         decoded = [hf.decode(i, skip_special_tokens=False) for i in ids]
         assert_same(f"{name} decode", ids, foldmoe_decode(path, ids), decoded)
+
+
+def test_component_variants_match_hf():
+    # The trained models under other settings of their stages: what real files also use.
+    def variant(base, **stages):
+        tok = Tokenizer.from_file(HF[base])
+        for k, v in stages.items():
+            setattr(tok, k, v)
+        return tok
+    variants = {
+        "bytelevel-prefix-space": variant("gpt2", pre_tokenizer=pre_tokenizers.ByteLevel(add_prefix_space=True)),
+        "metaspace-always": variant("metaspace", pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="always"),
+                                    decoder=decoders.Metaspace(prepend_scheme="always")),
+        "metaspace-never-nosplit": variant("metaspace", decoder=decoders.Metaspace(prepend_scheme="never"),
+                                           pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="never", split=False)),
+        "digits-contiguous": variant("qwen2", normalizer=normalizers.NFKC(), pre_tokenizer=pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=False),
+            pre_tokenizers.Split(Regex(r"\s+"), behavior="merged_with_previous"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])),
+        "nfd-lowercase-nodecoder": variant("llama3", normalizer=normalizers.Sequence([normalizers.NFD(),
+                                                                                     normalizers.Lowercase()]),
+                                           decoder=None),
+    }
+    texts = TEXTS[::3]
+    for name, tok in variants.items():
+        path = os.path.join(WORK, f"variant-{name}.json")
+        tok.save(path)
+        want = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+        assert_same(f"{name} encode", texts, foldmoe_encode(path, texts), want)
+        ids = want[:500] + random_id_lists(tok.get_vocab_size(with_added_tokens=True), n=200)
+        assert_same(f"{name} decode", ids, foldmoe_decode(path, ids),
+                    [tok.decode(i, skip_special_tokens=False) for i in ids])
 
 
 def test_sentencepiece_model_encode_and_decode_match_sentencepiece():
@@ -169,6 +201,7 @@ def test_unsupported_and_broken_files_are_refused_with_their_rule():
 
 if __name__ == "__main__":
     main([test_hf_tokenizer_json_encode_and_decode_match_hf,
+          test_component_variants_match_hf,
           test_sentencepiece_model_encode_and_decode_match_sentencepiece,
           test_special_ids_come_from_the_files,
           test_unsupported_and_broken_files_are_refused_with_their_rule])

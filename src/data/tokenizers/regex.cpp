@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <pcre2.h>
 
-#include <mutex>
 #include <stdexcept>
 
 #include "data/tokenizers/utf8.h"
@@ -15,7 +14,6 @@ struct Regex::Impl {
   pcre2_code* code = nullptr;
   pcre2_match_context* context = nullptr;
   bool jit = false;
-  // One match-data block per call would allocate per word; the mutex-free path makes one per thread.
   ~Impl() {
     if (context) pcre2_match_context_free(context);
     if (code) pcre2_code_free(code);
@@ -42,12 +40,14 @@ Regex::~Regex() = default;
 
 std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) const {
   std::vector<std::pair<size_t, size_t>> out;
+  // One match-data block per thread (not per call: that would allocate for every word). Only the
+  // whole match is read, so 4 pairs suffice whatever the pattern's groups (PCRE2 returns 0 then).
   thread_local std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> data(
       pcre2_match_data_create(4, nullptr), &pcre2_match_data_free);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
-  // The text may hold invalid UTF-8 (a tokenizer must encode any bytes); PCRE2 would reject it, so
-  // the caller's text is checked once and matched without re-validation when valid.
+  // Callers pass valid UTF-8 (HfTokenizer::encode replaces invalid bytes first), so PCRE2 need not
+  // validate the subject again at every start offset.
   const uint32_t options = PCRE2_NO_UTF_CHECK;
   while (start <= text.size()) {
     const int rc = impl_->jit
