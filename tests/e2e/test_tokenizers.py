@@ -138,6 +138,8 @@ def test_special_ids_come_from_the_files():
         got = info(d)
         want_eos = tok.token_to_id(eos) if eos else None
         assert (got["bos_id"], got["eos_id"], got["pad_id"]) == (tok.token_to_id(bos), want_eos, None), (name, got)
+        unk = json.loads(tok.to_str())["model"]["unk_token"]
+        assert got["unk_id"] == (tok.token_to_id(unk) if unk else None), (name, got)
         texts = fx.UNICODE_LINES
         ours = foldmoe_encode(d, texts)
         assert ours == [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)], name
@@ -146,8 +148,8 @@ def test_special_ids_come_from_the_files():
     for name, path in SPM.items():
         sp = spm.SentencePieceProcessor(model_file=path)
         got = info(path)
-        want = [i if i >= 0 else None for i in (sp.bos_id(), sp.eos_id(), sp.pad_id())]
-        assert [got["bos_id"], got["eos_id"], got["pad_id"]] == want, (name, got, want)
+        want = [i if i >= 0 else None for i in (sp.bos_id(), sp.eos_id(), sp.pad_id(), sp.unk_id())]
+        assert [got["bos_id"], got["eos_id"], got["pad_id"], got["unk_id"]] == want, (name, got, want)
         assert got["vocab_size"] == sp.get_piece_size()
 
 

@@ -170,6 +170,7 @@ class HfTokenizer final : public Tokenizer {
     if (parts.options.unk_token && !bpe_->id_of(*parts.options.unk_token))
       r.fail("K7", "model.unk_token", fmt::format("{} is not in the vocabulary", json(*parts.options.unk_token).dump()),
              "name a vocabulary token as unk_token, or set it to null");
+    if (parts.options.unk_token) unk_ = bpe_->id_of(*parts.options.unk_token);
     const json null;
     const auto member = [&](const char* key) -> const json& {
       const json* j = r.find(root, "", key);
@@ -266,6 +267,7 @@ class HfTokenizer final : public Tokenizer {
   std::optional<int32_t> bos_id() const override { return bos_; }
   std::optional<int32_t> eos_id() const override { return eos_; }
   std::optional<int32_t> pad_id() const override { return pad_; }
+  std::optional<int32_t> unk_id() const override { return unk_; }
   std::string describe() const override { return fmt::format("tokenizer.json {} ({} ids, BPE)", path_, vocab_size()); }
 
  private:
@@ -305,7 +307,7 @@ class HfTokenizer final : public Tokenizer {
   std::unique_ptr<tok::AddedTokenMatcher> plain_tokens_, normalized_tokens_;
   std::vector<std::string> id_to_token_;
   std::vector<bool> known_;
-  std::optional<int32_t> bos_, eos_, pad_;
+  std::optional<int32_t> bos_, eos_, pad_, unk_;
 };
 
 }  // namespace
