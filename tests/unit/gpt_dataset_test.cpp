@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -280,4 +281,29 @@ TEST(GptDataset, UnwritableCacheFolderFallsBackToMemory) {
   const GptDataset reference(spec_for({prefix}, 4), Split::Train);
   EXPECT_EQ(sample_of(g, 1, 4), sample_of(reference, 1, 4));
   EXPECT_TRUE(g.cache_files().empty());
+}
+
+TEST(GptDataset, CacheFilesWithDamagedContentsAreRebuiltNotTrusted) {
+  const std::string prefix = write_dataset("damaged_cache", labelled_documents({10, 20, 30, 5, 17}));
+  GptDatasetSpec spec = spec_for({prefix}, 4);
+  spec.cache_dir = scratch_path("damaged_cache_dir");
+  fs::create_directories(spec.cache_dir);
+  std::vector<std::vector<int32_t>> want;
+  std::string file;
+  {
+    const GptDataset g(spec, Split::Train);
+    for (int64_t i = 0; i < g.samples_per_epoch(); ++i) want.push_back(sample_of(g, i, 4));
+    file = g.cache_files().at(0);
+  }
+  const std::string good = read_bytes(file);
+  // Overwrite one 8-byte entry at a time (header kept, size kept) with an out-of-range value.
+  for (size_t at = 32; at + 8 <= good.size(); at += 8) {
+    std::string bad = good;
+    const int64_t v = (at / 8) % 2 ? int64_t{1} << 40 : -3;
+    std::memcpy(bad.data() + at, &v, 8);
+    write_bytes(file, bad);
+    const GptDataset g(spec, Split::Train);
+    for (int64_t i = 0; i < g.samples_per_epoch(); ++i) ASSERT_EQ(sample_of(g, i, 4), want[i]) << "entry at " << at;
+    EXPECT_EQ(read_bytes(file), good) << "the damaged file was not rewritten (entry at " << at << ")";
+  }
 }
