@@ -85,6 +85,18 @@ def test_megatron_core_files_read_identically():
         assert got["num_documents"] == len(ref.document_indices) - 1
         assert got["sequences"] == [ref[i].tolist() for i in range(len(ref))]
         assert got["max_token_id"] == max(max(s) for doc in documents for s in doc if s)
+    # Megatron's multimodal variant appends one mode byte per sequence to the .idx; the tokens read the same.
+    prefix = os.path.join(d, "mm")
+    b = mc.IndexedDatasetBuilder(prefix + ".bin", dtype=numpy.uint16, multimodal=True)
+    for i, seq in enumerate([[5, 6], [7], [8, 9, 10]]):
+        b.add_item(torch.tensor(seq, dtype=torch.int64), mode=i % 2)
+        b.end_document()
+    b.finalize(prefix + ".idx")
+    got = inspect("--data", prefix, "--sequences")["datasets"][0]
+    assert got["sequences"] == [[5, 6], [7], [8, 9, 10]], got
+    ref = mc.IndexedDataset(prefix, multimodal=True)  # keep it alive: its arrays view its mmap
+    assert got["document_indices"] == ref.document_indices.tolist()
+    assert ref.index.sequence_modes.tolist() == [0, 1, 0]  # (its .sequence_modes property is broken)
 
 
 def make_gpt_data(d):
