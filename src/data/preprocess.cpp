@@ -145,18 +145,31 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+void check_output_free(const PreprocessOptions& o) {
+  if (o.overwrite) return;
+  for (const std::string& f : {o.output_prefix + ".bin", o.output_prefix + ".idx"})
+    if (std::filesystem::exists(f))
+      user_error(
+          "data error D12: {} already exists.\n  fix: choose another --output-prefix, or pass --overwrite "
+          "to replace {}.bin/.idx",
+          f, o.output_prefix);
+}
+
+}  // namespace
+
 PreprocessStats preprocess(const PreprocessOptions& o, std::FILE* log) {
+  check_output_free(o);  // before the (possibly slow) tokenizer load
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
+  return preprocess(o, *tok, log);
+}
+
+PreprocessStats preprocess(const PreprocessOptions& o, const Tokenizer& tokenizer, std::FILE* log) {
   FOLDMOE_CHECK(o.input_format == "jsonl" || o.input_format == "text", "input format {}", o.input_format);
   FOLDMOE_CHECK(o.workers >= 1, "workers {}", o.workers);
-  const std::string bin = o.output_prefix + ".bin", idx = o.output_prefix + ".idx";
-  if (!o.overwrite)
-    for (const std::string& f : {bin, idx})
-      if (std::filesystem::exists(f))
-        user_error(
-            "data error D12: {} already exists.\n  fix: choose another --output-prefix, or pass --overwrite "
-            "to replace {}.bin/.idx",
-            f, o.output_prefix);
-  const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
+  check_output_free(o);
+  const Tokenizer* tok = &tokenizer;
   std::optional<int32_t> eod;
   if (o.append_eod) {
     eod = tok->eos_id();
@@ -201,7 +214,7 @@ PreprocessStats preprocess(const PreprocessOptions& o, std::FILE* log) {
     auto chunk = std::make_shared<InputChunk>();
     if (!reader.next(*chunk, kChunkBytes)) break;
     queue.push_back({chunk, std::async(std::launch::async,
-                                       [chunk, &o, &tok, eod] { return tokenize_chunk(*chunk, o, *tok, eod); })});
+                                       [chunk, &o, tok, eod] { return tokenize_chunk(*chunk, o, *tok, eod); })});
     while (queue.size() >= static_cast<size_t>(o.workers)) drain_one();
     progress.update(reader.consumed_bytes(), reader.total_bytes(), stats.documents, stats.tokens, reader.text_bytes());
   }

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "data/indexed_dataset.h"
+#include "data/text_tokenizer.h"
 #include "data/tokenizer.h"
 #include "indexed_data_util.h"
 
@@ -118,4 +119,43 @@ TEST(Preprocess, TruncatedGzipIsD14) {
   EXPECT_NE(e.find(cut), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(out + ".bin"));
   EXPECT_FALSE(fs::exists(out + ".idx"));
+}
+
+namespace {
+// A tokenizer with no special tokens at all: one id per byte.
+class ByteTokenizer : public Tokenizer {
+ public:
+  int32_t vocab_size() const override { return 256; }
+  std::vector<int32_t> encode(std::string_view text) const override {
+    return std::vector<int32_t>(text.begin(), text.end());
+  }
+  std::string decode(std::span<const int32_t> ids) const override { return std::string(ids.begin(), ids.end()); }
+  std::string token_name(int32_t id) const override { return std::to_string(id); }
+  std::optional<int32_t> bos_id() const override { return std::nullopt; }
+  std::optional<int32_t> eos_id() const override { return std::nullopt; }
+  std::optional<int32_t> pad_id() const override { return std::nullopt; }
+  std::string describe() const override { return "bytes (256 ids)"; }
+};
+}  // namespace
+
+TEST(Preprocess, AppendEodWithoutAnEosTokenIsD13BeforeAnythingIsWritten) {
+  const std::string in = scratch_path("eod.txt");
+  write_bytes(in, "abc\n");
+  PreprocessOptions o = options(in, scratch_path("eod_out"));
+  o.input_format = "text";
+  o.append_eod = true;
+  const ByteTokenizer bytes;
+  try {
+    preprocess(o, bytes, nullptr);
+    FAIL() << "expected D13";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("error D13:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bytes (256 ids)"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(o.output_prefix + ".bin"));
+  // Without --append-eod the same tokenizer works; 256 ids fit uint16.
+  o.append_eod = false;
+  preprocess(o, bytes, nullptr);
+  EXPECT_EQ(read_all(o.output_prefix), (std::vector<std::vector<int32_t>>{{'a', 'b', 'c'}}));
+  EXPECT_EQ(IndexedDataset::open(o.output_prefix).dtype(), TokenDType::UInt16);
 }
