@@ -62,10 +62,14 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
-std::array<double, kNumPhases> take_phase_seconds() {
-  const std::array<double, kNumPhases> out = tl_seconds;
+PhaseSeconds take_phase_seconds() {
+  const PhaseSeconds out = tl_seconds;
   tl_seconds = {};
   return out;
+}
+
+void add_phase_seconds(const PhaseSeconds& s) {
+  for (size_t i = 0; i < s.size(); ++i) tl_seconds[i] += s[i];
 }
 
 void begin_recording() {

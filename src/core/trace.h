@@ -19,8 +19,11 @@ enum class Phase : uint8_t { Data, Forward, Backward, Optimizer, Eval, Checkpoin
 inline constexpr int kNumPhases = int(Phase::kCount);
 const char* phase_name(Phase p);  // "data", "forward", ...
 
+using PhaseSeconds = std::array<double, kNumPhases>;
 // Seconds this thread spent in each phase since the previous call (then zeroed).
-std::array<double, kNumPhases> take_phase_seconds();
+PhaseSeconds take_phase_seconds();
+// Adds to this thread's accumulators (to put back what take_phase_seconds took, adjusted).
+void add_phase_seconds(const PhaseSeconds& s);
 
 struct Event {
   std::string name;

@@ -125,8 +125,14 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   train::install_stop_signals(schedule.exit_signals);
   const auto evaluate = [&] {
     if (!hooks.evaluate) return;
-    const trace::PhaseScope timed(trace::Phase::Eval);
+    // An evaluation runs forwards of its own: they are its time, not the training steps'.
+    const trace::PhaseSeconds before = trace::take_phase_seconds();
+    Stopwatch eval_time;
     const std::optional<EvalOutcome> ev = hooks.evaluate();
+    trace::PhaseSeconds after = before;
+    after[size_t(trace::Phase::Eval)] += eval_time.seconds();
+    (void)trace::take_phase_seconds();
+    trace::add_phase_seconds(after);
     if (!ev) return;
     write_row(ev->record);
     if (lead) bar.log_line(ev->line);
