@@ -168,9 +168,12 @@ json parse_manifest(const fs::path& dir) {
   if (!m.is_object() || !m.contains("format_version") || !m["format_version"].is_number_integer())
     corrupted(dir, "manifest.json has no format_version");
   const int version = m["format_version"].get<int>();
-  if (version != kCheckpointFormatVersion)
-    user_error("checkpoint '{}' has format version {}, this foldmoe reads version {}; use the foldmoe that wrote it",
-               dir.string(), version, kCheckpointFormatVersion);
+  if (version != kCheckpointFormatVersion && version != kUnsummedCheckpointFormatVersion)
+    user_error("checkpoint '{}' has format version {}, this foldmoe reads versions {} and {}; use the foldmoe that "
+               "wrote it",
+               dir.string(), version, kUnsummedCheckpointFormatVersion, kCheckpointFormatVersion);
+  // Version 1 manifests predate the manifest checksum; their files still carry CRCs.
+  if (version != kUnsummedCheckpointFormatVersion) {
   if (!m.contains("checksum") || !m["checksum"].is_string())
     user_error(
         "checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
@@ -184,6 +187,7 @@ json parse_manifest(const fs::path& dir) {
         "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
         "manifest by hand)",
         dir.string(), got, want);
+  }
   for (const char* key : {"step", "files", "config", "extra"})
     if (!m.contains(key)) corrupted(dir, fmt::format("manifest.json lacks '{}'", key));
   if (!m["step"].is_number_integer() || !m["files"].is_object() || !m["config"].is_string())

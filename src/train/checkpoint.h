@@ -31,7 +31,10 @@
 
 namespace foldmoe::train {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// Version 2 adds the manifest's own checksum (rule C3). Version 1 checkpoints (written before it)
+// still load: their tensor files carry CRCs, but an edit of their manifest cannot be detected.
+inline constexpr int kCheckpointFormatVersion = 2;
+inline constexpr int kUnsummedCheckpointFormatVersion = 1;
 
 // What is saved and what is filled on load. Pointers are borrowed; null ones are skipped.
 struct TrainState {
