@@ -163,6 +163,12 @@ def test_resume_continues_with_the_same_tokens():
     got, got_valid = curves(res)
     assert got == losses[5:], (got, losses[5:])  # bit-identical
     assert [v["valid_loss"] for v in got_valid] == [v["valid_loss"] for v in valid if v["step"] > 5]
+    # eval and generate read the checkpoint's data / tokenizer.
+    out = run("eval", "--checkpoint", full).stdout
+    loss = json.loads(out.strip().splitlines()[-1])["heldout_loss"]
+    assert "data: " not in out and "indexed" in out and 0 < loss < 10, out
+    out = run("generate", "--checkpoint", full, "--prompt", "abc", "--max-new", "5", "--temperature", "0").stdout
+    assert "[0] abc" in out, out
 
 
 def test_resuming_on_other_data_is_refused():
