@@ -76,6 +76,7 @@ class Source {
     if (auto it = recent_.find(epoch); it != recent_.end()) return it->second;
     const std::string path = fmt::format("{}-e{}.fmidx", cache_stem_, epoch);
     std::shared_ptr<const GptEpochIndex> e = GptEpochIndex::load(path, range_.size(), samples_);
+    if (e && !e->consistent_with(data_, range_, seq_len_)) e = nullptr;
     if (e) {
       files_.push_back(path);
     } else {

@@ -72,6 +72,28 @@ std::shared_ptr<const GptEpochIndex> GptEpochIndex::load(const std::string& path
   return e;
 }
 
+bool GptEpochIndex::consistent_with(const IndexedDataset& data, SequenceRange range, int seq_len) const {
+  if (num_documents_ != range.size()) return false;
+  std::vector<bool> seen(static_cast<size_t>(num_documents_));
+  std::vector<int64_t> start(static_cast<size_t>(num_documents_) + 1);  // epoch token where position d starts
+  for (int64_t d = 0; d < num_documents_; ++d) {
+    const int64_t s = documents()[d] - range.begin;
+    if (s < 0 || s >= num_documents_ || seen[s]) return false;
+    seen[s] = true;
+    start[d + 1] = start[d] + data.sequence_length(documents()[d]);
+  }
+  if (num_samples_ != gpt_samples_per_epoch(start.back(), seq_len)) return false;
+  std::vector<bool> used(static_cast<size_t>(num_samples_));
+  for (int64_t p = 0; p < num_samples_; ++p) {
+    const int64_t d = sample_doc()[p], off = sample_offset()[p], k = shuffle()[p];
+    if (d < 0 || d >= num_documents_ || off < 0 || off >= start[d + 1] - start[d] || start[d] + off != p * seq_len)
+      return false;
+    if (k < 0 || k >= num_samples_ || used[k]) return false;
+    used[k] = true;
+  }
+  return true;
+}
+
 bool GptEpochIndex::save(const std::string& path, std::string* error) const {
   static std::atomic<int> counter{0};
   const std::string tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter++);

@@ -39,6 +39,10 @@ class GptEpochIndex {
                                                     uint64_t doc_key, uint64_t sample_key);
   // Maps a cache file; nullptr if it is missing or does not hold an index of this shape.
   static std::shared_ptr<const GptEpochIndex> load(const std::string& path, int64_t num_documents, int64_t num_samples);
+  // Whether this index is consistent with the data: the documents a permutation of `range`, every
+  // sample starting at token p * seq_len of the epoch, the shuffle a permutation. A cache file that
+  // fails this (damaged on disk) is rebuilt rather than trusted: no read can then leave the data.
+  bool consistent_with(const IndexedDataset& data, SequenceRange range, int seq_len) const;
   // Writes to `path` through a temporary name and rename (concurrent writers of the same content
   // are safe). False with `error` set when it cannot.
   bool save(const std::string& path, std::string* error) const;

@@ -222,6 +222,7 @@ int64_t IndexedDataset::sequence_pointer(int64_t i) const {
 void IndexedDataset::read(int64_t seq, int64_t offset, int64_t count, int32_t* out) const {
   FOLDMOE_CHECK(offset >= 0 && count >= 0 && offset + count <= sequence_length(seq), "read {}+{} of sequence {}",
                 offset, count, seq);
+  if (count == 0) return;
   const int size = token_dtype_size(dtype_);
   const uint8_t* base = bin_->data() + sequence_pointer(seq) + offset * size;
   switch (dtype_) {
@@ -274,8 +275,9 @@ IndexedDatasetWriter::IndexedDatasetWriter(std::string prefix, TokenDType dtype)
   idx_tmp_ = prefix_ + ".idx" + tag;
   bin_ = std::fopen(bin_tmp_.c_str(), "wb");
   if (bin_ == nullptr)
-    user_error("cannot create {}: {}.\n  fix: choose an --output-prefix in a writable directory", bin_tmp_,
-               std::strerror(errno));
+    user_error(
+        "data error D12: cannot create {}: {}.\n  fix: choose an --output-prefix in an existing, writable folder",
+        bin_tmp_, std::strerror(errno));
   std::setvbuf(bin_, nullptr, _IOFBF, 1 << 20);
 }
 
@@ -301,8 +303,10 @@ void IndexedDatasetWriter::add_document(std::span<const int32_t> tokens) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int64_t v = tokens[i];
     if (v < lo || v > hi)
-      user_error("token id {} does not fit the {} dtype of {}.bin.\n  fix: write with a wider dtype (int32)", v,
-                 token_dtype_name(dtype_), prefix_);
+      user_error(
+          "data error D10: token id {} does not fit the {} dtype of {}.bin.\n  fix: write with a wider dtype "
+          "(int32)",
+          v, token_dtype_name(dtype_), prefix_);
     uint8_t* dst = scratch_.data() + i * size;
     switch (dtype_) {
       case TokenDType::UInt8:
@@ -336,8 +340,8 @@ void IndexedDatasetWriter::add_document(std::span<const int32_t> tokens) {
     }
   }
   if (!scratch_.empty() && std::fwrite(scratch_.data(), 1, scratch_.size(), bin_) != scratch_.size())
-    user_error("cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix", bin_tmp_,
-               std::strerror(errno));
+    user_error("data error D12: cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix",
+               bin_tmp_, std::strerror(errno));
   lengths_.push_back(static_cast<int32_t>(tokens.size()));
   tokens_ += static_cast<int64_t>(tokens.size());
 }
@@ -348,12 +352,13 @@ void IndexedDatasetWriter::finalize() {
   std::fclose(bin_);
   bin_ = nullptr;
   if (!bin_ok)
-    user_error("cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix", bin_tmp_,
-               std::strerror(errno));
+    user_error("data error D12: cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix",
+               bin_tmp_, std::strerror(errno));
   std::FILE* f = std::fopen(idx_tmp_.c_str(), "wb");
   if (f == nullptr)
-    user_error("cannot create {}: {}.\n  fix: choose an --output-prefix in a writable directory", idx_tmp_,
-               std::strerror(errno));
+    user_error(
+        "data error D12: cannot create {}: {}.\n  fix: choose an --output-prefix in an existing, writable folder",
+        idx_tmp_, std::strerror(errno));
   std::vector<uint8_t> out(kHeaderBytes);
   std::memcpy(out.data(), kMagic, 9);
   const uint64_t seqs = lengths_.size(), docs = seqs + 1;
@@ -376,12 +381,14 @@ void IndexedDatasetWriter::finalize() {
       std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
   std::fclose(f);
   if (!ok)
-    user_error("cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix", idx_tmp_,
-               std::strerror(errno));
+    user_error("data error D12: cannot write {}: {}.\n  fix: free disk space or choose another --output-prefix",
+               idx_tmp_, std::strerror(errno));
   const std::string bin_path = prefix_ + ".bin", idx_path = prefix_ + ".idx";
   if (std::rename(bin_tmp_.c_str(), bin_path.c_str()) != 0 || std::rename(idx_tmp_.c_str(), idx_path.c_str()) != 0)
-    user_error("cannot rename the finished dataset to {}.bin/.idx: {}.\n  fix: check the directory's permissions",
-               prefix_, std::strerror(errno));
+    user_error(
+        "data error D12: cannot rename the finished dataset to {}.bin/.idx: {}.\n  fix: check the folder's "
+        "permissions",
+        prefix_, std::strerror(errno));
   finalized_ = true;
 }
 

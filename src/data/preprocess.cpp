@@ -112,12 +112,13 @@ class Progress {
         off_(mode == "off" || log == nullptr),
         start_(std::chrono::steady_clock::now()) {}
   double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
-  void update(uint64_t done, uint64_t total, int64_t docs, int64_t tokens, uint64_t text) {
+  // `last`: the final state, drawn on a terminal whatever the time since the previous draw.
+  void update(uint64_t done, uint64_t total, int64_t docs, int64_t tokens, uint64_t text, bool last = false) {
     if (off_) return;
     const double t = seconds();
     const double frac = total > 0 ? double(done) / double(total) : 0.0;
     if (tty_) {
-      if (t - last_ < 0.2) return;
+      if (t - last_ < 0.2 && !last) return;
       last_ = t;
       const int width = 30, fill = static_cast<int>(frac * width);
       std::fprintf(log_, "\rpreprocess [%s%s] %3.0f%%  %lld docs  %lld tokens  %.1f MB/s ",
@@ -125,7 +126,7 @@ class Progress {
                    static_cast<long long>(docs), static_cast<long long>(tokens), text / 1e6 / std::max(t, 1e-9));
       std::fflush(log_);
       drawn_ = true;
-    } else if (frac >= next_line_) {  // a plain line every 10% of the input
+    } else if (frac >= next_line_ && (frac < 1 || last)) {  // a plain line every 10%; 100% once done
       while (next_line_ <= frac) next_line_ += 0.1;
       std::fprintf(log_, "preprocess: %3.0f%% of the input, %lld documents, %lld tokens\n", 100 * frac,
                    static_cast<long long>(docs), static_cast<long long>(tokens));
@@ -145,18 +146,31 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+void check_output_free(const PreprocessOptions& o) {
+  if (o.overwrite) return;
+  for (const std::string& f : {o.output_prefix + ".bin", o.output_prefix + ".idx"})
+    if (std::filesystem::exists(f))
+      user_error(
+          "data error D12: {} already exists.\n  fix: choose another --output-prefix, or pass --overwrite "
+          "to replace {}.bin/.idx",
+          f, o.output_prefix);
+}
+
+}  // namespace
+
 PreprocessStats preprocess(const PreprocessOptions& o, std::FILE* log) {
+  check_output_free(o);  // before the (possibly slow) tokenizer load
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
+  return preprocess(o, *tok, log);
+}
+
+PreprocessStats preprocess(const PreprocessOptions& o, const Tokenizer& tokenizer, std::FILE* log) {
   FOLDMOE_CHECK(o.input_format == "jsonl" || o.input_format == "text", "input format {}", o.input_format);
   FOLDMOE_CHECK(o.workers >= 1, "workers {}", o.workers);
-  const std::string bin = o.output_prefix + ".bin", idx = o.output_prefix + ".idx";
-  if (!o.overwrite)
-    for (const std::string& f : {bin, idx})
-      if (std::filesystem::exists(f))
-        user_error(
-            "data error D12: {} already exists.\n  fix: choose another --output-prefix, or pass --overwrite "
-            "to replace {}.bin/.idx",
-            f, o.output_prefix);
-  const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
+  check_output_free(o);
+  const Tokenizer* tok = &tokenizer;
   std::optional<int32_t> eod;
   if (o.append_eod) {
     eod = tok->eos_id();
@@ -201,7 +215,7 @@ PreprocessStats preprocess(const PreprocessOptions& o, std::FILE* log) {
     auto chunk = std::make_shared<InputChunk>();
     if (!reader.next(*chunk, kChunkBytes)) break;
     queue.push_back({chunk, std::async(std::launch::async,
-                                       [chunk, &o, &tok, eod] { return tokenize_chunk(*chunk, o, *tok, eod); })});
+                                       [chunk, &o, tok, eod] { return tokenize_chunk(*chunk, o, *tok, eod); })});
     while (queue.size() >= static_cast<size_t>(o.workers)) drain_one();
     progress.update(reader.consumed_bytes(), reader.total_bytes(), stats.documents, stats.tokens, reader.text_bytes());
   }
@@ -211,6 +225,9 @@ PreprocessStats preprocess(const PreprocessOptions& o, std::FILE* log) {
                stats.skipped > 0 ? fmt::format(" (all {} were skipped as bad)", stats.skipped) : "",
                o.input_format == "jsonl" && !o.per_file ? " and --json-key" : "");
   writer.finalize();
+  if (o.progress != "off")
+    progress.update(reader.total_bytes(), reader.total_bytes(), stats.documents, stats.tokens, reader.text_bytes(),
+                    /*last=*/true);
   progress.finish();
   stats.input_bytes = reader.text_bytes();
   stats.seconds = progress.seconds();

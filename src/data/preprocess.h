@@ -39,4 +39,8 @@ struct PreprocessStats {
 // line go to `log`. UserError for bad input (D6, D11, D14) unless skip_bad_lines.
 PreprocessStats preprocess(const PreprocessOptions& options, std::FILE* log);
 
+class Tokenizer;
+// The same with a tokenizer already loaded (options.tokenizer is then only named in messages).
+PreprocessStats preprocess(const PreprocessOptions& options, const Tokenizer& tokenizer, std::FILE* log);
+
 }  // namespace foldmoe::data

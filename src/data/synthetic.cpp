@@ -88,8 +88,7 @@ TaskExample generate(Task task, Draws& d) {
       for (int i = 0; i < n; ++i) std::swap(letters[size_t(i)], letters[size_t(d.uniform(i, 25))]);
       std::string values(size_t(n), '0');
       for (char& v : values) v = char('0' + d.uniform(0, 9));
-      for (int i = 0; i < n; ++i)
-        ex.prompt += fmt::format("{}{}={}", i ? "," : "", letters[size_t(i)], values[size_t(i)]);
+      for (int i = 0; i < n; ++i) ex.prompt += fmt::format("{}{}={}", i ? "," : "", letters[size_t(i)], values[size_t(i)]);
       const int q = d.uniform(0, n - 1);
       ex.prompt += fmt::format(";{}=", letters[size_t(q)]);
       ex.answer = std::string(1, values[size_t(q)]);
@@ -117,32 +116,22 @@ TaskExample generate(Task task, Draws& d) {
 
 const char* task_name(Task t) {
   switch (t) {
-    case Task::Add:
-      return "add";
-    case Task::Reverse:
-      return "reverse";
-    case Task::Sort:
-      return "sort";
-    case Task::Lookup:
-      return "lookup";
-    case Task::Chain:
-      return "chain";
+    case Task::Add: return "add";
+    case Task::Reverse: return "reverse";
+    case Task::Sort: return "sort";
+    case Task::Lookup: return "lookup";
+    case Task::Chain: return "chain";
   }
   return "?";
 }
 
 const char* task_tag(Task t) {
   switch (t) {
-    case Task::Add:
-      return "add";
-    case Task::Reverse:
-      return "rev";
-    case Task::Sort:
-      return "sort";
-    case Task::Lookup:
-      return "kv";
-    case Task::Chain:
-      return "chain";
+    case Task::Add: return "add";
+    case Task::Reverse: return "rev";
+    case Task::Sort: return "sort";
+    case Task::Lookup: return "kv";
+    case Task::Chain: return "chain";
   }
   return "?";
 }
@@ -156,16 +145,12 @@ Task task_from_name(std::string_view name) {
 int max_line_tokens(Task t) {
   const int tag = int(std::strlen(task_tag(t))) + 1;  // "tag:"
   switch (t) {
-    case Task::Add:
-      return tag + 2 * kAddMaxDigits + 2 + (kAddMaxDigits + 1) + 1;  // a+b=sum\n
+    case Task::Add: return tag + 2 * kAddMaxDigits + 2 + (kAddMaxDigits + 1) + 1;  // a+b=sum\n
     case Task::Reverse:
-    case Task::Sort:
-      return tag + 2 * kSeqMaxLen + 1 + 1;  // s=s'\n
-    case Task::Lookup:
-      return tag + 3 * kKvMaxPairs + (kKvMaxPairs - 1) + 4 + 1;  // pairs;k=v\n
-    case Task::Chain:
-      return tag + (2 * kChainMaxOperands - 1) + 1 + 3 * (kChainMaxOperands - 1) + (kChainMaxOperands - 2) +
-             1;  // expr=t1,..,tn\n
+    case Task::Sort: return tag + 2 * kSeqMaxLen + 1 + 1;                         // s=s'\n
+    case Task::Lookup: return tag + 3 * kKvMaxPairs + (kKvMaxPairs - 1) + 4 + 1;   // pairs;k=v\n
+    case Task::Chain: return tag + (2 * kChainMaxOperands - 1) + 1 + 3 * (kChainMaxOperands - 1) +
+                             (kChainMaxOperands - 2) + 1;                                  // expr=t1,..,tn\n
   }
   return 0;
 }
@@ -180,9 +165,7 @@ SyntheticCorpus::SyntheticCorpus(uint64_t seed, std::vector<std::string> tasks) 
   }
 }
 
-int32_t SyntheticCorpus::vocab_size() {
-  return CharTokenizer::vocab_size();
-}
+int32_t SyntheticCorpus::vocab_size() { return CharTokenizer::vocab_size(); }
 
 int SyntheticCorpus::min_seq_len() const {
   // S+1 tokens hold <bos> plus the line, so S = the line length suffices.
@@ -194,10 +177,9 @@ int SyntheticCorpus::min_seq_len() const {
 Batch SyntheticCorpus::global_batch(int64_t step, int gbs, int seq_len) const {
   FOLDMOE_CHECK(gbs > 0 && step >= 0, "global_batch(step={}, gbs={})", step, gbs);
   if (seq_len < min_seq_len())
-    user_error(
-        "train.seq_len = {} is too short for the synthetic tasks: their longest line has {} tokens; set "
-        "train.seq_len >= {}",
-        seq_len, min_seq_len(), min_seq_len());
+    user_error("train.seq_len = {} is too short for the synthetic tasks: their longest line has {} tokens; set "
+               "train.seq_len >= {}",
+               seq_len, min_seq_len(), min_seq_len());
   const int64_t S = seq_len;
   Batch b{Tensor::zeros({gbs, S + 1}, DType::I32), Tensor::zeros({gbs, S}, DType::U8),
           Tensor::empty({gbs, S}, DType::U8)};

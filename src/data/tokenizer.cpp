@@ -16,10 +16,9 @@ std::string describe_char(char c) {
 int32_t CharTokenizer::char_to_id(char c) {
   if (c == '\n') return kEos;
   if (c >= kLowChar && c <= kHighChar) return kFirstChar + (c - kLowChar);
-  user_error(
-      "character {} is not in the foldmoe character vocabulary (printable ASCII ' '..'~' and '\\n'); "
-      "remove or replace it in the input text",
-      describe_char(c));
+  user_error("character {} is not in the foldmoe character vocabulary (printable ASCII ' '..'~' and '\\n'); "
+             "remove or replace it in the input text",
+             describe_char(c));
 }
 
 char CharTokenizer::id_to_char(int32_t id) {
@@ -35,10 +34,9 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c != '\n' && (c < kLowChar || c > kHighChar))
-      user_error(
-          "character {} at position {} (after \"{}\") is not in the foldmoe character vocabulary "
-          "(printable ASCII ' '..'~' and '\\n'); remove or replace it",
-          describe_char(c), i, text.substr(i > 40 ? i - 40 : 0, i > 40 ? 40 : i));
+      user_error("character {} at position {} (after \"{}\") is not in the foldmoe character vocabulary "
+                 "(printable ASCII ' '..'~' and '\\n'); remove or replace it",
+                 describe_char(c), i, text.substr(i > 40 ? i - 40 : 0, i > 40 ? 40 : i));
     ids.push_back(char_to_id(c));
   }
   return ids;
@@ -59,12 +57,9 @@ std::string CharTokenizer::decode(std::span<const int32_t> ids) {
 
 std::string CharTokenizer::token_name(int32_t id) {
   switch (id) {
-    case kPad:
-      return "<pad>";
-    case kBos:
-      return "<bos>";
-    case kEos:
-      return "<eos>";
+    case kPad: return "<pad>";
+    case kBos: return "<bos>";
+    case kEos: return "<eos>";
     default:
       if (id >= kFirstChar && id < kVocabSize) return std::string(1, id_to_char(id));
       return fmt::format("<invalid:{}>", id);

@@ -85,6 +85,18 @@ def test_megatron_core_files_read_identically():
         assert got["num_documents"] == len(ref.document_indices) - 1
         assert got["sequences"] == [ref[i].tolist() for i in range(len(ref))]
         assert got["max_token_id"] == max(max(s) for doc in documents for s in doc if s)
+    # Megatron's multimodal variant appends one mode byte per sequence to the .idx; the tokens read the same.
+    prefix = os.path.join(d, "mm")
+    b = mc.IndexedDatasetBuilder(prefix + ".bin", dtype=numpy.uint16, multimodal=True)
+    for i, seq in enumerate([[5, 6], [7], [8, 9, 10]]):
+        b.add_item(torch.tensor(seq, dtype=torch.int64), mode=i % 2)
+        b.end_document()
+    b.finalize(prefix + ".idx")
+    got = inspect("--data", prefix, "--sequences")["datasets"][0]
+    assert got["sequences"] == [[5, 6], [7], [8, 9, 10]], got
+    ref = mc.IndexedDataset(prefix, multimodal=True)  # keep it alive: its arrays view its mmap
+    assert got["document_indices"] == ref.document_indices.tolist()
+    assert ref.index.sequence_modes.tolist() == [0, 1, 0]  # (its .sequence_modes property is broken)
 
 
 def make_gpt_data(d):
@@ -136,6 +148,25 @@ def test_gpt_blend_matches_megatron_blending():
     compare_gpt(prefixes, [], "90,10,0", "valid", 4, 42, 2)
 
 
+def test_damaged_files_exit_2_naming_file_rule_and_fix():
+    d = tmpdir()
+    prefix = os.path.join(d, "x")
+    megatron_write(prefix, [[[1, 2, 3]], [[4, 5]]], numpy.uint16)
+    with open(prefix + ".bin", "r+b") as f:
+        f.truncate(6)
+    p = run("inspect-data", "--data", prefix, check=False)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "data error D4:" in p.stderr and prefix + ".bin" in p.stderr and "fix:" in p.stderr, p.stderr
+    p = run("inspect-data", "--data", os.path.join(d, "missing"), check=False)
+    assert p.returncode == 2 and "data error D1:" in p.stderr and "missing.idx" in p.stderr, p.stderr
+    megatron_write(prefix, [[[1, 2, 3]], [[4, 5]]], numpy.uint16)
+    p = run("inspect-data", "--data", prefix, "--seq-len", "2", "--split", "1,0,0", "--which", "valid", check=False)
+    assert p.returncode == 2 and "data error D8:" in p.stderr and "valid split" in p.stderr, p.stderr
+    p = run("inspect-data", "--data", prefix, "--seq-len", "2", "--split", "1,x", check=False)
+    assert p.returncode == 2 and "data error D7:" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
-    main([test_foldmoe_files_load_in_megatron_core, test_megatron_core_files_read_identically,
+    main([test_damaged_files_exit_2_naming_file_rule_and_fix, test_foldmoe_files_load_in_megatron_core,
+          test_megatron_core_files_read_identically,
           test_gpt_samples_match_the_model_over_several_epochs, test_gpt_blend_matches_megatron_blending])

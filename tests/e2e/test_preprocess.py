@@ -133,6 +133,8 @@ def test_outputs_are_never_clobbered_or_half_written():
     expect_error(["--input", path, "--output-prefix", prefix, "--overwrite"], "D11", f"{path}:21")
     assert open(prefix + ".bin", "rb").read() == before
     assert leftovers(d, "out") == ["out.bin", "out.idx"], leftovers(d, "out")
+    expect_error(["--input", path, "--output-prefix", os.path.join(d, "no", "such", "out")], "D12",
+                 os.path.join(d, "no", "such", "out"), "writable folder")
     preprocess("--input", path, "--output-prefix", prefix, "--overwrite", "--skip-bad-lines")
     assert sequences(prefix) == [char_ids(t) for t in TEXTS[10:30]]
 

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "core/check.h"
 #include "data/blend_index.h"
@@ -280,4 +282,58 @@ TEST(GptDataset, UnwritableCacheFolderFallsBackToMemory) {
   const GptDataset reference(spec_for({prefix}, 4), Split::Train);
   EXPECT_EQ(sample_of(g, 1, 4), sample_of(reference, 1, 4));
   EXPECT_TRUE(g.cache_files().empty());
+}
+
+TEST(GptDataset, CacheFilesWithDamagedContentsAreRebuiltNotTrusted) {
+  const std::string prefix = write_dataset("damaged_cache", labelled_documents({10, 20, 30, 5, 17}));
+  GptDatasetSpec spec = spec_for({prefix}, 4);
+  spec.cache_dir = scratch_path("damaged_cache_dir");
+  fs::create_directories(spec.cache_dir);
+  std::vector<std::vector<int32_t>> want;
+  std::string file;
+  {
+    const GptDataset g(spec, Split::Train);
+    for (int64_t i = 0; i < g.samples_per_epoch(); ++i) want.push_back(sample_of(g, i, 4));
+    file = g.cache_files().at(0);
+  }
+  const std::string good = read_bytes(file);
+  // Overwrite one 8-byte entry at a time (header kept, size kept) with an out-of-range value.
+  for (size_t at = 32; at + 8 <= good.size(); at += 8) {
+    std::string bad = good;
+    const int64_t v = (at / 8) % 2 ? int64_t{1} << 40 : -3;
+    std::memcpy(bad.data() + at, &v, 8);
+    write_bytes(file, bad);
+    const GptDataset g(spec, Split::Train);
+    for (int64_t i = 0; i < g.samples_per_epoch(); ++i) ASSERT_EQ(sample_of(g, i, 4), want[i]) << "entry at " << at;
+    EXPECT_EQ(read_bytes(file), good) << "the damaged file was not rewritten (entry at " << at << ")";
+  }
+}
+
+TEST(GptDataset, ConcurrentBuildersOfOneCacheAgree) {
+  // Ranks on one host build the same cache file at once: each writes a temporary and renames it.
+  std::vector<int> lengths;
+  for (int d = 0; d < 300; ++d) lengths.push_back(1 + d * 13 % 50);
+  const std::string prefix = write_dataset("concurrent", labelled_documents(lengths), TokenDType::Int32);
+  GptDatasetSpec spec = spec_for({prefix}, 16);
+  spec.cache_dir = scratch_path("concurrent_cache");
+  fs::create_directories(spec.cache_dir);
+  const GptDataset reference(spec_for({prefix}, 16), Split::Train);  // cache beside the data
+  std::vector<std::vector<std::vector<int32_t>>> got(6);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      const GptDataset g(spec, Split::Train);
+      for (int64_t i = 0; i < 2 * g.samples_per_epoch(); i += 7) got[t].push_back(sample_of(g, i, 16));
+    });
+  for (auto& th : threads) th.join();
+  std::vector<std::vector<int32_t>> want;
+  for (int64_t i = 0; i < 2 * reference.samples_per_epoch(); i += 7) want.push_back(sample_of(reference, i, 16));
+  for (const auto& g : got) EXPECT_EQ(g, want);
+  // Exactly the two epochs' files remain, no temporaries, and they map cleanly on reuse.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(spec.cache_dir)) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names.size(), 2u);
+  for (const auto& n : names) EXPECT_EQ(n.find(".tmp"), std::string::npos) << n;
+  const GptDataset again(spec, Split::Train);
+  EXPECT_EQ(sample_of(again, 7, 16), want[1]);
 }
