@@ -9,7 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3 python3-venv python3-torch python3-numpy python3-matplotlib
-  libsentencepiece-dev libpcre2-dev sentencepiece bible-kjv zlib1g-dev
+  libsentencepiece-dev libpcre2-dev libicu-dev sentencepiece bible-kjv zlib1g-dev
 )
 
 missing=()

@@ -6,7 +6,7 @@
 //   foldmoe tokenize --tokenizer T --input FILE              -> one [ids] per line of FILE
 //   foldmoe tokenize --tokenizer T --input FILE --json       -> FILE is a JSON array of strings
 //   foldmoe tokenize --tokenizer T --decode --json --input F -> F is a JSON array of id lists; prints strings
-//   foldmoe tokenize --tokenizer T --info                    -> vocab size, bos/eos/pad ids
+//   foldmoe tokenize --tokenizer T --info                    -> vocab size, bos/eos/pad/unk ids
 //   foldmoe tokenize --tokenizer T --input FILE --stats      -> encodes every line, prints counts and time
 #include <chrono>
 #include <cstdio>
@@ -70,14 +70,18 @@ int run(const TokenizeOptions& o) {
                 {"vocab_size", tok->vocab_size()},
                 {"bos_id", optional_id(tok->bos_id())},
                 {"eos_id", optional_id(tok->eos_id())},
-                {"pad_id", optional_id(tok->pad_id())}});
+                {"pad_id", optional_id(tok->pad_id())},
+                {"unk_id", optional_id(tok->unk_id())}});
     return 0;
   }
   if (o.text.empty() == o.input.empty())
-    user_error("`foldmoe tokenize` needs exactly one of --text and --input (or --info)");
+    user_error(
+        "`foldmoe tokenize` needs exactly one of --text and --input (or --info)\n  fix: e.g. `foldmoe tokenize "
+        "--tokenizer {} --text \"Hello\"`; see `foldmoe tokenize --help`",
+        o.tokenizer);
   if (o.decode) {
     if (!o.json || o.input.empty())
-      user_error("--decode reads id lists: pass --json --input FILE (a JSON array of lists)");
+      user_error("--decode reads id lists from a file\n  fix: pass --json --input FILE, FILE a JSON array of id lists");
     for (const auto& ids : read_json_list(o.input)) {
       if (!ids.is_array()) user_error("--input '{}': every entry must be a list of ids", o.input);
       std::vector<int32_t> v;
@@ -128,7 +132,7 @@ void register_tokenize(CLI::App& app) {
   sub->add_option("--input", o->input, "A file: one text per line, or with --json a JSON array");
   sub->add_flag("--decode", o->decode, "Decode id lists (with --json --input) instead of encoding");
   sub->add_flag("--json", o->json, "The --input file is a JSON array (of strings, or of id lists with --decode)");
-  sub->add_flag("--info", o->info, "Print the vocabulary size and the bos/eos/pad ids");
+  sub->add_flag("--info", o->info, "Print the vocabulary size and the bos/eos/pad/unk ids");
   sub->add_flag("--stats", o->stats, "Encode every input once and print line, byte and token counts and the time");
   set_action(sub, [o] { return run(*o); });
 }

@@ -4,6 +4,7 @@
 
 #include "core/check.h"
 #include "data/tokenizer.h"
+#include "data/tokenizers/hf_tokenizer.h"
 #include "data/tokenizers/sentencepiece_tokenizer.h"
 
 namespace foldmoe::data {
@@ -36,6 +37,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec) {
     user_error("tokenizer error K3: tokenizer '{}' is neither a built-in name nor an existing file\n  fix: pass {}",
                spec, kAccepted);
   if (path.extension() == ".model") return load_sentencepiece_tokenizer(spec);
+  // A directory (a HF model folder) or a .json file; tokenizer_config.json beside it names bos/eos/pad.
+  const fs::path json = fs::is_directory(path, ec) ? path / "tokenizer.json" : path;
+  if (json.extension() == ".json") {
+    if (!fs::is_regular_file(json, ec))
+      user_error("tokenizer error K3: tokenizer directory '{}' holds no tokenizer.json\n  fix: pass {}", spec,
+                 kAccepted);
+    const fs::path config = json.parent_path() / "tokenizer_config.json";
+    return load_hf_tokenizer(json.string(), fs::is_regular_file(config, ec) ? config.string() : "");
+  }
   user_error("tokenizer error K3: tokenizer '{}' is not a format foldmoe reads\n  fix: pass {}", spec, kAccepted);
 }
 

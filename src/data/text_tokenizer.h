@@ -30,6 +30,8 @@ class Tokenizer {
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
   virtual std::optional<int32_t> pad_id() const = 0;
+  // The id unknown text maps to, where the tokenizer has one (none for char and byte-level BPE).
+  virtual std::optional<int32_t> unk_id() const { return std::nullopt; }
   // One line for logs and checkpoints, e.g. "char (98 ids)".
   virtual std::string describe() const = 0;
 };

@@ -9,7 +9,7 @@ import subprocess
 from e2e_common import BIN, ROOT, main, metrics, run, tmpdir
 
 COMMANDS = ["train", "eval", "bench", "dump-reference", "config", "generate", "topology", "rl", "preprocess",
-            "inspect-data"]
+            "inspect-data", "tokenize"]
 CLI11_TEXTS = ["A subcommand is required", "not in range", "1797693", "Could not convert", "were not expected",
                "was not expected", "is required\n"]
 
@@ -104,6 +104,9 @@ def test_other_commands_option_values():
     expect_error(["dump-reference", "--out", "/nonexistent/dir/ref.safetensors"], "--out", "'/nonexistent/dir'",
                  "does not exist")
     expect_error(["topology"], "`foldmoe topology` needs --world")
+    expect_error(["tokenize", "--text", "hi"], "`foldmoe tokenize` needs --tokenizer")
+    expect_error(["tokenize", "--tokenizer", "char"], "needs exactly one of --text and --input")
+    expect_error(["tokenize", "--tokenizer", "nosuch.json", "--text", "hi"], "error K3", "'nosuch.json'")
     expect_error(["topology", "--world", "four"], "--world must be an integer (got 'four')")
     expect_error(["topology", "--world", "4", "--tp", "2.5"], "--tp must be an integer (got '2.5')")
     expect_error(["topology", "--world", "4", "--format", "jsn"], "--format must be one of table | json (got 'jsn')",

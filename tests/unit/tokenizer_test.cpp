@@ -1,10 +1,11 @@
 // Character tokenizer: fixed ids, round trip, and a clear error for characters outside the vocabulary.
+#include "data/tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "core/check.h"
-#include "data/tokenizer.h"
 
 using foldmoe::UserError;
 using foldmoe::data::CharTokenizer;

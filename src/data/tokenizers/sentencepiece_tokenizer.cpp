@@ -53,7 +53,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::optional<int32_t> bos_id() const override { return present(sp_.bos_id()); }
   std::optional<int32_t> eos_id() const override { return present(sp_.eos_id()); }
   std::optional<int32_t> pad_id() const override { return present(sp_.pad_id()); }
-  std::optional<int32_t> unk_id() const { return present(sp_.unk_id()); }
+  std::optional<int32_t> unk_id() const override { return present(sp_.unk_id()); }
 
   std::string describe() const override { return fmt::format("sentencepiece {} ({} ids)", path_, vocab_size()); }
 
