@@ -35,8 +35,12 @@ void register_eval(CLI::App& app) {
     Trainer trainer(resolve_config(cfg, *source), ProcessGroups::single_process(), /*write_outputs=*/false);
     const int n = *samples > 0 ? *samples : cfg.data.eval_samples;
     const EvalResult r = evaluate(trainer.model(), *source, n, cfg.train.seq_len);
-    std::printf("checkpoint %s (step %lld), %d held-out examples per task\n", dir.c_str(), (long long)trainer.step(),
-                n);
+    if (source->synthetic())
+      std::printf("checkpoint %s (step %lld), %d held-out examples per task\n", dir.c_str(), (long long)trainer.step(),
+                  n);
+    else  // no tasks to answer: the loss on the first validation batch
+      std::printf("checkpoint %s (step %lld), %s\n", dir.c_str(), (long long)trainer.step(),
+                  source->describe().c_str());
     nlohmann::json j = {{"step", trainer.step()}, {"heldout_loss", r.loss}};
     for (const auto& [task, acc] : r.accuracy) {
       std::printf("  %-8s accuracy %6.2f%%\n", task.c_str(), 100.0 * acc);

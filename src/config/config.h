@@ -127,7 +127,7 @@ struct DataConfig {
   std::string tokenizer = "char";  // char | a tokenizer.json (or its directory) | a SentencePiece .model
   bool eod_mask_loss = false;      // targets equal to the tokenizer's end-of-document id get no loss
   std::string cache_dir;           // sample-index cache ("" = <run_dir>/data-cache)
-  bool allow_different_data = false;  // resume a checkpoint made on other data (normally refused: D8)
+  bool allow_different_data = false;  // resume a checkpoint made on other data (normally refused: D24)
 
   bool operator==(const DataConfig&) const = default;
 };

@@ -38,10 +38,11 @@ class DataSource {
   virtual const Tokenizer& tokenizer() const = 0;
   // Largest token id that occurs in the data (the model's vocabulary must exceed it).
   virtual int32_t max_token_id() const = 0;
-  // Identifies the token stream: source, datasets (their own fingerprints), split, seed, sequence
-  // length. Checkpoints record it; resuming on data with another fingerprint is refused (rule D24).
+  // Identifies the token stream: source, datasets (with their own fingerprints), split, seed. The
+  // trainer adds the sequence length, checkpoints record the result, and resuming on data with
+  // another fingerprint is refused (rule D24).
   virtual std::string fingerprint() const = 0;
-  // One line for the start of a run, e.g. "indexed: 2 datasets, 12345 train samples of 128 tokens".
+  // One line for the start of a run, e.g. "synthetic tasks (4 tasks), tokenizer char (98 ids)".
   virtual std::string describe() const = 0;
   // The synthetic corpus behind this source (exact-answer task evaluation), or nullptr.
   virtual const SyntheticCorpus* synthetic() const { return nullptr; }

@@ -1,6 +1,6 @@
-"""Training on indexed (Megatron .bin/.idx) data: one process and two 4-rank layouts (DP2 x TP2, and
-TP2 with EP4 folded over the same ranks) follow the same loss and validation curves to fp32
-round-off; validation rows appear at the interval; a resumed run continues with exactly the tokens
+"""Training on indexed (Megatron .bin/.idx) data: one process and four 4-rank layouts (DP2 x TP2,
+TP2 with EP4 folded over the same ranks, PP2 x DP2, CP2 x DP2) follow the same loss and validation
+curves to fp32 round-off; validation rows appear at the interval; a resumed run continues with exactly the tokens
 of the uninterrupted one; resuming on other data is refused naming both fingerprints; eod_mask_loss
 removes exactly the positions that read an end-of-document token (counted here from the data
 file); and each bad [data] / [eval] value stops the run before its run directory exists.
@@ -114,7 +114,10 @@ def test_layouts_follow_the_same_curves():
     assert "data: indexed" in out, out
     losses, valid = curves(one)
     assert len(losses) == 10 and [v["step"] for v in valid] == [5, 10], valid
-    for layout in (["--parallel.tp=2"], ["--parallel.tp=2", "--parallel.ep=4", "--parallel.etp=1"]):
+    # DP2 x TP2; TP2 with EP4 folded over the same ranks; PP2 x DP2 and CP2 x DP2 (the forward-only
+    # pipeline schedule and the context-parallel pieces of the validation loss).
+    for layout in (["--parallel.tp=2"], ["--parallel.tp=2", "--parallel.ep=4", "--parallel.etp=1"],
+                   ["--parallel.pp=2", "--parallel.ep=2"], ["--parallel.cp=2"]):
         d = tmpdir()
         train(4, d, *flags, *layout)
         got, got_valid = curves(d)
@@ -160,6 +163,12 @@ def test_resume_continues_with_the_same_tokens():
     got, got_valid = curves(res)
     assert got == losses[5:], (got, losses[5:])  # bit-identical
     assert [v["valid_loss"] for v in got_valid] == [v["valid_loss"] for v in valid if v["step"] > 5]
+    # eval and generate read the checkpoint's data / tokenizer.
+    out = run("eval", "--checkpoint", full).stdout
+    loss = json.loads(out.strip().splitlines()[-1])["heldout_loss"]
+    assert "data: " not in out and "indexed" in out and 0 < loss < 10, out
+    out = run("generate", "--checkpoint", full, "--prompt", "abc", "--max-new", "5", "--temperature", "0").stdout
+    assert "[0] abc" in out, out
 
 
 def test_resuming_on_other_data_is_refused():

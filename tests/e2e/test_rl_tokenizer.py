@@ -48,7 +48,8 @@ def test_non_ascii_prompts_with_a_sentencepiece_policy():
     rl_dir = os.path.join(d, "rl")
     out = run("rl", "--init", run_dir, f"--rl.data={prompts}", f"--train.run_dir={rl_dir}", "--rl.steps=1",
               "--rl.prompts_per_step=2", "--rl.group_size=2", "--rl.minibatch_prompts=2",
-              "--rl.max_response_tokens=4", "--rl.reward.overlong.enabled=false", "--rl.eval.before_train=false", "--log.progress=off").stdout
+              "--rl.max_response_tokens=4", "--rl.reward.overlong.enabled=false", "--rl.eval.before_train=false",
+              "--log.progress=off").stdout
     assert "foldmoe rl: done, steps 1..1" in out, out
     # The character-level policy cannot encode them: refused before the run, naming file:line and tokenizer.
     p = run("rl", "--init", pretrained_lookup(20), f"--rl.data={prompts}", f"--train.run_dir={tmpdir()}/x",

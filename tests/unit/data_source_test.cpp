@@ -48,7 +48,7 @@ std::string error_of(const std::function<void()>& f) {
 // The rule ids config_problems reports for c.
 std::vector<std::string> rule_ids(const Config& c) {
   std::vector<std::string> ids;
-  const Problems problems = config_problems(c);  // named: items() refers into it
+  const Problems problems = config_problems(c);
   for (const RuleViolation& v : problems.items()) ids.push_back(v.id);
   return ids;
 }

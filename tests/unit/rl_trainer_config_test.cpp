@@ -9,12 +9,12 @@
 #include <set>
 
 #include "config/config.h"
-#include "data/text_tokenizer.h"
 #include "config/flag_reader.h"
 #include "config/toml_reader.h"
 #include "config/toml_writer.h"
 #include "core/check.h"
 #include "data/synthetic.h"
+#include "data/text_tokenizer.h"
 #include "rl/tasks.h"
 
 namespace foldmoe {
