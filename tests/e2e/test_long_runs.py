@@ -243,6 +243,8 @@ def test_diverging_zero1_run_on_two_ranks_stops_on_every_rank():
                        env=ENV, timeout=300)
     assert p.returncode != 0, p.stdout + p.stderr
     assert "training error C1: step" in p.stderr and "non-finite gradient norm" in p.stderr, p.stdout + p.stderr
+    assert re.search(r"first in the gradient of [\w.]+ \(on rank [01]\)", p.stderr), p.stderr
+    assert p.stderr.count("training error C1") == 1, p.stderr  # one message for the job
     assert checkpoints(d) == [], checkpoints(d)
 
 
@@ -252,7 +254,7 @@ def test_divergence_stops_with_the_step_and_value_and_saves_nothing_non_finite()
             f"--train.run_dir={d}", check=False)
     m = re.search(r"training error C1: step (\d+) has a non-finite gradient norm \((-?nan|-?inf)", p.stderr)
     assert p.returncode == 2 and m, p.stdout + p.stderr
-    assert "first in the gradient of " in p.stderr and "fix:" in p.stderr, p.stderr
+    assert re.search(r"first in the gradient of [\w.]+ \(on rank 0\)", p.stderr) and "fix:" in p.stderr, p.stderr
     bad = int(m.group(1))
     saved = checkpoints(d)
     assert saved == [f"step-{s:08d}" for s in range(1, bad)], saved  # every finished step, none after
