@@ -62,9 +62,10 @@ def rank_pids(mpirun_pid):
     return pids
 
 
-def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, gap=0.0):
+def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, together=False):
     """Starts `cmd`, waits until metrics.jsonl has `after_rows` rows, sends `signals` (to the process,
-    or to every rank of an mpirun job), and returns (exit status, output)."""
+    or to every rank of an mpirun job), and returns (exit status, output). `together`: the process
+    is stopped (SIGSTOP) while they are sent, so that all arrive before it can finish anything."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
     deadline = time.time() + 300
     while rows(run_dir) < after_rows:
@@ -76,11 +77,13 @@ def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, gap
         assert len(pids) == ranks, pids
     else:
         pids = [p.pid]
-    for i, sig in enumerate(signals):
-        if i and gap:
-            time.sleep(gap)
+    for pid in pids if together else []:
+        os.kill(pid, signal.SIGSTOP)
+    for sig in signals:
         for pid in pids:
             os.kill(pid, sig)
+    for pid in pids if together else []:
+        os.kill(pid, signal.SIGCONT)
     out, _ = p.communicate(timeout=300)
     return p.returncode, out
 
@@ -185,8 +188,9 @@ def test_sigterm_to_mpirun_never_leaves_a_corrupt_checkpoint():
 
 def test_second_signal_exits_at_once_without_a_corrupt_checkpoint():
     d = tmpdir()
-    # Two different signals (two of the same kind may merge into one delivery).
-    rc, out = interrupt(command(d, "--checkpoint.interval=2"), d, 5, [signal.SIGTERM, signal.SIGINT])
+    # Two different signals (two of the same kind may merge into one delivery), both pending when
+    # the process resumes: the second is handled right after the first.
+    rc, out = interrupt(command(d, "--checkpoint.interval=2"), d, 5, [signal.SIGTERM, signal.SIGINT], together=True)
     assert rc in (128 + signal.SIGINT, 128 + signal.SIGTERM), f"exit {rc}\n{out}"
     assert "second stop signal, exiting now without saving" in out, out
     # Whatever is under a real checkpoint name is complete; a half-written save may remain only as
