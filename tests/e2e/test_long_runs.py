@@ -129,6 +129,7 @@ def preempt_and_resume(sig, np_=1, targets="process"):
     # The requeued job: the same command with --checkpoint.load=auto.
     p = subprocess.run(command(d, "--checkpoint.load=auto", np_=np_), capture_output=True, text=True, env=ENV)
     assert p.returncode == 0, p.stdout + p.stderr
+    assert f"checkpoint.load = auto: continuing from {d}/checkpoints/step-{step:08d}" in p.stdout, p.stdout
     assert f"steps {step + 1}..{STEPS}" in p.stdout, p.stdout
     assert losses(d) == reference(np_)
 
@@ -463,7 +464,7 @@ def test_stale_save_leftovers_are_removed_at_start():
 def test_auto_on_an_empty_or_checkpointless_run_dir_starts_fresh():
     d = tmpdir()
     fresh = run("train", "--train.steps=3", "--checkpoint.load=latest", f"--train.run_dir={d}")
-    assert "steps 1..3" in fresh.stdout
+    assert "steps 1..3" in fresh.stdout and "checkpoint.load = auto: no complete checkpoint in" in fresh.stdout
     # A job killed before its first save left metrics rows but no checkpoint: auto starts over.
     for c in checkpoints(d):
         subprocess.run(["rm", "-r", os.path.join(d, "checkpoints", c)], check=True)
