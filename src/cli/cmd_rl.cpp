@@ -1,5 +1,6 @@
 // `foldmoe rl --config FILE --init CHECKPOINT`: RL post-training (GRPO / DAPO / HAPO, docs/rl.md)
 // from a pretrained checkpoint. [model]/[moe]/[data] come from the checkpoint; [rl] from the file.
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
@@ -37,6 +38,7 @@ void register_rl(CLI::App& app) {
     train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
     // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
     const bool auto_resume = resolve_auto_load(cfg);
+    if (auto_resume && launcher_rank() == 0) std::printf("%s\n", auto_load_line(cfg, "rl").c_str());
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
     // and the problems; only the run loop writes files.

@@ -1,4 +1,5 @@
 // `foldmoe train`: train from a config (default: the built-in tiny MoE on the synthetic corpus).
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
@@ -24,6 +25,7 @@ void register_train(CLI::App& app) {
     train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
     // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
     const bool auto_resume = resolve_auto_load(cfg);
+    if (auto_resume && launcher_rank() == 0) std::printf("%s\n", auto_load_line(cfg, "train").c_str());
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked before any work (nothing is written).
     // Every rank checks before make_groups, whose communicator splits no rank leaves early: no rank

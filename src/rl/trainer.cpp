@@ -630,6 +630,9 @@ void RlTrainer::run(const RunDirectory& dir) {
     o.record = step();
     o.line = format_rl_step_line(o.record);
     o.loss = o.record["loss"].get<double>();
+    // A non-finite loss whose mini-batch updates were skipped (non-finite gradient norm) changed
+    // nothing: RL's own guard handled it. Any other non-finite loss stops the run (C1).
+    o.skipped = !std::isfinite(o.loss) && o.record["skipped_updates"].get<int64_t>() > 0;
     o.tokens = o.record["response_tokens"].get<int64_t>();
     return o;
   };

@@ -294,6 +294,13 @@ bool resolve_auto_load(Config& cfg) {
   return true;
 }
 
+std::string auto_load_line(const Config& cfg, const std::string& command) {
+  if (cfg.checkpoint.load.empty())
+    return fmt::format("foldmoe {}: checkpoint.load = auto: no complete checkpoint in {}, starting fresh", command,
+                       checkpoint_root_of(cfg).string());
+  return fmt::format("foldmoe {}: checkpoint.load = auto: continuing from {}", command, cfg.checkpoint.load);
+}
+
 RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
                                 bool auto_resume) {
   RunDirectoryPlan p;

@@ -106,6 +106,9 @@ RunDirectory make_run_directory(const Config& cfg, const std::string& command, i
 // run's checkpoint directory, or "" (a fresh start) when it has none. Returns whether load was
 // auto. Call on every rank before any rank writes (all then see the same directory).
 bool resolve_auto_load(Config& cfg);
+// What a resolved `auto` chose, for the log: "foldmoe train: checkpoint.load = auto: continuing
+// from <dir>" or "...: no complete checkpoint in <root>, starting fresh".
+std::string auto_load_line(const Config& cfg, const std::string& command);
 
 // Parameters (elements, not tensors) of the whole model, counted on one rank with no parallelism.
 int64_t model_parameter_count(const Config& cfg);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -92,10 +93,21 @@ double Trainer::peak_flops() {
 // Finalize (docs/dense-parallel.md §10) and optimizer step; returns the global grad norm before clipping.
 bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
   if (nonfinite_.allow_skip()) return true;
-  // Every rank sees the same (all-reduced) norm and gets here; the message is world rank 0's.
-  std::string where = train::first_nonfinite_gradient(model_->dense());
-  if (where.empty()) where = train::first_nonfinite_gradient(model_->expert());
-  where = where.empty() ? "in a gradient held by another rank" : "first in the gradient of " + where;
+  // Every rank sees the same (all-reduced) norm and gets here, so they can find together which
+  // rank holds a non-finite gradient (the lowest such rank) and hand its parameter name to all.
+  std::string local = train::first_nonfinite_gradient(model_->dense());
+  if (local.empty()) local = train::first_nonfinite_gradient(model_->expert());
+  Communicator& world = *groups_.world;
+  double found = local.empty() ? 0 : double(world.size() - world.rank());
+  world.all_reduce(&found, 1, ReduceOp::Max);
+  std::string where = "in no gradient element (the squared norm overflowed)";
+  if (found > 0) {
+    const int owner = world.size() - int(found);
+    std::array<char, 256> name{};
+    std::snprintf(name.data(), name.size(), "%s", local.c_str());
+    world.broadcast_bytes(name.data(), int64_t(name.size()), owner);
+    where = fmt::format("first in the gradient of {} (on rank {})", name.data(), owner);
+  }
   const std::string skips =
       nonfinite_.allowed() == 0
           ? std::string("train.skip_nonfinite_steps = 0")

@@ -62,9 +62,10 @@ def rank_pids(mpirun_pid):
     return pids
 
 
-def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, gap=0.0):
+def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, together=False):
     """Starts `cmd`, waits until metrics.jsonl has `after_rows` rows, sends `signals` (to the process,
-    or to every rank of an mpirun job), and returns (exit status, output)."""
+    or to every rank of an mpirun job), and returns (exit status, output). `together`: the process
+    is stopped (SIGSTOP) while they are sent, so that all arrive before it can finish anything."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
     deadline = time.time() + 300
     while rows(run_dir) < after_rows:
@@ -76,11 +77,13 @@ def interrupt(cmd, run_dir, after_rows, signals, targets="process", ranks=1, gap
         assert len(pids) == ranks, pids
     else:
         pids = [p.pid]
-    for i, sig in enumerate(signals):
-        if i and gap:
-            time.sleep(gap)
+    for pid in pids if together else []:
+        os.kill(pid, signal.SIGSTOP)
+    for sig in signals:
         for pid in pids:
             os.kill(pid, sig)
+    for pid in pids if together else []:
+        os.kill(pid, signal.SIGCONT)
     out, _ = p.communicate(timeout=300)
     return p.returncode, out
 
@@ -126,6 +129,7 @@ def preempt_and_resume(sig, np_=1, targets="process"):
     # The requeued job: the same command with --checkpoint.load=auto.
     p = subprocess.run(command(d, "--checkpoint.load=auto", np_=np_), capture_output=True, text=True, env=ENV)
     assert p.returncode == 0, p.stdout + p.stderr
+    assert f"checkpoint.load = auto: continuing from {d}/checkpoints/step-{step:08d}" in p.stdout, p.stdout
     assert f"steps {step + 1}..{STEPS}" in p.stdout, p.stdout
     assert losses(d) == reference(np_)
 
@@ -185,8 +189,9 @@ def test_sigterm_to_mpirun_never_leaves_a_corrupt_checkpoint():
 
 def test_second_signal_exits_at_once_without_a_corrupt_checkpoint():
     d = tmpdir()
-    # Two different signals (two of the same kind may merge into one delivery).
-    rc, out = interrupt(command(d, "--checkpoint.interval=2"), d, 5, [signal.SIGTERM, signal.SIGINT])
+    # Two different signals (two of the same kind may merge into one delivery), both pending when
+    # the process resumes: the second is handled right after the first.
+    rc, out = interrupt(command(d, "--checkpoint.interval=2"), d, 5, [signal.SIGTERM, signal.SIGINT], together=True)
     assert rc in (128 + signal.SIGINT, 128 + signal.SIGTERM), f"exit {rc}\n{out}"
     assert "second stop signal, exiting now without saving" in out, out
     # Whatever is under a real checkpoint name is complete; a half-written save may remain only as
@@ -243,6 +248,8 @@ def test_diverging_zero1_run_on_two_ranks_stops_on_every_rank():
                        env=ENV, timeout=300)
     assert p.returncode != 0, p.stdout + p.stderr
     assert "training error C1: step" in p.stderr and "non-finite gradient norm" in p.stderr, p.stdout + p.stderr
+    assert re.search(r"first in the gradient of [\w.]+ \(on rank [01]\)", p.stderr), p.stderr
+    assert p.stderr.count("training error C1") == 1, p.stderr  # one message for the job
     assert checkpoints(d) == [], checkpoints(d)
 
 
@@ -252,7 +259,7 @@ def test_divergence_stops_with_the_step_and_value_and_saves_nothing_non_finite()
             f"--train.run_dir={d}", check=False)
     m = re.search(r"training error C1: step (\d+) has a non-finite gradient norm \((-?nan|-?inf)", p.stderr)
     assert p.returncode == 2 and m, p.stdout + p.stderr
-    assert "first in the gradient of " in p.stderr and "fix:" in p.stderr, p.stderr
+    assert re.search(r"first in the gradient of [\w.]+ \(on rank 0\)", p.stderr) and "fix:" in p.stderr, p.stderr
     bad = int(m.group(1))
     saved = checkpoints(d)
     assert saved == [f"step-{s:08d}" for s in range(1, bad)], saved  # every finished step, none after
@@ -457,7 +464,7 @@ def test_stale_save_leftovers_are_removed_at_start():
 def test_auto_on_an_empty_or_checkpointless_run_dir_starts_fresh():
     d = tmpdir()
     fresh = run("train", "--train.steps=3", "--checkpoint.load=latest", f"--train.run_dir={d}")
-    assert "steps 1..3" in fresh.stdout
+    assert "steps 1..3" in fresh.stdout and "checkpoint.load = auto: no complete checkpoint in" in fresh.stdout
     # A job killed before its first save left metrics rows but no checkpoint: auto starts over.
     for c in checkpoints(d):
         subprocess.run(["rm", "-r", os.path.join(d, "checkpoints", c)], check=True)

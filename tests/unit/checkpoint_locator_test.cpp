@@ -94,5 +94,19 @@ TEST_F(CheckpointLocator, WhatIsNotACheckpointIsNamedWithWhatWasExpected) {
   EXPECT_TRUE(fs::exists(root_ / "interrupted/checkpoints/step-00000003/manifest.json"));
 }
 
+// checkpoint.load = auto: the latest complete step of a checkpoints directory, or nothing.
+TEST_F(CheckpointLocator, LatestCompleteForAuto) {
+  EXPECT_TRUE(is_auto_load("auto"));
+  EXPECT_TRUE(is_auto_load("latest"));
+  EXPECT_FALSE(is_auto_load("runs/x"));
+  EXPECT_FALSE(latest_complete_checkpoint(root_ / "nothing-here").has_value());
+  step("auto", "step-00000009", true);
+  step("auto", "step-00000010", true);
+  step("auto", "step-00000012", false);
+  const auto latest = latest_complete_checkpoint(root_ / "auto");
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->filename(), "step-00000010");
+}
+
 }  // namespace
 }  // namespace foldmoe::train

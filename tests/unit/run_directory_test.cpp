@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -246,4 +248,103 @@ TEST(RunLoop, FormatCount) {
   EXPECT_EQ(format_count(12345), "12.3K");
   EXPECT_EQ(format_count(1234567), "1.23M");
   EXPECT_EQ(format_count(2500000000), "2.50B");
+}
+
+// Only another rank was signalled: this rank's world_max hook reports it after step 3; the loop
+// saves at step 3 (once, though the interval save fell on the same step) and stops.
+TEST(RunLoop, StopsTogetherWhenAnyRankWasSignalled) {
+  TempDir t;
+  RunDirectoryPlan p;
+  p.command = "train";
+  p.run_dir = t.path / "run";
+  p.checkpoint_root = t.path / "run" / "checkpoints";
+  const RunDirectory dir(p);
+  RunSchedule s;
+  s.command = "train";
+  s.total_steps = 10;
+  s.checkpoint_every = 3;
+  s.writes_checkpoints = true;
+  int64_t k = 0;
+  std::vector<std::string> events;
+  RunHooks h;
+  h.step = [&] {
+    ++k;
+    events.push_back("step " + std::to_string(k));
+    StepOutcome o;
+    o.record = {{"step", k}};
+    o.loss = 1.0;
+    return o;
+  };
+  h.save = [&](const std::string& path) { events.push_back("save " + fs::path(path).filename().string()); };
+  h.world_max = [&](double local) {
+    EXPECT_EQ(local, 0.0);  // nothing happened on this rank
+    return k == 3 ? double(SIGUSR1) : 0.0;
+  };
+  const RunSummary r = run_loop(dir, "", 0, s, h, /*lead=*/true, "start");
+  EXPECT_EQ(events, (std::vector<std::string>{"step 1", "step 2", "step 3", "save step-00000003"}));
+  EXPECT_EQ(r.last_step, 3);
+  EXPECT_EQ(r.stopped_by, "signal SIGUSR1");
+  EXPECT_NE(format_run_summary("train", r).find("foldmoe train: stopped after signal SIGUSR1, steps 1..3"),
+            std::string::npos);
+}
+
+// A skipped (non-finite) step is counted and kept out of the losses; a non-finite loss that was not
+// skipped stops the run with C1 before any save.
+TEST(RunLoop, SkippedStepsAreCountedAndANonFiniteLossStops) {
+  TempDir t;
+  RunDirectoryPlan p;
+  p.command = "train";
+  p.run_dir = t.path / "run";
+  p.checkpoint_root = t.path / "run" / "checkpoints";
+  const RunDirectory dir(p);
+  RunSchedule s;
+  s.command = "train";
+  s.total_steps = 4;
+  s.save_final = true;
+  s.writes_checkpoints = true;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> losses = {2.0, nan, 1.5, 1.0};
+  std::vector<bool> skipped = {false, true, false, false};
+  int64_t k = 0;
+  int saves = 0;
+  RunHooks h;
+  h.step = [&] {
+    StepOutcome o;
+    o.record = {{"step", ++k}};
+    o.loss = losses[size_t(k - 1)];
+    o.skipped = skipped[size_t(k - 1)];
+    return o;
+  };
+  h.save = [&](const std::string&) { ++saves; };
+  RunSummary r = run_loop(dir, "", 0, s, h, true, "start");
+  EXPECT_EQ(r.skipped_steps, 1);
+  EXPECT_EQ(r.best_loss, 1.0);
+  EXPECT_NE(format_run_summary("train", r).find("1 non-finite step(s) skipped"), std::string::npos);
+  EXPECT_EQ(saves, 1);
+  // The same with the NaN step not skipped: C1, and no save.
+  TempDir t2;
+  p.run_dir = t2.path / "run";
+  p.checkpoint_root = t2.path / "run" / "checkpoints";
+  const RunDirectory dir2(p);
+  k = 0;
+  saves = 0;
+  skipped = {false, false, false, false};
+  const std::string e = user_error_of([&] { run_loop(dir2, "", 0, s, h, true, "start"); });
+  EXPECT_NE(e.find("training error C1: step 2 has a non-finite loss (nan)"), std::string::npos) << e;
+  EXPECT_EQ(saves, 0);
+}
+
+// checkpoint.load = auto with no complete checkpoint: an attempt that never saved is started over.
+TEST(RunDirectory, AutoWithoutACheckpointStartsOver) {
+  TempDir t;
+  fs::create_directories(t.path / "checkpoints" / "step-00000004.tmp-123");
+  write(t.path / "metrics.jsonl", "{\"step\":1}\n");
+  RunDirectoryPlan p;
+  p.command = "train";
+  p.run_dir = t.path;
+  p.checkpoint_root = t.path / "checkpoints";
+  EXPECT_NE(user_error_of([&] { RunDirectory d(p); }).find("--checkpoint.load=auto"), std::string::npos);
+  p.auto_fresh = true;
+  RunDirectory(p).prepare("[train]\n", 0);
+  EXPECT_FALSE(fs::exists(t.path / "metrics.jsonl"));
 }
