@@ -40,6 +40,13 @@ ProcessGroups make_groups(const Config& cfg) {
     return ProcessGroups::single_process();
   }
   if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
+  // srun with an MPI library that cannot talk to Slurm starts every task as its own world of 1.
+  if (env.size > 0 && runtime()->world_size() != env.size)
+    user_error(
+        "{} started {} ranks but MPI sees a world of {}: the MPI library was not started by this launcher (an "
+        "Open MPI without Slurm/PMIx support under srun?).\n  fix: launch with mpirun, or with srun --mpi=pmix "
+        "(`srun --mpi=list` shows what the cluster offers); see scripts/slurm/README.md",
+        env.launcher, env.size, runtime()->world_size());
   set_collective_timeout(cfg.parallel.timeout_s);
   const Topology topo(LayoutSpec::from_config(cfg, runtime()->world_size()));
   ProcessGroups groups = make_process_groups(topo, *runtime()->world());
