@@ -97,9 +97,9 @@ def test_generate_is_bounded_by_the_models_context():
     p = foldmoe("generate", "--checkpoint", ckpt, "--prompt", prompt, "--max-new", "100000000")
     assert p.returncode == 2, (p.returncode, p.stderr)
     # <bos> and one token per character of the prompt.
-    fits = 65536 - (1 + len(prompt))
-    assert f"config error A5: --max-new 100000000 after a prompt of {1 + len(prompt)} tokens is longer than the model's context" in \
-        p.stderr and f"use --max-new <= {fits}" in p.stderr, p.stderr
+    tokens = 1 + len(prompt)
+    want = f"config error A5: --max-new 100000000 after a prompt of {tokens} tokens is longer than the model's context"
+    assert want in p.stderr and f"use --max-new <= {65536 - tokens}" in p.stderr, p.stderr
     p = foldmoe("generate", "--checkpoint", ckpt, "--prompt", prompt, "--max-new", "8", "--temperature", "0")
     assert p.returncode == 0, p.stderr
 
