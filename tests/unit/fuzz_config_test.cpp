@@ -144,3 +144,20 @@ TEST(FuzzConfig, OversizedModelsAreRefusedByRuleNotByTheAllocator) {
     }
   }
 }
+
+TEST(FuzzConfig, TableHeadersWithoutAKeyAreSyntaxErrors) {
+  // toml++ reads these with undefined behaviour (an assert in debug builds); they are refused first.
+  for (const char* text : {"[[[1]]]\n", "[model]\nlayers = 2\n[+x]\n", "[\n", "  [[ .a]]\n", "[[\r\n", "[{a=1}]\n"}) {
+    try {
+      config_from_toml(text, "bad.toml");
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.toml:"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("TOML syntax error"), std::string::npos) << e.what();
+    }
+  }
+  // Headers with keys, quoted keys and toml++'s own errors are left to toml++.
+  EXPECT_EQ(config_from_toml("[ model ]\nlayers = 3\n[\"train\"]\nsteps = 5\n", "ok.toml").model.layers, 3);
+  EXPECT_THROW(config_from_toml("[ [model]]\n", "spaced.toml"), UserError);
+  EXPECT_THROW(config_from_toml("[]\n", "empty.toml"), UserError);
+}
