@@ -1,18 +1,19 @@
-// A check of TOML text before toml++ reads it. toml++ 3.x assumes (TOML_ASSERT_ASSUME: an assert in
-// debug builds, undefined behaviour in release builds) that a table header's '[' or '[[' is
-// followed by a key; a line such as `[[[1]]]`, `[+x]` or a lone `[` breaks that assumption. Found by
-// the config fuzz test (tests/unit/fuzz_config_test.cpp). Such a line is refused here as the TOML
-// syntax error it is.
+// A check of TOML text before toml++ reads it. toml++ 3.x (Debian 12 ships 3.3) has two inputs it
+// reads with undefined behaviour (TOML_ASSERT_ASSUME / TOML_UNREACHABLE: an assert in debug builds,
+// a __builtin_unreachable in release builds), both found by the config fuzz test
+// (tests/unit/fuzz_config_test.cpp) under ASan/UBSan:
+//  - a table header '[' or '[[' not followed by a key (`[[[1]]]`, `[+x]`, a lone `[`);
+//  - a non-ASCII character where toml++ looks for whitespace, i.e. outside strings and comments
+//    (its whitespace table has no answer for e.g. U+00E9).
+// TOML allows neither, so both are refused here as the syntax errors they are; strings and
+// comments keep any UTF-8 text (a run_dir "runs/été" is fine).
 #pragma once
 
 #include <string>
 
 namespace foldmoe {
 
-// UserError "<source>:<line>:<column>: TOML syntax error: ..." for the first line that starts (after
-// spaces and tabs) with '[' or '[[' not followed by a key, a quoted key or ']'. A nested array
-// written on lines of their own inside a multi-line array value is refused the same way; no
-// configuration key takes one.
-void check_table_headers(const std::string& text, const std::string& source);
+// UserError "<source>:<line>:<column>: TOML syntax error: ..." for the first such place.
+void check_toml_text(const std::string& text, const std::string& source);
 
 }  // namespace foldmoe

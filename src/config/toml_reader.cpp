@@ -183,7 +183,7 @@ struct TomlReader {
 Config config_from_toml(const std::string& text, const std::string& source) {
   const std::string where = "config " + source;
   toml::table root;
-  check_table_headers(text, source);  // lines toml++ would read with undefined behaviour
+  check_toml_text(text, source);  // what toml++ would read with undefined behaviour
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& err) {

@@ -156,6 +156,23 @@ TEST(FuzzConfig, TableHeadersWithoutAKeyAreSyntaxErrors) {
       EXPECT_NE(std::string(e.what()).find("TOML syntax error"), std::string::npos) << e.what();
     }
   }
+  // Non-ASCII outside strings and comments (toml++ has no whitespace answer for it).
+  for (const char* text : {"[model]\nlayers = 2\xc3\xa9\n", "[model]\n\xc3\xa9 = 1\n", "[mod\xc3\xa9l]\n",
+                           "[train]\nsteps =\xc2\xa1 3\n"}) {
+    try {
+      config_from_toml(text, "utf8.toml");
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("utf8.toml:"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("TOML syntax error"), std::string::npos) << e.what();
+    }
+  }
+  // UTF-8 in strings and comments is kept; a '[' line inside a multi-line string is no header.
+  const Config utf8 = config_from_toml(
+      "# r\xc3\xa9glages\n[train]\nrun_dir = \"runs/\xc3\xa9t\xc3\xa9\"  # \xc3\xa9\n[data]\nsource = '''\n[+x\n'''\n",
+      "utf8.toml");
+  EXPECT_EQ(utf8.train.run_dir, "runs/\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(utf8.data.source, "[+x\n");
   // Headers with keys, quoted keys and toml++'s own errors are left to toml++.
   EXPECT_EQ(config_from_toml("[ model ]\nlayers = 3\n[\"train\"]\nsteps = 5\n", "ok.toml").model.layers, 3);
   EXPECT_THROW(config_from_toml("[ [model]]\n", "spaced.toml"), UserError);
