@@ -63,6 +63,7 @@ void run(Watch& w, double timeout) {
     const std::string* group = w.group.load();
     const std::string msg = watchdog_message(launch_env().rank, w.op.load(), group ? *group : std::string("?"),
                                              w.member.load(), w.members.load(), waited, timeout);
+    if (w.since_ns.load(std::memory_order_acquire) != since) continue;  // the call ended meanwhile
     std::fprintf(stderr, "foldmoe: error: %s\n", msg.c_str());
     std::fflush(stderr);
     // MPI_Abort from this thread: the main thread is blocked inside MPI and cannot act. Open MPI's

@@ -14,6 +14,7 @@
 #include "config/config_fields.h"
 #include "config/problems.h"
 #include "config/suggest.h"
+#include "config/toml_guard.h"
 #include "core/check.h"
 
 namespace foldmoe {
@@ -182,6 +183,7 @@ struct TomlReader {
 Config config_from_toml(const std::string& text, const std::string& source) {
   const std::string where = "config " + source;
   toml::table root;
+  check_toml_text(text, source);  // what toml++ would read with undefined behaviour
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& err) {

@@ -19,7 +19,7 @@ namespace foldmoe {
 struct FaultSpec {
   int rank = 0;
   std::string phase;            // startup | data | step | save
-  std::optional<int64_t> step;  // unset: the first time the phase is reached
+  std::optional<int64_t> step;  // unset: any step (the first time the phase is reached)
   std::string kind = "error";   // error | hang
 };
 

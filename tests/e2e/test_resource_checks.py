@@ -32,12 +32,20 @@ def expect_refused(args, *fragments):
     return p.stderr
 
 
-def meminfo_available_bytes():
+def available_bytes():
+    """MemAvailable, lowered to a cgroup v2 limit's headroom (what a container may still use)."""
     with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no MemAvailable in /proc/meminfo")
+        avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read())
+        if limit != "max":
+            avail = min(avail, max(0, int(limit) - current))
+    except FileNotFoundError:
+        pass
+    return avail
 
 
 def test_sizes_of_the_issue_are_refused_by_rule():
@@ -63,7 +71,7 @@ def test_model_larger_than_available_memory_is_refused():
     # (weights, gradients, m, v): a lower bound of the estimate, independent of foldmoe's code.
     params = 32 * (16384 * (2 * 16384 + 2 * 4096) + 3 * 16384 * 65536)
     assert float(m.group(1)) * 2**30 >= 16 * params * 0.999, (m.group(1), params)
-    assert abs(float(m.group(2)) * 2**30 - meminfo_available_bytes()) < 0.2 * meminfo_available_bytes() + 2**30, err
+    assert abs(float(m.group(2)) * 2**30 - available_bytes()) < 0.2 * available_bytes() + 2**30, err
 
 
 def test_memory_check_counts_the_ranks_of_this_node():
@@ -97,9 +105,9 @@ def test_generate_is_bounded_by_the_models_context():
     p = foldmoe("generate", "--checkpoint", ckpt, "--prompt", prompt, "--max-new", "100000000")
     assert p.returncode == 2, (p.returncode, p.stderr)
     # <bos> and one token per character of the prompt.
-    fits = 65536 - (1 + len(prompt))
-    assert f"config error A5: --max-new 100000000 after a prompt of {1 + len(prompt)} tokens is longer than the model's context" in \
-        p.stderr and f"use --max-new <= {fits}" in p.stderr, p.stderr
+    tokens = 1 + len(prompt)
+    want = f"config error A5: --max-new 100000000 after a prompt of {tokens} tokens is longer than the model's context"
+    assert want in p.stderr and f"use --max-new <= {65536 - tokens}" in p.stderr, p.stderr
     p = foldmoe("generate", "--checkpoint", ckpt, "--prompt", prompt, "--max-new", "8", "--temperature", "0")
     assert p.returncode == 0, p.stderr
 

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_common import ROOT, main
+from e2e_common import BIN, ENV, ROOT, main, tmpdir
 
 SCRIPT = os.path.join(ROOT, "scripts", "slurm", "train.sbatch")
 
@@ -107,10 +107,27 @@ def test_outside_sbatch_is_refused():
     assert not os.path.exists(log)
 
 
+def test_foldmoe_reads_srun_variables():
+    """In a job step (SLURM_STEP_ID set) foldmoe takes its rank and world size from Slurm; started
+    alone there, MPI sees a world of one, which is refused with the fix. The batch script's own
+    variables (no step id) leave a one-process run alone."""
+    slurm = dict(ENV, SLURM_PROCID="0", SLURM_NTASKS="2", SLURM_JOB_ID="7")
+    d = tmpdir()
+    p = subprocess.run([BIN, "train", f"--train.run_dir={d}", "--train.steps=1", "--train.micro_batch=2",
+                        "--train.seq_len=32"], env=dict(slurm, SLURM_STEP_ID="0", SLURM_STEP_NUM_TASKS="2"),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "srun started 2 ranks but MPI sees a world of 1" in p.stderr, p.stderr
+    assert "srun --mpi=pmix" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "train", f"--train.run_dir={tmpdir()}", "--train.steps=1", "--train.micro_batch=2",
+                        "--train.seq_len=32"], env=slurm, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "on 1 rank(s)" in p.stdout, (p.stdout, p.stderr)
+
+
 if __name__ == "__main__":
     main([test_script_parses_and_passes_shellcheck,
           test_srun_launch_resumes_automatically,
           test_mpirun_launch_uses_every_task,
           test_time_limit_signal_is_forwarded_and_the_job_requeued,
           test_failing_launcher_status_is_kept_and_nothing_is_requeued,
-          test_outside_sbatch_is_refused])
+          test_outside_sbatch_is_refused,
+          test_foldmoe_reads_srun_variables])

@@ -3,6 +3,7 @@
 // that validates; any other exception, a crash (ASan/UBSan in scripts/test.sh) or a hang fails.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -57,6 +58,7 @@ struct Tally {
     }
   }
   void expect_clean(int cases) const {
+    std::printf("fuzz: %d cases: %d valid, %d UserError, %zu other\n", cases, valid, user_errors, failures.size());
     EXPECT_EQ(valid + user_errors + int(failures.size()), cases);
     for (size_t i = 0; i < failures.size() && i < 10; ++i) ADD_FAILURE() << failures[i];
     EXPECT_TRUE(failures.empty()) << failures.size() << " cases ended in neither success nor UserError";
@@ -141,4 +143,38 @@ TEST(FuzzConfig, OversizedModelsAreRefusedByRuleNotByTheAllocator) {
       EXPECT_TRUE(msg.find("error A4") != std::string::npos || msg.find("error A5") != std::string::npos) << msg;
     }
   }
+}
+
+TEST(FuzzConfig, TableHeadersWithoutAKeyAreSyntaxErrors) {
+  // toml++ reads these with undefined behaviour (an assert in debug builds); they are refused first.
+  for (const char* text : {"[[[1]]]\n", "[model]\nlayers = 2\n[+x]\n", "[\n", "  [[ .a]]\n", "[[\r\n", "[{a=1}]\n"}) {
+    try {
+      config_from_toml(text, "bad.toml");
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.toml:"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("TOML syntax error"), std::string::npos) << e.what();
+    }
+  }
+  // Non-ASCII outside strings and comments (toml++ has no whitespace answer for it).
+  for (const char* text : {"[model]\nlayers = 2\xc3\xa9\n", "[model]\n\xc3\xa9 = 1\n", "[mod\xc3\xa9l]\n",
+                           "[train]\nsteps =\xc2\xa1 3\n"}) {
+    try {
+      config_from_toml(text, "utf8.toml");
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("utf8.toml:"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("TOML syntax error"), std::string::npos) << e.what();
+    }
+  }
+  // UTF-8 in strings and comments is kept; a '[' line inside a multi-line string is no header.
+  const Config utf8 = config_from_toml(
+      "# r\xc3\xa9glages\n[train]\nrun_dir = \"runs/\xc3\xa9t\xc3\xa9\"  # \xc3\xa9\n[data]\nsource = '''\n[+x\n'''\n",
+      "utf8.toml");
+  EXPECT_EQ(utf8.train.run_dir, "runs/\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(utf8.data.source, "[+x\n");
+  // Headers with keys, quoted keys and toml++'s own errors are left to toml++.
+  EXPECT_EQ(config_from_toml("[ model ]\nlayers = 3\n[\"train\"]\nsteps = 5\n", "ok.toml").model.layers, 3);
+  EXPECT_THROW(config_from_toml("[ [model]]\n", "spaced.toml"), UserError);
+  EXPECT_THROW(config_from_toml("[]\n", "empty.toml"), UserError);
 }

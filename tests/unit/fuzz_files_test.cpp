@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -63,6 +64,7 @@ struct Tally {
     }
   }
   void expect_clean(int cases, int min_valid) const {
+    std::printf("fuzz: %d cases: %d valid, %d UserError, %zu other\n", cases, valid, user_errors, failures.size());
     EXPECT_EQ(valid + user_errors + int(failures.size()), cases);
     for (size_t i = 0; i < failures.size() && i < 10; ++i) ADD_FAILURE() << failures[i];
     EXPECT_TRUE(failures.empty()) << failures.size() << " cases ended in neither success nor UserError";
