@@ -169,24 +169,25 @@ json parse_manifest(const fs::path& dir) {
     corrupted(dir, "manifest.json has no format_version");
   const int version = m["format_version"].get<int>();
   if (version != kCheckpointFormatVersion && version != kUnsummedCheckpointFormatVersion)
-    user_error("checkpoint '{}' has format version {}, this foldmoe reads versions {} and {}; use the foldmoe that "
-               "wrote it",
-               dir.string(), version, kUnsummedCheckpointFormatVersion, kCheckpointFormatVersion);
+    user_error(
+        "checkpoint '{}' has format version {}, this foldmoe reads versions {} and {}; use the foldmoe that "
+        "wrote it",
+        dir.string(), version, kUnsummedCheckpointFormatVersion, kCheckpointFormatVersion);
   // Version 1 manifests predate the manifest checksum; their files still carry CRCs.
   if (version != kUnsummedCheckpointFormatVersion) {
-  if (!m.contains("checksum") || !m["checksum"].is_string())
-    user_error(
-        "checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
-        "was edited\n  fix: resume from another checkpoint of the run",
-        dir.string());
-  const std::string want = m["checksum"].get<std::string>(), got = manifest_checksum(m);
-  if (got != want)
-    user_error(
-        "checkpoint error C3: {}/manifest.json fails its own checksum ({}, saved {}): it was edited or "
-        "damaged after the save (its step, data position, config and file checksums can no longer be "
-        "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
-        "manifest by hand)",
-        dir.string(), got, want);
+    if (!m.contains("checksum") || !m["checksum"].is_string())
+      user_error(
+          "checkpoint error C3: {}/manifest.json has no checksum field: it was not written by foldmoe's save or "
+          "was edited\n  fix: resume from another checkpoint of the run",
+          dir.string());
+    const std::string want = m["checksum"].get<std::string>(), got = manifest_checksum(m);
+    if (got != want)
+      user_error(
+          "checkpoint error C3: {}/manifest.json fails its own checksum ({}, saved {}): it was edited or "
+          "damaged after the save (its step, data position, config and file checksums can no longer be "
+          "trusted)\n  fix: restore the manifest or resume from another checkpoint of the run (never edit a "
+          "manifest by hand)",
+          dir.string(), got, want);
   }
   for (const char* key : {"step", "files", "config", "extra"})
     if (!m.contains(key)) corrupted(dir, fmt::format("manifest.json lacks '{}'", key));

@@ -300,6 +300,25 @@ TEST_F(Checkpoint, EditedManifestStepIsRefused) {
   expect_load_error(dir(), b.state, {"C3", "no checksum"});
 }
 
+// Format 1 (before the manifest checksum) still loads: a checkpoint saved by an earlier foldmoe
+// resumes; its tensor files are still checked by their CRCs.
+TEST_F(Checkpoint, FormatOneManifestWithoutChecksumLoads) {
+  Model a(7);
+  save_checkpoint(dir(), a.state);
+  const fs::path manifest = fs::path(dir()) / "manifest.json";
+  nlohmann::json m = nlohmann::json::parse(slurp(manifest));
+  EXPECT_EQ(m["format_version"], 2);
+  m.erase("checksum");
+  m["format_version"] = 1;
+  std::ofstream(manifest, std::ios::trunc) << m.dump(2);
+  Model b(9);
+  load_checkpoint(dir(), b.state);
+  EXPECT_EQ(b.state.step, 7);
+  m["format_version"] = 3;
+  std::ofstream(manifest, std::ios::trunc) << m.dump(2);
+  expect_load_error(dir(), b.state, {"format version 3", "reads versions 1 and 2"});
+}
+
 // Re-indenting or reordering the manifest keeps its content and therefore its checksum.
 TEST_F(Checkpoint, ManifestChecksumIgnoresFormatting) {
   Model a(7);
