@@ -3,8 +3,8 @@
 # with a folded layout on 4 ranks: attention TP2 x DP2, experts EP4 x ETP1 (EP folded over TP x DP).
 # Rank 0 prints the progress. Extra arguments go to `foldmoe train` (e.g. --train.steps=100).
 # FOLDMOE_NP=1 runs one process (then drop the layout flags, or keep them: they need 4 ranks).
-# A second run into a run directory that already holds one is refused (docs/run-directory.md): pass
-# --overwrite to replace it, --checkpoint.load=... to resume it, or another --train.run_dir.
+# A second run into a run directory with checkpoints continues from the latest (docs/run-directory.md):
+# pass --overwrite to start over, or another --train.run_dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}

@@ -36,9 +36,12 @@ void register_rl(CLI::App& app) {
     Config cfg = rl::rl_run_config(opts->load(sub), init);
     apply_profile_option(cfg, *profile);
     train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
-    // checkpoint.load = auto: the run directory's latest complete checkpoint, or a fresh start.
-    const bool auto_resume = resolve_auto_load(cfg);
-    if (auto_resume && launcher_rank() == 0) std::printf("%s\n", auto_load_line(cfg, "rl").c_str());
+    // checkpoint.load = auto, and by default a run whose checkpoint directory holds a complete
+    // checkpoint: continue from the latest complete one (docs/long-runs.md "Continuing").
+    const AutoLoad auto_load = resolve_auto_load(cfg, a->overwrite);
+    if (auto_load != AutoLoad::None && launcher_rank() == 0)
+      std::printf("%s\n", auto_load_line(cfg, "rl", auto_load).c_str());
+    const bool auto_resume = auto_load == AutoLoad::Asked;
     if (!cfg.checkpoint.load.empty()) cfg.checkpoint.load = checkpoint_argument(cfg.checkpoint.load, "checkpoint.load");
     // Paths and an earlier run in the directory are checked first; the trainer then validates [rl]
     // and the problems; only the run loop writes files.

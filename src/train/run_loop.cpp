@@ -220,7 +220,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     }
   }
   bar.finish();
-  if (schedule.save_final) {
+  if (schedule.save_final && step > completed) {  // a run with no steps left has its checkpoint already
     Stopwatch save_time;
     save(step, s);
     if (lead) bar.log_line(fmt::format("saved checkpoint {} ({:.1f} s)", s.checkpoint, save_time.seconds()));
@@ -287,14 +287,21 @@ std::filesystem::path checkpoint_root_of(const Config& cfg) {
 }
 }  // namespace
 
-bool resolve_auto_load(Config& cfg) {
-  if (!train::is_auto_load(cfg.checkpoint.load)) return false;
+AutoLoad resolve_auto_load(Config& cfg, bool overwrite) {
+  const bool asked = train::is_auto_load(cfg.checkpoint.load);
+  if (!asked && (!cfg.checkpoint.load.empty() || overwrite)) return AutoLoad::None;
   const auto latest = train::latest_complete_checkpoint(checkpoint_root_of(cfg));
+  if (!asked && !latest) return AutoLoad::None;  // nothing to continue: the run-directory rules decide
   cfg.checkpoint.load = latest ? latest->string() : "";
-  return true;
+  return asked ? AutoLoad::Asked : AutoLoad::Implicit;
 }
 
-std::string auto_load_line(const Config& cfg, const std::string& command) {
+std::string auto_load_line(const Config& cfg, const std::string& command, AutoLoad how) {
+  if (how == AutoLoad::Implicit)
+    return fmt::format(
+        "foldmoe {}: continuing from {} (the latest complete checkpoint of {}; --overwrite starts the run over, a "
+        "new --train.run_dir starts another)",
+        command, cfg.checkpoint.load, checkpoint_root_of(cfg).string());
   if (cfg.checkpoint.load.empty())
     return fmt::format("foldmoe {}: checkpoint.load = auto: no complete checkpoint in {}, starting fresh", command,
                        checkpoint_root_of(cfg).string());

@@ -102,13 +102,22 @@ std::string format_run_summary(const std::string& command, const RunSummary& s);
 RunDirectory make_run_directory(const Config& cfg, const std::string& command, int64_t checkpoint_every, bool overwrite,
                                 bool auto_resume = false);
 
-// Resolves `checkpoint.load = auto` (or `latest`) in place: the latest complete checkpoint of the
-// run's checkpoint directory, or "" (a fresh start) when it has none. Returns whether load was
-// auto. Call on every rank before any rank writes (all then see the same directory).
-bool resolve_auto_load(Config& cfg);
+// How checkpoint.load was resolved (docs/long-runs.md "Continuing").
+enum class AutoLoad {
+  None,      // an explicit checkpoint, or a fresh start into an unused checkpoint directory
+  Asked,     // checkpoint.load = auto (or latest): the latest complete checkpoint, or a fresh start
+  Implicit,  // checkpoint.load unset, no --overwrite, and the checkpoint directory already holds a
+             // complete checkpoint: the run continues from it, as with auto
+};
+// Resolves `checkpoint.load = auto` (or `latest`) in place, and makes auto the default for a run
+// whose checkpoint directory already holds a complete checkpoint (unless `overwrite`): load becomes
+// the latest complete checkpoint, or "" (a fresh start) when there is none. Call on every rank
+// before any rank writes (all then see the same directory).
+AutoLoad resolve_auto_load(Config& cfg, bool overwrite);
 // What a resolved `auto` chose, for the log: "foldmoe train: checkpoint.load = auto: continuing
-// from <dir>" or "...: no complete checkpoint in <root>, starting fresh".
-std::string auto_load_line(const Config& cfg, const std::string& command);
+// from <dir>", "...: no complete checkpoint in <root>, starting fresh", or for the implicit case
+// "foldmoe train: continuing from <dir> (the latest complete checkpoint of <root>; ...)".
+std::string auto_load_line(const Config& cfg, const std::string& command, AutoLoad how);
 
 // Parameters (elements, not tensors) of the whole model, counted on one rank with no parallelism.
 int64_t model_parameter_count(const Config& cfg);

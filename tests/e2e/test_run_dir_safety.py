@@ -67,9 +67,15 @@ def test_rl_start_with_a_bad_prompt_leaves_the_run_dir_alone():
     bad = os.path.join(tmpdir(), "bad.jsonl")
     with open(bad, "w", encoding="utf-8") as f:
         f.write('{"prompt": "What is 2+3?", "answer": "5"}\n{"prompt": "Was ist 2\u00b73?", "answer": "6"}\n')
-    # A fresh RL start into it is refused like a fresh `foldmoe train`.
-    assert_user_error(rl(d, "--rl.tasks=lookup", "--rl.steps=2", check=False), d, "--overwrite")
-    assert {f: digest(os.path.join(d, f)) for f in before} == before
+    # The same command again continues the run from its latest checkpoint: all steps are done, so
+    # nothing runs and nothing is written.
+    again = rl(d, "--rl.tasks=lookup", "--rl.steps=2")
+    assert "continuing from " + os.path.join(d, "checkpoints", "step-00000002") in again.stdout, again.stdout
+    assert "no steps to run" in again.stdout, again.stdout
+    # (config.toml now records the checkpoint it continued from.)
+    assert {f: digest(os.path.join(d, f)) for f in ("metrics.jsonl", "checkpoints")} == \
+        {f: before[f] for f in ("metrics.jsonl", "checkpoints")}
+    before = {f: digest(os.path.join(d, f)) for f in ("metrics.jsonl", "config.toml", "checkpoints")}
     ck = os.path.join(d, "checkpoints", "step-00000002")
     # Resuming the run with a prompt outside the vocabulary, and replacing it (--overwrite): both
     # refused before any file of the run directory is touched.
@@ -80,19 +86,36 @@ def test_rl_start_with_a_bad_prompt_leaves_the_run_dir_alone():
         assert after == before, (how, before, after)
 
 
-# ---- a used run directory is resumed or replaced only when asked ----
+# ---- a used run directory continues (its checkpoints) or is replaced only when asked ----
 
-def test_fresh_train_into_a_used_run_dir_is_refused_until_overwrite():
+def test_used_run_dir_continues_from_its_checkpoints_and_is_replaced_only_on_overwrite():
     d = used_run_dir()
     before = {f: digest(os.path.join(d, f)) for f in ("metrics.jsonl", "config.toml", "checkpoints")}
-    p = run("train", f"--train.run_dir={d}", *SMALL, check=False)
-    assert_user_error(p, d, "--checkpoint.load=", "--overwrite", "new --train.run_dir")
-    assert {f: digest(os.path.join(d, f)) for f in before} == before
-    # The same with only checkpoints (no metrics) in a separate checkpoint.dir.
+    first = metrics(d)
+    # The same command again: the run has checkpoints, so it continues from the latest (step 4, the
+    # last step): nothing to run, nothing written.
+    p = run("train", f"--train.run_dir={d}", *SMALL)
+    assert "continuing from " + os.path.join(d, "checkpoints", "step-00000004") in p.stdout, p.stdout
+    # (config.toml now records the checkpoint it continued from.)
+    assert {f: digest(os.path.join(d, f)) for f in ("metrics.jsonl", "checkpoints")} == \
+        {f: before[f] for f in ("metrics.jsonl", "checkpoints")}
+    # More steps continue the run exactly where it stopped (as --checkpoint.load=auto would).
+    run("train", f"--train.run_dir={d}", *SMALL, "--train.steps=6")
+    assert steps_of(d) == [1, 2, 3, 4, 5, 6]
+    assert metrics(d)[:4] == first
+    # A run directory with metrics but no complete checkpoint is still refused.
+    nock = tmpdir()
+    run("train", f"--train.run_dir={nock}", *SMALL, "--checkpoint.save_final=false")
+    before_nock = {f: digest(os.path.join(nock, f)) for f in ("metrics.jsonl", "config.toml")}
+    p = run("train", f"--train.run_dir={nock}", *SMALL, check=False)
+    assert_user_error(p, nock, "--checkpoint.load=", "--overwrite", "new --train.run_dir")
+    assert {f: digest(os.path.join(nock, f)) for f in before_nock} == before_nock
+    # Checkpoints in a separate checkpoint.dir are the run's too: a new run_dir continues from them.
     ck_only, run_dir = tmpdir(), tmpdir()
     run("train", f"--train.run_dir={tmpdir()}", *SMALL, f"--checkpoint.dir={ck_only}")
-    p = run("train", f"--train.run_dir={run_dir}", *SMALL, f"--checkpoint.dir={ck_only}", check=False)
-    assert_user_error(p, ck_only)
+    p = run("train", f"--train.run_dir={run_dir}", *SMALL, f"--checkpoint.dir={ck_only}", "--train.steps=5")
+    assert "continuing from " + os.path.join(ck_only, "step-00000004") in p.stdout, p.stdout
+    assert steps_of(run_dir) == [5]
     # --overwrite replaces the earlier run: its metrics and its step-NNNNNNNN checkpoints.
     keep = os.path.join(d, "checkpoints", "notes.txt")
     with open(keep, "w") as f:
@@ -267,7 +290,7 @@ def test_start_line_counts_this_ranks_share_under_expert_parallelism():
 
 if __name__ == "__main__":
     main([test_rl_start_with_a_bad_prompt_leaves_the_run_dir_alone,
-          test_fresh_train_into_a_used_run_dir_is_refused_until_overwrite,
+          test_used_run_dir_continues_from_its_checkpoints_and_is_replaced_only_on_overwrite,
           test_resume_truncates_metrics_to_the_resumed_step,
           test_resuming_another_runs_checkpoint_into_a_used_run_dir_is_refused_until_overwrite,
           test_rl_resume_truncates_metrics_to_the_resumed_step,
