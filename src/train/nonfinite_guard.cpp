@@ -18,4 +18,12 @@ std::string first_nonfinite_gradient(const ParamArena& arena) {
   return "";
 }
 
+std::string first_nonfinite_parameter(const ParamArena& arena) {
+  if (!arena.allocated()) return "";
+  for (int i = 0; i < arena.size(); ++i)
+    if (first_nonfinite(arena.params() + arena.offset(i), shape_numel(arena.spec(i).shape)) >= 0)
+      return arena.spec(i).name;
+  return "";
+}
+
 }  // namespace foldmoe::train

@@ -16,6 +16,11 @@ int64_t first_nonfinite(const float* data, int64_t n);
 
 // Name of the first parameter of `arena` whose gradient holds a NaN or ±Inf ("" = none here).
 std::string first_nonfinite_gradient(const ParamArena& arena);
+// Name of the first parameter of `arena` whose value is NaN or ±Inf ("" = none here). Finite
+// gradients can still overflow the weights (a huge learning rate with weight decay grows them
+// geometrically), so the weights are checked after every update too: one pass over this rank's
+// parameters, about the cost of reading them once.
+std::string first_nonfinite_parameter(const ParamArena& arena);
 
 // Counts non-finite steps against train.skip_nonfinite_steps = N: up to N in a row are skipped
 // (no optimizer update); the (N+1)-th in a row stops the run. A finite step resets the run of

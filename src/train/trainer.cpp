@@ -120,6 +120,26 @@ bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
       step_ + 1, norm, local_loss, where, skips);
 }
 
+// Rule C1 for the weights: after an update every rank checks its own parameters; the lowest rank
+// holding a non-finite one names it to all (they agree through one all-reduce).
+void Trainer::check_parameters_finite() {
+  std::string local = train::first_nonfinite_parameter(model_->dense());
+  if (local.empty()) local = train::first_nonfinite_parameter(model_->expert());
+  Communicator& world = *groups_.world;
+  double found = local.empty() ? 0 : double(world.size() - world.rank());
+  world.all_reduce(&found, 1, ReduceOp::Max);
+  if (found == 0) return;
+  const int owner = world.size() - int(found);
+  std::array<char, 256> name{};
+  std::snprintf(name.data(), name.size(), "%s", local.c_str());
+  world.broadcast_bytes(name.data(), int64_t(name.size()), owner);
+  user_error(
+      "training error C1: step {} left a non-finite value in the weights of {} (on rank {}) although every gradient "
+      "was finite: the update overflowed; the run stops without saving a checkpoint\n  fix: lower optim.lr (or "
+      "optim.weight_decay), keep optim.grad_clip on, and resume from the last checkpoint (--checkpoint.load=auto)",
+      step_ + 1, name.data(), owner);
+}
+
 double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
   ParamArena& dense = model_->dense();
   ParamArena& expert = model_->expert();
@@ -249,6 +269,7 @@ StepMetrics Trainer::train_step() {
     const trace::PhaseScope timed(trace::Phase::Optimizer);
     return finalize_and_step(n_glob, lm);
   }();
+  if (!last_step_skipped_) check_parameters_finite();
   ++step_;
   if (groups_.world->size() > 1) {  // this step's traffic, before the metric reductions below
     const CommStats cs = groups_.comm_stats();

@@ -267,6 +267,19 @@ def test_divergence_stops_with_the_step_and_value_and_saves_nothing_non_finite()
         assert_complete(os.path.join(d, "checkpoints", c), int(c[5:]))
 
 
+def test_weights_that_overflow_from_finite_gradients_stop_the_run():
+    # A weight decay so large that lr * weight_decay overflows float: the first update turns finite
+    # weights into non-finite ones although every gradient is finite.
+    d = tmpdir()
+    p = subprocess.run(command(d, "--train.steps=5", "--optim.weight_decay=1e45", "--checkpoint.interval=1",
+                               "--parallel.ep=2", np_=2), capture_output=True, text=True, env=ENV, timeout=300)
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert re.search(r"training error C1: step 1 left a non-finite value in the weights of [\w.]+ \(on rank [01]\)",
+                     p.stderr), p.stdout + p.stderr
+    assert p.stderr.count("training error C1") == 1, p.stderr
+    assert checkpoints(d) == [], checkpoints(d)
+
+
 def test_skip_nonfinite_steps_skips_without_update_then_stops():
     d = tmpdir()
     p = run("train", "--train.steps=60", "--optim.lr=1e4", "--optim.warmup_steps=0", "--checkpoint.interval=1",
@@ -473,7 +486,8 @@ def test_auto_on_an_empty_or_checkpointless_run_dir_starts_fresh():
 
 
 if __name__ == "__main__":
-    main([test_sigterm_single_process_saves_and_auto_resumes_exactly,
+    main([test_weights_that_overflow_from_finite_gradients_stop_the_run,
+          test_sigterm_single_process_saves_and_auto_resumes_exactly,
           test_sigusr1_single_process_saves_and_auto_resumes_exactly,
           test_sigusr1_to_mpirun_is_forwarded_to_both_ranks,
           test_sigterm_to_every_rank_of_an_mpirun_job,

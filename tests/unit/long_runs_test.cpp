@@ -167,3 +167,22 @@ TEST(NonfiniteGuard, NamesTheParameterWithTheBadGradient) {
   arena.grads()[arena.offset(1) + 2] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_EQ(first_nonfinite_gradient(arena), "b");
 }
+
+TEST(NonfiniteGuard, NamesTheParameterWithABadWeight) {
+  ParamArena arena(ArenaKind::Dense);
+  ParamSpec a, b;
+  a.name = "a";
+  a.shape = {3};
+  b.name = "b";
+  b.shape = {2, 2};
+  arena.add(a);
+  arena.add(b);
+  arena.allocate();
+  EXPECT_EQ(first_nonfinite_parameter(arena), "");
+  arena.grads()[arena.offset(0)] = std::numeric_limits<float>::infinity();  // gradients are not weights
+  EXPECT_EQ(first_nonfinite_parameter(arena), "");
+  arena.params()[arena.offset(1) + 3] = -std::numeric_limits<float>::infinity();
+  EXPECT_EQ(first_nonfinite_parameter(arena), "b");
+  arena.params()[arena.offset(0) + 1] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(first_nonfinite_parameter(arena), "a");
+}
