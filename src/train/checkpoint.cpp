@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -157,11 +158,38 @@ void require_complete(const fs::path& dir) {
         dir.string());
 }
 
+// Deepest nesting of arrays and objects in JSON text (brackets inside strings do not count). A
+// manifest nests a few levels; a damaged or crafted one nested thousands deep would overflow the
+// stack of the recursive checksum serialisation, so it is refused before parsing.
+int json_nesting_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+constexpr int kMaxManifestDepth = 32;
+
 json parse_manifest(const fs::path& dir) {
   if (!fs::exists(dir / kManifestFile)) corrupted(dir, "manifest.json is missing");
   json m;
   try {
-    m = json::parse(read_text(dir / kManifestFile));
+    const std::string text = read_text(dir / kManifestFile);
+    if (json_nesting_depth(text) > kMaxManifestDepth)
+      corrupted(dir, fmt::format("manifest.json nests arrays or objects deeper than {} levels", kMaxManifestDepth));
+    m = json::parse(text);
   } catch (const json::exception& e) {
     corrupted(dir, fmt::format("manifest.json does not parse ({})", e.what()));
   }
