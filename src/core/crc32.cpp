@@ -1,27 +1,15 @@
 #include "core/crc32.h"
 
-#include <array>
+#include "core/crc_table.h"
 
 namespace foldmoe {
 
 namespace {
-constexpr std::array<uint32_t, 256> make_table() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr std::array<uint32_t, 256> kTable = make_table();
+constexpr std::array<uint32_t, 256> kTable = reflected_crc_table(0xEDB88320u);
 }  // namespace
 
 uint32_t crc32(const void* data, size_t n, uint32_t crc) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = kTable[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-  return ~crc;
+  return reflected_crc(kTable, data, n, crc);
 }
 
 }  // namespace foldmoe

@@ -1,31 +1,15 @@
 #include "core/crc32c.h"
 
-#include <array>
+#include "core/crc_table.h"
 
 namespace foldmoe {
 
 namespace {
-
-// Byte-wise table of the reflected Castagnoli polynomial.
-constexpr std::array<uint32_t, 256> make_table() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82F63B78u ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-
-constexpr std::array<uint32_t, 256> kTable = make_table();
-
+constexpr std::array<uint32_t, 256> kTable = reflected_crc_table(0x82F63B78u);
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = kTable[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-  return ~crc;
+  return reflected_crc(kTable, data, n, crc);
 }
 
 uint32_t masked_crc32c(const void* data, size_t n) {

@@ -21,45 +21,26 @@ int64_t micros(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
+// Name and Chrome-trace category of each phase, in Phase order.
+struct PhaseInfo {
+  const char* name;
+  const char* category;
+};
+constexpr std::array<PhaseInfo, kNumPhases> kPhases = {{{"data", "data"},
+                                                        {"forward", "compute"},
+                                                        {"backward", "compute"},
+                                                        {"optimizer", "optimizer"},
+                                                        {"eval", "eval"},
+                                                        {"checkpoint", "checkpoint"}}};
+
 const char* phase_category(Phase p) {
-  switch (p) {
-    case Phase::Data:
-      return "data";
-    case Phase::Forward:
-    case Phase::Backward:
-      return "compute";
-    case Phase::Optimizer:
-      return "optimizer";
-    case Phase::Eval:
-      return "eval";
-    case Phase::Checkpoint:
-      return "checkpoint";
-    case Phase::kCount:
-      break;
-  }
-  return "other";
+  return p < Phase::kCount ? kPhases[size_t(p)].category : "other";
 }
 
 }  // namespace
 
 const char* phase_name(Phase p) {
-  switch (p) {
-    case Phase::Data:
-      return "data";
-    case Phase::Forward:
-      return "forward";
-    case Phase::Backward:
-      return "backward";
-    case Phase::Optimizer:
-      return "optimizer";
-    case Phase::Eval:
-      return "eval";
-    case Phase::Checkpoint:
-      return "checkpoint";
-    case Phase::kCount:
-      break;
-  }
-  return "?";
+  return p < Phase::kCount ? kPhases[size_t(p)].name : "?";
 }
 
 PhaseSeconds take_phase_seconds() {

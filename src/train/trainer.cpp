@@ -90,6 +90,21 @@ double Trainer::peak_flops() {
   return peak_flops_;
 }
 
+namespace {
+// Collective over the world: the lowest rank whose `local` name is non-empty, and that name, on
+// every rank (one all-reduce, one broadcast); nullopt when no rank has one.
+std::optional<std::pair<int, std::string>> lowest_rank_naming(Communicator& world, const std::string& local) {
+  double found = local.empty() ? 0 : double(world.size() - world.rank());
+  world.all_reduce(&found, 1, ReduceOp::Max);
+  if (found == 0) return std::nullopt;
+  const int owner = world.size() - int(found);
+  std::array<char, 256> name{};
+  std::snprintf(name.data(), name.size(), "%s", local.c_str());
+  world.broadcast_bytes(name.data(), int64_t(name.size()), owner);
+  return std::make_pair(owner, std::string(name.data()));
+}
+}  // namespace
+
 // Finalize (docs/dense-parallel.md §10) and optimizer step; returns the global grad norm before clipping.
 bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
   if (nonfinite_.allow_skip()) return true;
@@ -97,17 +112,9 @@ bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
   // rank holds a non-finite gradient (the lowest such rank) and hand its parameter name to all.
   std::string local = train::first_nonfinite_gradient(model_->dense());
   if (local.empty()) local = train::first_nonfinite_gradient(model_->expert());
-  Communicator& world = *groups_.world;
-  double found = local.empty() ? 0 : double(world.size() - world.rank());
-  world.all_reduce(&found, 1, ReduceOp::Max);
   std::string where = "in no gradient element (the squared norm overflowed)";
-  if (found > 0) {
-    const int owner = world.size() - int(found);
-    std::array<char, 256> name{};
-    std::snprintf(name.data(), name.size(), "%s", local.c_str());
-    world.broadcast_bytes(name.data(), int64_t(name.size()), owner);
-    where = fmt::format("first in the gradient of {} (on rank {})", name.data(), owner);
-  }
+  if (const auto found = lowest_rank_naming(*groups_.world, local))
+    where = fmt::format("first in the gradient of {} (on rank {})", found->second, found->first);
   const std::string skips =
       nonfinite_.allowed() == 0
           ? std::string("train.skip_nonfinite_steps = 0")
@@ -125,19 +132,13 @@ bool Trainer::skip_nonfinite_step(double norm, double local_loss) {
 void Trainer::check_parameters_finite() {
   std::string local = train::first_nonfinite_parameter(model_->dense());
   if (local.empty()) local = train::first_nonfinite_parameter(model_->expert());
-  Communicator& world = *groups_.world;
-  double found = local.empty() ? 0 : double(world.size() - world.rank());
-  world.all_reduce(&found, 1, ReduceOp::Max);
-  if (found == 0) return;
-  const int owner = world.size() - int(found);
-  std::array<char, 256> name{};
-  std::snprintf(name.data(), name.size(), "%s", local.c_str());
-  world.broadcast_bytes(name.data(), int64_t(name.size()), owner);
+  const auto found = lowest_rank_naming(*groups_.world, local);
+  if (!found) return;
   user_error(
       "training error C1: step {} left a non-finite value in the weights of {} (on rank {}) although every gradient "
       "was finite: the update overflowed; the run stops without saving a checkpoint\n  fix: lower optim.lr (or "
       "optim.weight_decay), keep optim.grad_clip on, and resume from the last checkpoint (--checkpoint.load=auto)",
-      step_ + 1, name.data(), owner);
+      step_ + 1, found->second, found->first);
 }
 
 double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
