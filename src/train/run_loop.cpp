@@ -175,7 +175,6 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     if (profiled) trace::begin_recording();
     StepOutcome o = hooks.step();
     ++step;
-    collect_write(/*block=*/false);  // a failed background write stops the run after this step
     if (profiled) write_profile(dir, hooks.world, lead, step, trace::end_recording(), bar);
     // Memory after the step: its activations, gradients and optimizer state have all been live.
     const std::vector<double> rss = values_of_every_rank(hooks.world, double(peak_rss_bytes()) / (1 << 20));
@@ -183,6 +182,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     add_time_breakdown(o.record, trace::take_phase_seconds(), since_row.seconds());
     since_row.reset();
     write_row(o.record);
+    collect_write(/*block=*/false);  // a failed background write stops the run after this step's row
     if (o.skipped) ++s.skipped_steps;
     // Every rank holds the same reduced loss, so every rank stops here together (rule C1).
     if (!o.skipped && !std::isfinite(o.loss))
