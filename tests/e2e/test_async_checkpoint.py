@@ -17,7 +17,7 @@ import time
 import numpy as np
 from safetensors.numpy import load_file
 
-from e2e_common import BIN, ENV, main, metrics, tmpdir
+from e2e_common import BIN, ENV, ROOT, main, metrics, pretrained_lookup, tmpdir
 
 LIMIT_S = 120  # a job still running after this hangs
 MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1"]
@@ -82,6 +82,26 @@ def test_async_checkpoints_are_byte_identical_to_sync_ones():
             file_bytes(os.path.join(ckpt(asyn, 4), "model.safetensors"))
         assert rows(sync) == rows(asyn)
         assert "saved checkpoint" in p.stdout and ckpt(asyn, 8) in p.stdout, p.stdout
+
+
+RL = ["rl", "--config", os.path.join(ROOT, "configs", "rl-hapo.toml"), "--rl.tasks=lookup", "--rl.prompts_per_step=8",
+      "--rl.group_size=4", "--rl.minibatch_prompts=4", "--rl.max_response_tokens=8", "--rl.eval_questions=20",
+      "--rl.eval.samples=1", "--rl.eval.before_train=false", "--rl.eval.every=100", "--rl.steps=4",
+      "--rl.checkpoint_every=2", "--log.interval=1"]
+
+
+def test_rl_async_checkpoints_match_sync_ones():
+    init = pretrained_lookup(20)
+    sync, asyn = tmpdir(), tmpdir()
+    for d, flag in ((sync, "false"), (asyn, "true")):
+        p = subprocess.run([BIN, *RL, "--init", init, f"--train.run_dir={d}", f"--checkpoint.async={flag}"],
+                           capture_output=True, text=True, env=ENV, timeout=LIMIT_S)
+        assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
+    assert names(sync) == names(asyn) == ["step-00000002", "step-00000004"], (names(sync), names(asyn))
+    for s in (2, 4):
+        for f in ("model.safetensors", "optimizer.safetensors"):
+            assert file_bytes(os.path.join(ckpt(sync, s), f)) == file_bytes(os.path.join(ckpt(asyn, s), f)), (s, f)
+    assert rows(sync) == rows(asyn)
 
 
 def test_resume_from_an_async_checkpoint_reproduces_the_uninterrupted_run():
@@ -187,10 +207,37 @@ def test_a_stop_signal_waits_for_the_pending_write():
     assert all(re.fullmatch(r"step-\d{8}", n) and complete(os.path.join(d, "checkpoints", n)) for n in names(d))
 
 
+def test_second_signal_during_a_pending_write_leaves_only_a_tmp_directory():
+    flags = ["--train.steps=60", "--checkpoint.interval=1", "--checkpoint.async=true"]
+    full = tmpdir()
+    train(full, *flags)
+    d = tmpdir()
+    cmd = [BIN, "train", f"--train.run_dir={d}", *SMALL, *flags]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    deadline = time.time() + LIMIT_S
+    while not os.path.exists(os.path.join(d, "metrics.jsonl")) or len(metrics(d)) < 5:
+        assert p.poll() is None and time.time() < deadline, "ended or no progress"
+        time.sleep(0.002)
+    # A save every step: a background write is (almost always) in flight when "now" arrives.
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=LIMIT_S)
+    assert p.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), (p.returncode, out[-3000:])
+    assert "second stop signal, exiting now without saving" in out, out[-3000:]
+    for n in names(d):  # under a real name only complete checkpoints; otherwise a .tmp-PID leftover
+        assert (re.fullmatch(r"step-\d{8}", n) and complete(os.path.join(d, "checkpoints", n))) or \
+            re.fullmatch(r"step-\d{8}\.tmp-\d+", n), names(d)
+    p = train(d, *flags, "--checkpoint.load=auto")
+    assert all(re.fullmatch(r"step-\d{8}", n) for n in names(d)), names(d)
+    assert rows(d) == rows(full)
+
+
 if __name__ == "__main__":
     main([test_async_checkpoints_are_byte_identical_to_sync_ones,
+          test_rl_async_checkpoints_match_sync_ones,
           test_resume_from_an_async_checkpoint_reproduces_the_uninterrupted_run,
           test_failed_background_write_stops_the_run_with_the_cause,
           test_a_real_write_failure_in_the_background_stops_the_run,
           test_keep_last_with_async_never_drops_the_last_complete_checkpoint,
-          test_a_stop_signal_waits_for_the_pending_write])
+          test_a_stop_signal_waits_for_the_pending_write,
+          test_second_signal_during_a_pending_write_leaves_only_a_tmp_directory])
