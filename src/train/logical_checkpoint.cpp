@@ -56,6 +56,8 @@ void save_logical_checkpoint(const std::string& dir, Model& model, const Process
       snap->step = step;
       snap->dense = lp.release(ArenaKind::Dense);
       snap->expert = lp.release(ArenaKind::Expert);
+      snap->dense->free_grads();  // a snapshot holds values only
+      snap->expert->free_grads();
       snap->has_moments = moments != nullptr;
       snap->m_dense = std::move(lmd);
       snap->v_dense = std::move(lvd);
