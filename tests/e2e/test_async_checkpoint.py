@@ -140,6 +140,15 @@ def test_failed_background_write_stops_the_run_with_the_cause():
         assert not os.path.exists(ckpt(d, 4)) and not os.path.exists(ckpt(d, 8)), names(d)
 
 
+def test_the_write_fault_without_async_fails_the_save_itself():
+    d = tmpdir()
+    env = dict(ENV, FOLDMOE_FAULT_INJECT="rank=0,phase=write,step=4")
+    p = train(d, "--train.steps=12", "--checkpoint.interval=4", env=env, check=False)
+    assert p.returncode == 2 and "injected fault on rank 0 in phase write at step 4" in p.stderr, p.stderr[-3000:]
+    assert "C5" not in p.stderr, p.stderr[-3000:]  # not a background write
+    assert [r["step"] for r in metrics(d)][-1] == 4 and names(d) == [], names(d)
+
+
 # A file-size limit on rank 0 only (RLIMIT_FSIZE, SIGXFSZ ignored): its checkpoint files cannot be
 # written (EFBIG, "File too large"), the way a full disk fails, while metrics.jsonl stays small.
 RANK0_FILE_LIMIT = """
@@ -235,6 +244,7 @@ if __name__ == "__main__":
           test_rl_async_checkpoints_match_sync_ones,
           test_resume_from_an_async_checkpoint_reproduces_the_uninterrupted_run,
           test_failed_background_write_stops_the_run_with_the_cause,
+          test_the_write_fault_without_async_fails_the_save_itself,
           test_a_real_write_failure_in_the_background_stops_the_run,
           test_keep_last_with_async_never_drops_the_last_complete_checkpoint,
           test_a_stop_signal_waits_for_the_pending_write,
