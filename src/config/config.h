@@ -139,6 +139,7 @@ struct CheckpointConfig {
   bool save_final = true;
   int keep_last = 0;   // keep the N newest complete checkpoints, delete older ones (0 = keep all)
   int keep_every = 0;  // with keep_last: also keep forever those whose step is a multiple of K (0 = none)
+  bool async = false;  // write checkpoints in a background thread while training continues
 
   bool operator==(const CheckpointConfig&) const = default;
 };

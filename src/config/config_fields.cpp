@@ -213,6 +213,7 @@ constexpr ConfigField kFields[] = {
     F(checkpoint, save_final, "save a checkpoint after the last step"),
     F(checkpoint, keep_last, "keep only the N newest checkpoints (0 = keep all)"),
     F(checkpoint, keep_every, "with keep_last: also keep every checkpoint whose step is a multiple of K"),
+    F(checkpoint, async, "write checkpoints in a background thread while the next steps run"),
     // [log]
     F(log, interval, "print a step line every N steps"),
     F(log, progress, "live progress bar: auto (only on a TTY) | on | off"),

@@ -61,6 +61,8 @@ class ParamArena {
   // Fills every parameter from the counter-based RNG keyed by (seed, name, global index).
   void initialize(uint64_t seed);
   void zero_grad();
+  // Frees the gradients of an arena that only holds values (e.g. a checkpoint snapshot).
+  void free_grads() { std::vector<float>().swap(grads_); }
 
   int size() const { return int(specs_.size()); }
   const ParamSpec& spec(int i) const { return specs_[size_t(i)]; }

@@ -61,8 +61,9 @@ FaultSpec parse_fault_spec(std::string_view text) {
   }
   if (!have_rank || s.phase.empty())
     user_error("FOLDMOE_FAULT_INJECT=\"{}\" needs rank= and phase= (e.g. rank=2,phase=step,step=3)", text);
-  if (s.phase != "startup" && s.phase != "data" && s.phase != "step" && s.phase != "save")
-    user_error("FOLDMOE_FAULT_INJECT=\"{}\": phase \"{}\" is not one of startup | data | step | save", text, s.phase);
+  if (s.phase != "startup" && s.phase != "data" && s.phase != "step" && s.phase != "save" && s.phase != "write")
+    user_error("FOLDMOE_FAULT_INJECT=\"{}\": phase \"{}\" is not one of startup | data | step | save | write", text,
+               s.phase);
   if (s.kind != "error" && s.kind != "hang")
     user_error("FOLDMOE_FAULT_INJECT=\"{}\": kind \"{}\" is not one of error | hang", text, s.kind);
   return s;

@@ -5,8 +5,9 @@
 //   FOLDMOE_FAULT_INJECT="rank=1,phase=step,step=2,kind=hang"  rank 1 stops (sleeps) there
 //
 // Phases: startup (after the process groups are made), data (the batch of a step), step (before
-// a training step), save (before a checkpoint is written). `step` is optional (any step). Unset, it
-// costs one branch per call.
+// a training step), save (before a checkpoint is written), write (rank 0's writing of the
+// checkpoint files: on the background thread with checkpoint.async, so the failure is reported at
+// the next step). `step` is optional (any step). Unset, it costs one branch per call.
 #pragma once
 
 #include <cstdint>
@@ -18,8 +19,8 @@ namespace foldmoe {
 
 struct FaultSpec {
   int rank = 0;
-  std::string phase;            // startup | data | step | save
-  std::optional<int64_t> step;  // unset: any step (the first time the phase is reached)
+  std::string phase;            // startup | data | step | save | write
+  std::optional<int64_t> step;  // unset: the first time the phase is reached
   std::string kind = "error";   // error | hang
 };
 

@@ -24,6 +24,9 @@ class LogicalParams {
   ParamArena& dense() { return *dense_; }
   ParamArena& expert() { return *expert_; }
   ParamArena& logical(ArenaKind k) { return k == ArenaKind::Dense ? *dense_ : *expert_; }
+  // Hands a logical arena over (e.g. to a background checkpoint write); gather and scatter may not
+  // be called afterwards.
+  std::unique_ptr<ParamArena> release(ArenaKind k) { return std::move(k == ArenaKind::Dense ? dense_ : expert_); }
 
   // Collective: assembles logical values (arena-shaped for the logical arena) from local
   // arena-shaped values (parameters, or optimizer moments) on every rank. Each logical element is

@@ -171,14 +171,15 @@ void RlTrainer::load_weights(const std::string& dir, bool with_state) {
   ats_.restore(stats_from_json(ck.extra.at("ats_stats")));
 }
 
-void RlTrainer::save_checkpoint(const std::string& dir) {
+void RlTrainer::save_checkpoint(const std::string& dir, train::AsyncCheckpointWriter* async) {
   const LocalMoments mom{opt_dense_->m(), opt_dense_->v(), opt_expert_->m(), opt_expert_->v()};
   save_logical_checkpoint(dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
                           {{"rl_step", step_},
                            {"prompts_consumed", prompts_consumed_},
                            {"optimizer_steps", opt_step_},
                            {"ats_stats", entropy_stats_json(ats_.for_rollout())},
-                           {"preset", std::string(to_string(rl_.preset))}});
+                           {"preset", std::string(to_string(rl_.preset))}},
+                          async);
 }
 
 std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
@@ -637,7 +638,7 @@ void RlTrainer::run(const RunDirectory& dir) {
     return o;
   };
   hooks.evaluate = [&] { return evaluation_outcome(); };
-  hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  hooks.save = [&](const std::string& path, train::AsyncCheckpointWriter* async) { save_checkpoint(path, async); };
   hooks.world = groups_.world.get();
   hooks.world_max = [&](double v) {
     groups_.world->all_reduce(&v, 1, ReduceOp::Max);

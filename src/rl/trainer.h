@@ -46,6 +46,7 @@
 #include "rl/entropy_stats.h"
 #include "rl/tasks.h"
 #include "rl/step_stages.h"
+#include "train/async_checkpoint.h"
 #include "train/optimizer.h"
 #include "train/run_loop.h"
 
@@ -78,7 +79,7 @@ class RlTrainer {
   nlohmann::ordered_json step();
   // Held-out evaluation (docs/rl.md §8): samples per question, eval temperature and top-p, ATS off.
   RlEvalResult evaluate();
-  void save_checkpoint(const std::string& dir);
+  void save_checkpoint(const std::string& dir, train::AsyncCheckpointWriter* async = nullptr);
 
   Model& model() { return *model_; }
   const Config& config() const { return cfg_; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/fault_inject.h"
 #include "parallel/logical_params.h"
 #include "train/checkpoint.h"
 
@@ -32,12 +33,12 @@ std::map<std::string, std::vector<float>> all_stage_buffers(Model& model, const 
 
 void save_logical_checkpoint(const std::string& dir, Model& model, const ProcessGroups& groups,
                              const LocalMoments* moments, int64_t step, const std::string& config_toml,
-                             const nlohmann::json& extra) {
+                             const nlohmann::json& extra, train::AsyncCheckpointWriter* async) {
   ParamArena& dense = model.dense();
   ParamArena& expert = model.expert();
   LogicalParams lp(dense, expert, groups);
   const std::vector<float> pd = lp.gather(dense, dense.params()), pe = lp.gather(expert, expert.params());
-  const std::map<std::string, std::vector<float>> buffers = all_stage_buffers(model, groups);
+  std::map<std::string, std::vector<float>> buffers = all_stage_buffers(model, groups);
   std::vector<float> lmd, lvd, lme, lve;
   if (moments) {
     lmd = lp.gather(dense, moments->m_dense.data());
@@ -48,15 +49,36 @@ void save_logical_checkpoint(const std::string& dir, Model& model, const Process
   if (groups.world->rank() == 0) {
     std::copy(pd.begin(), pd.end(), lp.dense().params());
     std::copy(pe.begin(), pe.end(), lp.expert().params());
-    train::TrainState st;
-    st.step = step;
-    st.dense = &lp.dense();
-    st.expert = &lp.expert();
-    if (moments) attach_moments(st, lmd, lvd, lme, lve);
-    st.buffers = buffers;
-    st.config_toml = config_toml;
-    st.extra = extra;
-    train::save_checkpoint(dir, st);
+    if (async) {
+      // The gathered copies become the snapshot (moved, not copied again): the model's own
+      // arenas and moments are never read by the background write.
+      auto snap = std::make_unique<train::CheckpointSnapshot>();
+      snap->step = step;
+      snap->dense = lp.release(ArenaKind::Dense);
+      snap->expert = lp.release(ArenaKind::Expert);
+      snap->dense->free_grads();  // a snapshot holds values only
+      snap->expert->free_grads();
+      snap->has_moments = moments != nullptr;
+      snap->m_dense = std::move(lmd);
+      snap->v_dense = std::move(lvd);
+      snap->m_expert = std::move(lme);
+      snap->v_expert = std::move(lve);
+      snap->buffers = std::move(buffers);
+      snap->config_toml = config_toml;
+      snap->extra = extra;
+      async->submit(dir, std::move(snap));
+    } else {
+      train::TrainState st;
+      st.step = step;
+      st.dense = &lp.dense();
+      st.expert = &lp.expert();
+      if (moments) attach_moments(st, lmd, lvd, lme, lve);
+      st.buffers = buffers;
+      st.config_toml = config_toml;
+      st.extra = extra;
+      inject_fault("write", step);
+      train::save_checkpoint(dir, st);
+    }
   }
   groups.world->barrier();
 }

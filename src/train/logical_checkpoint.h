@@ -12,6 +12,7 @@
 
 #include "comm/process_groups.h"
 #include "model/model.h"
+#include "train/async_checkpoint.h"
 
 namespace foldmoe {
 
@@ -23,10 +24,11 @@ struct LocalMoments {
 // Expert-bias buffers of every pipeline stage, merged (collective over `pp`).
 std::map<std::string, std::vector<float>> all_stage_buffers(Model& model, const ProcessGroups& groups);
 
-// moments null: a weights-only checkpoint.
+// moments null: a weights-only checkpoint. With `async` (used on world rank 0 only), the gathered
+// state is handed to it as a snapshot and written in the background; the gather stays collective.
 void save_logical_checkpoint(const std::string& dir, Model& model, const ProcessGroups& groups,
                              const LocalMoments* moments, int64_t step, const std::string& config_toml,
-                             const nlohmann::json& extra);
+                             const nlohmann::json& extra, train::AsyncCheckpointWriter* async = nullptr);
 
 struct LoadedCheckpoint {
   int64_t step = 0;

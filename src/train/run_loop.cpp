@@ -137,16 +137,36 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     write_row(ev->record);
     if (lead) bar.log_line(ev->line);
   };
-  const auto save = [&](int64_t step, RunSummary& s) {
-    const trace::PhaseScope timed(trace::Phase::Checkpoint);
-    s.checkpoint = dir.checkpoint_path(step).string();
-    inject_fault("save", step);
-    hooks.save(s.checkpoint);
-    // The new checkpoint is complete: only now may older ones go (the resumed-from one included).
+  // Retention after the checkpoint of `step` is complete: only then may older ones go (the
+  // resumed-from one included).
+  const auto prune_after = [&](int64_t step) {
     if (lead)
       for (const auto& p :
            train::prune_checkpoints(dir.plan().checkpoint_root, step, schedule.keep_last, schedule.keep_every))
         bar.log_line("checkpoint.keep_last = " + std::to_string(schedule.keep_last) + ": removed " + p.string());
+  };
+  // checkpoint.async: rank 0's background writer, at most one write in flight (`writing` is its step).
+  std::unique_ptr<train::AsyncCheckpointWriter> async;
+  int64_t writing = 0;
+  if (schedule.async_checkpoint && schedule.writes_checkpoints)
+    async = std::make_unique<train::AsyncCheckpointWriter>();
+  // Collects a finished (block: or pending) background write: its failure stops the run here
+  // (UserError C5 on rank 0, which the no-hangs machinery turns into the end of every rank).
+  const auto collect_write = [&](bool block) {
+    if (!async || !async->pending()) return;
+    if (block ? async->wait() : async->poll()) prune_after(writing);
+  };
+  const auto save = [&](int64_t step, RunSummary& s) {
+    const trace::PhaseScope timed(trace::Phase::Checkpoint);
+    s.checkpoint = dir.checkpoint_path(step).string();
+    inject_fault("save", step);
+    collect_write(/*block=*/true);
+    hooks.save(s.checkpoint, async.get());
+    if (async && async->pending()) {
+      writing = step;
+      return;
+    }
+    prune_after(step);
   };
 
   RunSummary s;
@@ -168,6 +188,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
     add_time_breakdown(o.record, trace::take_phase_seconds(), since_row.seconds());
     since_row.reset();
     write_row(o.record);
+    collect_write(/*block=*/false);  // a failed background write stops the run after this step's row
     if (o.skipped) ++s.skipped_steps;
     // Every rank holds the same reduced loss, so every rank stops here together (rule C1).
     if (!o.skipped && !std::isfinite(o.loss))
@@ -207,6 +228,7 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
                           schedule.command, step, s.stopped_by));
       } else {
         if (s.checkpoint != dir.checkpoint_path(step).string()) save(step, s);
+        collect_write(/*block=*/true);  // the stop saves completely before it reports and exits
         if (lead)
           bar.log_line(
               fmt::format("foldmoe {}: saved checkpoint at step {} after {}: {}; continue with "
@@ -223,8 +245,10 @@ RunSummary run_loop(const RunDirectory& dir, const std::string& config_toml, int
   if (schedule.save_final && step > completed) {  // a run with no steps left has its checkpoint already
     Stopwatch save_time;
     save(step, s);
+    collect_write(/*block=*/true);
     if (lead) bar.log_line(fmt::format("saved checkpoint {} ({:.1f} s)", s.checkpoint, save_time.seconds()));
   }
+  collect_write(/*block=*/true);  // an interval save still in flight (save_final = false)
   s.last_step = step;
   s.seconds = wall.seconds();
   if (lead) bar.log_line(format_run_summary(schedule.command, s));
@@ -247,6 +271,7 @@ RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int
   s.writes_checkpoints = writes_checkpoints;
   s.keep_last = cfg.checkpoint.keep_last;
   s.keep_every = cfg.checkpoint.keep_every;
+  s.async_checkpoint = cfg.checkpoint.async;
   return s;
 }
 

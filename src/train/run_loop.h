@@ -13,6 +13,7 @@
 #include "comm/communicator.h"
 #include "config/config.h"
 #include "core/arena.h"
+#include "train/async_checkpoint.h"
 #include "train/run_directory.h"
 
 namespace foldmoe {
@@ -50,6 +51,8 @@ struct RunSchedule {
   double max_minutes = 0;
   bool writes_checkpoints = false;
   int keep_last = 0, keep_every = 0;
+  // checkpoint.async: world rank 0 writes checkpoints in a background thread (src/train/async_checkpoint.h).
+  bool async_checkpoint = false;
 };
 
 // The fields both trainers set the same way: command, steps, log interval, checkpoint cadence
@@ -61,7 +64,9 @@ RunSchedule base_run_schedule(const Config& cfg, const std::string& command, int
 struct RunHooks {
   std::function<StepOutcome()> step;                     // runs the next step
   std::function<std::optional<EvalOutcome>()> evaluate;  // may be empty (no evaluation)
-  std::function<void(const std::string& dir)> save;      // collective: every rank calls it
+  // Collective: every rank calls it. `async` (non-null with checkpoint.async): world rank 0 submits
+  // the gathered state to it instead of writing; the loop waits for it and prunes afterwards.
+  std::function<void(const std::string& dir, train::AsyncCheckpointWriter* async)> save;
   // The world, for what the loop gathers from every rank (peak memory per rank, the profile's
   // events). Null: this process alone.
   Communicator* world = nullptr;

@@ -404,7 +404,7 @@ void Trainer::run(const RunDirectory& dir) {
     if (o.skipped) o.line += " | skipped: non-finite";
     return o;
   };
-  hooks.save = [&](const std::string& path) { save_checkpoint(path); };
+  hooks.save = [&](const std::string& path, train::AsyncCheckpointWriter* async) { save_checkpoint(path, async); };
   hooks.world = groups_.world.get();
   if (data::validation_enabled(cfg_)) {
     schedule.eval_every = cfg_.eval.interval;
@@ -441,7 +441,7 @@ namespace foldmoe {
 
 // Checkpoints are logical (train/logical_checkpoint.h): written by world rank 0 from every rank's
 // shards, loadable under any layout.
-void Trainer::save_checkpoint(const std::string& dir) {
+void Trainer::save_checkpoint(const std::string& dir, train::AsyncCheckpointWriter* async) {
   LocalMoments mom;
   if (zero_dense_) {
     mom = {zero_dense_->full_m(), zero_dense_->full_v(), zero_expert_->full_m(), zero_expert_->full_v()};
@@ -450,7 +450,7 @@ void Trainer::save_checkpoint(const std::string& dir) {
   }
   save_logical_checkpoint(
       dir, *model_, groups_, &mom, step_, config_to_toml(cfg_),
-      {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}, {"data", data_state()}});
+      {{"config", config_to_json(cfg_)}, {"world_size", groups_.world->size()}, {"data", data_state()}}, async);
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {

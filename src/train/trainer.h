@@ -12,6 +12,7 @@
 #include "data/data_source.h"
 #include "model/model.h"
 #include "parallel/distributed_optimizer.h"
+#include "train/async_checkpoint.h"
 #include "train/metrics.h"
 #include "train/nonfinite_guard.h"
 #include "train/optimizer.h"
@@ -32,7 +33,8 @@ class Trainer {
   // One optimizer step; returns its metrics.
   StepMetrics train_step();
 
-  void save_checkpoint(const std::string& dir);
+  // async: write in the background (world rank 0; null = synchronously).
+  void save_checkpoint(const std::string& dir, train::AsyncCheckpointWriter* async = nullptr);
   void load_checkpoint(const std::string& dir);
 
   Model& model() { return *model_; }

@@ -24,7 +24,7 @@ MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_w
 STEPS = 150  # long enough that a signal sent after a few steps lands well before the end
 TRAIN = ["train", f"--train.steps={STEPS}", "--log.interval=10", "--checkpoint.interval=50"]
 # Timing fields differ between any two runs; everything else in a row must be identical.
-TIMING = re.compile(r"time|per_s|mfu|seconds|comm_|peak_rss")
+TIMING = re.compile(r"time|per_s|mfu|seconds|comm_|peak_rss")  # peak_rss_mib: memory differs between runs
 
 
 def losses(run_dir):

@@ -129,6 +129,9 @@ TEST(FaultInject, ParsesTheTestSeam) {
   EXPECT_EQ(s.phase, "save");
   EXPECT_FALSE(s.step.has_value());
   EXPECT_EQ(s.kind, "hang");
+  s = parse_fault_spec("rank=0,phase=write,step=4");  // rank 0's (background) checkpoint write
+  EXPECT_EQ(s.phase, "write");
+  EXPECT_EQ(*s.step, 4);
 }
 
 TEST(FaultInject, MalformedSeamIsAUserErrorNamingIt) {

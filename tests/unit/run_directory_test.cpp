@@ -193,7 +193,7 @@ TEST(RunLoop, CadenceOfStepsEvaluationsAndSavesAndTheSummary) {
     events.push_back("eval " + std::to_string(k));
     return EvalOutcome{{{"type", "eval"}, {"step", k}}, "eval"};
   };
-  h.save = [&](const std::string& path) { events.push_back("save " + fs::path(path).filename().string()); };
+  h.save = [&](const std::string& path, train::AsyncCheckpointWriter*) { events.push_back("save " + fs::path(path).filename().string()); };
   const RunSummary r = run_loop(dir, "[rl]\n", 0, s, h, /*lead=*/true, "start");
   const std::vector<std::string> want = {"eval 0",
                                          "step 1",
