@@ -193,7 +193,9 @@ TEST(RunLoop, CadenceOfStepsEvaluationsAndSavesAndTheSummary) {
     events.push_back("eval " + std::to_string(k));
     return EvalOutcome{{{"type", "eval"}, {"step", k}}, "eval"};
   };
-  h.save = [&](const std::string& path, train::AsyncCheckpointWriter*) { events.push_back("save " + fs::path(path).filename().string()); };
+  h.save = [&](const std::string& path, train::AsyncCheckpointWriter*) {
+    events.push_back("save " + fs::path(path).filename().string());
+  };
   const RunSummary r = run_loop(dir, "[rl]\n", 0, s, h, /*lead=*/true, "start");
   const std::vector<std::string> want = {"eval 0",
                                          "step 1",
@@ -275,7 +277,9 @@ TEST(RunLoop, StopsTogetherWhenAnyRankWasSignalled) {
     o.loss = 1.0;
     return o;
   };
-  h.save = [&](const std::string& path) { events.push_back("save " + fs::path(path).filename().string()); };
+  h.save = [&](const std::string& path, train::AsyncCheckpointWriter*) {
+    events.push_back("save " + fs::path(path).filename().string());
+  };
   h.world_max = [&](double local) {
     EXPECT_EQ(local, 0.0);  // nothing happened on this rank
     return k == 3 ? double(SIGUSR1) : 0.0;
@@ -315,7 +319,7 @@ TEST(RunLoop, SkippedStepsAreCountedAndANonFiniteLossStops) {
     o.skipped = skipped[size_t(k - 1)];
     return o;
   };
-  h.save = [&](const std::string&) { ++saves; };
+  h.save = [&](const std::string&, train::AsyncCheckpointWriter*) { ++saves; };
   RunSummary r = run_loop(dir, "", 0, s, h, true, "start");
   EXPECT_EQ(r.skipped_steps, 1);
   EXPECT_EQ(r.best_loss, 1.0);
