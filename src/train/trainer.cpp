@@ -141,6 +141,19 @@ void Trainer::check_parameters_finite() {
       step_ + 1, found->second, found->first);
 }
 
+// The guard between the gradient norm and the update, the same for both optimizers: a skipped
+// step drops its gradients; a finite one resets the run of skips.
+bool Trainer::skipped_nonfinite(double norm, double local_loss) {
+  last_step_skipped_ = !std::isfinite(norm) && skip_nonfinite_step(norm, local_loss);
+  if (last_step_skipped_) {
+    model_->dense().zero_grad();
+    model_->expert().zero_grad();
+    return true;
+  }
+  nonfinite_.finite_step();
+  return false;
+}
+
 double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
   ParamArena& dense = model_->dense();
   ParamArena& expert = model_->expert();
@@ -165,13 +178,7 @@ double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
     double sq = zero_dense_->shard_square_norm(groups_.tp->rank() == 0) + zero_expert_->shard_square_norm(true);
     groups_.world->all_reduce(&sq, 1);
     norm = std::sqrt(sq);
-    last_step_skipped_ = !std::isfinite(norm) && skip_nonfinite_step(norm, local_loss);
-    if (last_step_skipped_) {
-      dense.zero_grad();
-      expert.zero_grad();
-      return norm;
-    }
-    nonfinite_.finite_step();
+    if (skipped_nonfinite(norm, local_loss)) return norm;
     if (cfg_.optim.grad_clip > 0 && cfg_.optim.grad_clip / (norm + 1e-6) < 1.0) {
       const float coef = float(cfg_.optim.grad_clip / (norm + 1e-6));
       zero_dense_->scale_shard_grads(coef);
@@ -188,13 +195,7 @@ double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
     }
     const auto [d, e] = grad_square_norms(dense, expert, groups_);
     norm = std::sqrt(d + e);
-    last_step_skipped_ = !std::isfinite(norm) && skip_nonfinite_step(norm, local_loss);
-    if (last_step_skipped_) {
-      dense.zero_grad();
-      expert.zero_grad();
-      return norm;
-    }
-    nonfinite_.finite_step();
+    if (skipped_nonfinite(norm, local_loss)) return norm;
     // Clipping and zero_grad are folded into the optimizer's single pass over each arena.
     const float clip = float(clip_coefficient(norm, cfg_.optim.grad_clip));
     opt_dense_->step(lr, step_ + 1, clip);

@@ -69,6 +69,7 @@ class Trainer {
   double finalize_and_step(int64_t n_glob, double local_loss);
   // After a non-finite gradient norm: skip the update (true) or raise the C1 error.
   void check_parameters_finite();
+  bool skipped_nonfinite(double norm, double local_loss);
   bool skip_nonfinite_step(double norm, double local_loss);
 
   std::unique_ptr<ArenaAdamW> opt_dense_, opt_expert_;      // without the distributed optimizer

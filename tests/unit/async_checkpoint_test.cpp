@@ -15,6 +15,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "tiny_train_state.h"
 #include "train/checkpoint.h"
 
 using namespace foldmoe;
@@ -23,45 +24,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ParamSpec spec(const std::string& name, Shape shape) {
-  ParamSpec s;
-  s.name = name;
-  s.shape = std::move(shape);
-  return s;
-}
+// The tiny model of the checkpoint tests (tests/unit/tiny_train_state.h), 16 wide.
+struct State : foldmoe::test_support::TinyTrainState {
+  TrainState& st = state;
 
-// A small model's training state: two dense parameters, two experts, moments, a buffer.
-struct State {
-  ParamArena dense{ArenaKind::Dense}, expert{ArenaKind::Expert};
-  std::vector<float> md, vd, me, ve;
-  TrainState st;
-
-  explicit State(uint64_t seed) {
-    dense.add(spec("embedding.weight", {7, 16}));
-    dense.add(spec("final_norm.weight", {16}));
-    expert.add(spec("layers.0.moe.experts.0.fc1", {6, 16}));
-    expert.add(spec("layers.0.moe.experts.1.fc1", {6, 16}));
-    dense.allocate();
-    expert.allocate();
-    dense.initialize(seed);
-    expert.initialize(seed);
-    const CounterRng rng(seed, "moments");
-    uint64_t k = 0;
-    for (auto* v : {&md, &vd, &me, &ve}) {
-      v->resize(size_t(v == &md || v == &vd ? dense.total() : expert.total()));
-      for (float& x : *v) x = float(rng.normal(k++));
-    }
-    st = {int64_t(seed),
-          &dense,
-          &expert,
-          &md,
-          &vd,
-          &me,
-          &ve,
-          {{"layers.0.moe.router.expert_bias", {0.5f, -1.0f}}},
-          "[model]\nhidden = 16\n",
-          {{"seed", seed}}};
-  }
+  explicit State(uint64_t seed) : TinyTrainState(seed, 16) {}
   // Changes every saved value: what a training step does to the live state.
   void train_a_step() {
     for (float* p : {dense.params(), expert.params()}) p[0] += 1.0f;

@@ -14,6 +14,7 @@
 
 #include "core/crc32.h"
 #include "core/rng.h"
+#include "tiny_train_state.h"
 
 using namespace foldmoe;
 using namespace foldmoe::train;
@@ -21,46 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ParamSpec spec(const std::string& name, Shape shape) {
-  ParamSpec s;
-  s.name = name;
-  s.shape = std::move(shape);
-  return s;
-}
-
-// A tiny model: dense arena with a matrix and a norm weight, expert arena with two experts.
-struct Model {
-  ParamArena dense{ArenaKind::Dense}, expert{ArenaKind::Expert};
-  std::vector<float> md, vd, me, ve;
-  TrainState state;
-
-  explicit Model(uint64_t seed, int64_t hidden = 8) {
-    dense.add(spec("embedding.weight", {5, hidden}));
-    dense.add(spec("final_norm.weight", {hidden}));
-    expert.add(spec("layers.0.moe.experts.0.fc1", {6, hidden}));
-    expert.add(spec("layers.0.moe.experts.1.fc1", {6, hidden}));
-    dense.allocate();
-    expert.allocate();
-    dense.initialize(seed);
-    expert.initialize(seed);
-    const CounterRng rng(seed, "moments");
-    uint64_t k = 0;
-    for (auto* vec : {&md, &vd, &me, &ve}) {
-      vec->resize(size_t(vec == &md || vec == &vd ? dense.total() : expert.total()));
-      for (float& x : *vec) x = float(rng.normal(k++));
-    }
-    state.dense = &dense;
-    state.expert = &expert;
-    state.adam_m_dense = &md;
-    state.adam_v_dense = &vd;
-    state.adam_m_expert = &me;
-    state.adam_v_expert = &ve;
-    state.buffers["layers.0.moe.router.expert_bias"] = {float(seed), -0.25f};
-    state.step = int64_t(seed);
-    state.config_toml = "[model]\nhidden = " + std::to_string(hidden) + "\n";
-    state.extra = {{"lr", 0.001 * double(seed)}};
-  }
-};
+// The tiny model of every test here (tests/unit/tiny_train_state.h).
+using Model = foldmoe::test_support::TinyTrainState;
+using foldmoe::test_support::spec;
 
 class Checkpoint : public ::testing::Test {
  protected:
