@@ -1,7 +1,7 @@
 # Tests beyond the GoogleTest unit suite: PyTorch reference checks and end-to-end CLI tests.
-# They need Debian's python3 with torch; a missing dependency fails the test loudly.
-# The test environment of scripts/python-env.sh: Debian's python3 with torch, plus the pinned
-# reference packages (HF tokenizers, sentencepiece, tensorboard). scripts/test.sh creates it first.
+# They need the test virtual environment (torch, transformers); a missing dependency fails loudly.
+# The test environment of scripts/python-env.sh: Debian's python3, plus the pinned torch,
+# transformers, HF tokenizers, sentencepiece and tensorboard. scripts/test.sh creates it first.
 set(FOLDMOE_PYTHON ${CMAKE_SOURCE_DIR}/.venv/bin/python)
 
 add_test(NAME reference.selftests COMMAND ${CMAKE_SOURCE_DIR}/tests/reference/run_selftests.sh)
