@@ -11,7 +11,8 @@ AdvantageParams advantage_params(const RlConfig& c) {
                          .eps = c.advantage.eps,
                          .norm_by_std = c.advantage.norm_by_std,
                          .tlga_fallback_threshold = c.advantage.tlga_fallback_threshold,
-                         .tlga_fallback_scope = c.advantage.tlga_fallback_scope};
+                         .tlga_fallback_scope = c.advantage.tlga_fallback_scope,
+                         .max_response_tokens = c.max_response_tokens};
 }
 
 std::vector<float> grpo_advantages(std::span<const float> rewards, double eps, bool norm_by_std) {
@@ -40,9 +41,17 @@ GroupAdvantages tlga_advantages(std::span<const float> rewards, std::span<const 
   GroupAdvantages g;
   g.adv.assign(n, 0.0f);
   if (n == 0) return g;
+  const bool zero_term_scope =
+      p.tlga_fallback_threshold > 0 && p.tlga_fallback_scope == TlgaFallbackScope::ValidAndZero;
+  FOLDMOE_CHECK(!zero_term_scope || p.max_response_tokens > 0,
+                "TLGA's valid-and-zero fallback needs max_response_tokens (L_max)");
   double tokens = 0, mu = 0;
+  bool padded = false;  // some response is shorter than L_max: the n × L_max matrix has padding zeros
   for (size_t i = 0; i < n; ++i) {
     FOLDMOE_CHECK(lengths[i] >= 0, "negative response length");
+    FOLDMOE_CHECK(!zero_term_scope || lengths[i] <= p.max_response_tokens, "response length {} > L_max {}", lengths[i],
+                  p.max_response_tokens);
+    padded = padded || lengths[i] < p.max_response_tokens;
     tokens += double(lengths[i]);
     mu += double(lengths[i]) * rewards[i];
   }
@@ -65,8 +74,7 @@ GroupAdvantages tlga_advantages(std::span<const float> rewards, std::span<const 
     g.adv[i] = float(a);
     if (thr > 0 && lengths[i] > 0 && std::abs(a) >= thr) fallback = true;
   }
-  if (thr > 0 && p.tlga_fallback_scope == TlgaFallbackScope::ValidAndZero && std::abs(0.0 - mu) / denom >= thr)
-    fallback = true;
+  if (zero_term_scope && padded && std::abs(0.0 - mu) / denom >= thr) fallback = true;
   if (fallback) {
     g.adv = grpo_advantages(rewards, p.eps, p.norm_by_std);
     g.fallback = true;

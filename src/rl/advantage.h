@@ -20,6 +20,11 @@ struct AdvantageParams {
   bool norm_by_std = true;
   double tlga_fallback_threshold = 5.0;  // <= 0 disables
   TlgaFallbackScope tlga_fallback_scope = TlgaFallbackScope::ValidAndZero;
+  // L_max, the length rollouts are padded to (rl.max_response_tokens). The released code's fallback
+  // test runs over the group's n × L_max matrix, so padding positions (score 0) exist, and the zero
+  // term counts, only when some response is shorter than L_max. Required by TLGA with scope
+  // valid-and-zero and a positive threshold.
+  int64_t max_response_tokens = 0;
 };
 AdvantageParams advantage_params(const RlConfig& c);
 
@@ -27,7 +32,7 @@ AdvantageParams advantage_params(const RlConfig& c);
 // norm_by_std). n = 1: μ = 0, s = 1.
 std::vector<float> grpo_advantages(std::span<const float> rewards, double eps = 1e-6, bool norm_by_std = true);
 
-// TLGA with its GRPO fallback. lengths = valid lengths L_i (>= 0).
+// TLGA with its GRPO fallback. lengths = valid lengths L_i (0 <= L_i <= max_response_tokens).
 struct GroupAdvantages {
   std::vector<float> adv;   // per response
   bool fallback = false;    // the GRPO fallback replaced the TLGA values

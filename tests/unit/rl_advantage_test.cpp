@@ -11,12 +11,16 @@ using namespace foldmoe::rl;
 using foldmoe::rl::test::near_rel;
 
 namespace {
-AdvantageParams tlga(TlgaFallbackScope scope = TlgaFallbackScope::ValidAndZero, double thr = 5.0) {
+// L_max = 10240 (the E5 setting): every response of the examples below is shorter unless a test
+// says otherwise, so the rollouts' padding exists and the zero term takes part.
+AdvantageParams tlga(TlgaFallbackScope scope = TlgaFallbackScope::ValidAndZero, double thr = 5.0,
+                     int64_t max_response_tokens = 10240) {
   return AdvantageParams{.estimator = AdvantageEstimator::Tlga,
                          .eps = 1e-6,
                          .norm_by_std = true,
                          .tlga_fallback_threshold = thr,
-                         .tlga_fallback_scope = scope};
+                         .tlga_fallback_scope = scope,
+                         .max_response_tokens = max_response_tokens};
 }
 }  // namespace
 
@@ -102,6 +106,50 @@ TEST(RlAdvantage, E5ZeroTermOfTheFallback) {
   EXPECT_TRUE(z.fallback);
   const std::vector<double> gr = {0.499998, 0.499998, -1.499994, 0.499998};
   for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(near_rel(z.adv[i], gr[i], 1e-6)) << i;
+}
+
+// The released code tests |(score − μ)/(σ + ε)| ≥ 5 over the group's n × L_max matrix: with every
+// response at L_max there is no padding, so no zero term (issue 16's worked numbers).
+TEST(RlAdvantage, ZeroTermOnlyWithPadding) {
+  const int64_t lmax = 512;
+  {  // n = 2: TLGA ±1, no fallback (the unconditional zero term gave GRPO's ±0.707).
+    const std::vector<float> R = {1.108261f, 1.4488282f};
+    const GroupAdvantages g = tlga_advantages(R, std::vector<int64_t>{lmax, lmax}, tlga({}, 5.0, lmax));
+    EXPECT_FALSE(g.fallback);
+    EXPECT_TRUE(near_rel(g.adv[0], -1.0, 1e-4)) << g.adv[0];
+    EXPECT_TRUE(near_rel(g.adv[1], 1.0, 1e-4)) << g.adv[1];
+    // One response shorter than L_max: the padding zeros exist, |0 − μ|/σ = 7.5 → GRPO.
+    const GroupAdvantages p = tlga_advantages(R, std::vector<int64_t>{lmax - 1, lmax}, tlga({}, 5.0, lmax));
+    EXPECT_TRUE(p.fallback);
+    EXPECT_TRUE(near_rel(p.adv[1], 0.7071068, 1e-5)) << p.adv[1];
+  }
+  {  // n = 1, reward −3 at L_max: σ = 0 → 0 (the zero term gave GRPO's n = 1 value −3).
+    const GroupAdvantages g =
+        tlga_advantages(std::vector<float>{-3.0f}, std::vector<int64_t>{lmax}, tlga({}, 5.0, lmax));
+    EXPECT_FALSE(g.fallback);
+    EXPECT_EQ(g.adv[0], 0.0f);
+    const GroupAdvantages p = tlga_advantages(std::vector<float>{-3.0f}, std::vector<int64_t>{7}, tlga({}, 5.0, lmax));
+    EXPECT_TRUE(p.fallback);
+    EXPECT_TRUE(near_rel(p.adv[0], -3.0 / (1 + 1e-6), 1e-6));  // GRPO with n = 1: μ = 0, s = 1
+  }
+  {  // n = 16, rewards [−1, −3 × 15] (overlong penalty factor 2), all at L_max → [3.873, −0.258 × 15].
+    std::vector<float> R(16, -3.0f);
+    R[0] = -1.0f;
+    const GroupAdvantages g = tlga_advantages(R, std::vector<int64_t>(16, lmax), tlga({}, 5.0, lmax));
+    EXPECT_FALSE(g.fallback);
+    EXPECT_TRUE(near_rel(g.adv[0], std::sqrt(15.0), 1e-5)) << g.adv[0];  // 1.875 / sqrt(0.234375)
+    for (size_t i = 1; i < 16; ++i) EXPECT_TRUE(near_rel(g.adv[i], -std::sqrt(15.0) / 15, 1e-5)) << i;
+    // The former behaviour, GRPO's 3.750 / −0.250, now needs padding.
+    std::vector<int64_t> L(16, lmax);
+    L[5] = 100;
+    const GroupAdvantages p = tlga_advantages(R, L, tlga({}, 5.0, lmax));
+    EXPECT_TRUE(p.fallback);
+    EXPECT_TRUE(near_rel(p.adv[0], 3.75, 1e-5)) << p.adv[0];
+    EXPECT_TRUE(near_rel(p.adv[1], -0.25, 1e-5)) << p.adv[1];
+  }
+  // A length beyond L_max is a caller bug, not data.
+  EXPECT_DEATH(tlga_advantages(std::vector<float>{1, 2}, std::vector<int64_t>{lmax + 1, 3}, tlga({}, 5.0, lmax)),
+               "L_max");
 }
 
 TEST(RlAdvantage, E6IdenticalRewardsAndEqualLengths) {
