@@ -99,3 +99,14 @@ foldmoe_add_parity("cp2;cp4;cp2_ep2;tp2_cp2_ep4;dp2_tp2_cp2_ep2;tp2_cp2_pp2_ep4"
                    "cp_allgather=--parallel.cp_comm_type=all_gather")
 foldmoe_add_parity("pp2;pp2_v2;tp2_cp2_pp2_ep4"
                    "recompute_both_global_aux=--train.recompute=full --moe.load_balancing_type=[global_aux_loss] --moe.aux_loss_coeff=[0.01]")
+# Hugging Face architecture options (docs/model.md "Architecture options") under every kind of
+# layout: QK-norm over the whole projection (a TP reduction) with q/k/v biases, head_dim != hidden /
+# heads and yarn RoPE; per-head QK-norm with tied embeddings and llama3 RoPE (with PP the tied
+# embedding is a copy on the last stage whose gradient is summed with the first stage's).
+set(FOLDMOE_HF_FULL "hf_full=--model.qk_norm=full --model.attention_bias=true --model.head_dim=12 --model.rope_scaling=yarn --model.rope_scaling_factor=4.0 --model.rope_original_max_position=16")
+set(FOLDMOE_HF_HEAD "hf_head_tied=--model.qk_norm=head --model.attention_bias=true --model.tie_embeddings=true --model.rope_scaling=llama3 --model.rope_scaling_factor=4.0 --model.rope_original_max_position=16")
+foldmoe_add_parity("tp2;cp2;tp2_ep2;pp2;tp2_pp2" "${FOLDMOE_HF_FULL}")
+foldmoe_add_parity("tp2;cp2;tp2_ep2;dp2;pp2;pp2_v2;tp2_pp2;dp2_pp2_v2_ep2" "${FOLDMOE_HF_HEAD}")
+foldmoe_add_parity("pp2;tp2_pp2" "hf_tied_zero1_recompute_full=--parallel.distributed_optimizer=true --train.recompute=full --model.tie_embeddings=true")
+foldmoe_add_parity("tp2_dp2_ep4" "hf_head_tied_zero1_recompute_moe=--parallel.distributed_optimizer=true --train.recompute=moe --model.qk_norm=head --model.attention_bias=true --model.tie_embeddings=true --model.rope_scaling=llama3 --model.rope_scaling_factor=4.0 --model.rope_original_max_position=16")
+foldmoe_add_parity("tp2_pp2" "hf_full_zero1_recompute=--parallel.distributed_optimizer=true --train.recompute=full --model.qk_norm=full --model.attention_bias=true --model.rope_scaling=yarn --model.rope_scaling_factor=4.0 --model.rope_original_max_position=16")

@@ -6,11 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "cli/option_checks.h"
 #include "config/toml_reader.h"
 #include "config/validate.h"
 #include "core/check.h"
 #include "data/data_source.h"
+#include "hf/hf_weights.h"
 #include "rl/rollout.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -30,9 +32,10 @@ struct GenerateArgs {
 void register_generate(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("generate", "Generate continuations of a prompt from a checkpoint");
   auto a = std::make_shared<GenerateArgs>();
-  sub->add_option("--checkpoint", a->dir,
-                  "Checkpoint: a run directory (its latest complete checkpoint), its checkpoints/ directory or one "
-                  "…/checkpoints/step-NNNNNNNN")
+  sub->add_option(
+         "--checkpoint", a->dir,
+         "Checkpoint: a run directory (its latest complete checkpoint), its checkpoints/ directory or one "
+         "…/checkpoints/step-NNNNNNNN, or a Hugging Face model directory (its config.json, safetensors and tokenizer)")
       ->required();
   sub->add_option("--prompt", a->prompt, "Prompt text (<bos> is prepended), e.g. \"add:12+345=\"")->required();
   sub->add_option("--max-new", a->max_new, "Maximum new tokens per continuation (default 64)")
@@ -48,10 +51,11 @@ void register_generate(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)")->check(any_integer("--seed", "7"));
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
-    a->dir = checkpoint_argument(a->dir, "--checkpoint");
-    const nlohmann::json manifest = train::read_checkpoint_manifest(a->dir);
-    Config cfg = config_from_toml(manifest.at("config").get<std::string>(), a->dir + "/manifest.json");
+    const ModelSource source = model_source(a->dir, "--checkpoint");
+    a->dir = source.dir;
+    Config cfg = source.config();
     validate(cfg);
+    use_hf_tokenizer(cfg, source);  // after validate: the synthetic corpus's char rule (D20) is not this run's
     // Only the tokenizer of the checkpoint's data is needed, not the data files.
     const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer(cfg.data.tokenizer);
     std::vector<int32_t> ids;
@@ -67,8 +71,9 @@ void register_generate(CLI::App& app) {
           "max_seq_len = {} (checkpoint {}).\n  fix: use --max-new <= {}, or a shorter prompt.",
           a->max_new, ids.size(), cfg.model.max_seq_len, a->dir,
           std::max<int64_t>(0, int64_t(cfg.model.max_seq_len) - int64_t(ids.size())));
-    cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
+    if (!source.hf) cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
     Trainer trainer(resolve_config_for_tokenizer(cfg, *tok), ProcessGroups::single_process(), /*write_outputs=*/false);
+    if (source.hf) hf::load_hf_weights(*source.hf, trainer.model(), ProcessGroups::single_process());
     rl::SamplingParams sp;
     sp.temperature = float(a->temperature);
     sp.greedy = a->temperature <= 0;

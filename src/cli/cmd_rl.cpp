@@ -2,9 +2,14 @@
 // from a pretrained checkpoint. [model]/[moe]/[data] come from the checkpoint; [rl] from the file.
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "cli/model_source.h"
+#include "data/data_source.h"
+#include "data/text_tokenizer.h"
+#include "rl/tasks.h"
 #include "rl/trainer.h"
 #include "train/run_loop.h"
 #include "train/stop_signals.h"
@@ -15,7 +20,26 @@ namespace {
 struct RlArgs {
   std::string init;
   bool overwrite = false;
+  int show_prompts = 0;
 };
+
+// --show-prompts N: the response stop ids, then the first N training prompts exactly as the rollout
+// receives them (ids and their decoded text), one JSON line each; no model is built, nothing written.
+int show_prompts(const Config& cfg, int n) {
+  const auto tok = data::load_tokenizer(cfg.data.tokenizer);
+  const auto source = rl::make_problem_source(cfg.rl, uint64_t(cfg.train.seed), *tok, cfg.data.tokenizer);
+  const std::optional<int32_t> start = data::document_start_id(cfg, *tok);
+  std::vector<int32_t> stop = rl::response_stop_ids(cfg.rl, *tok, cfg.data.tokenizer);
+  if (tok->eos_id()) stop.insert(stop.begin(), *tok->eos_id());
+  std::printf("%s\n", nlohmann::json({{"stop_ids", stop}}).dump().c_str());
+  for (int i = 0; i < n; ++i) {
+    const rl::RlProblem p = source->train_problem(i);
+    const std::vector<int32_t> ids = rl::problem_prompt_ids(p, start, *tok, cfg.rl.max_prompt_tokens);
+    const nlohmann::json j = {{"prompt", p.prompt}, {"answer", p.answer}, {"ids", ids}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  return 0;
+}
 }  // namespace
 
 void register_rl(CLI::App& app) {
@@ -29,11 +53,15 @@ void register_rl(CLI::App& app) {
                 "Replace the metrics and checkpoints of an earlier run in --train.run_dir (docs/run-directory.md)");
   sub->add_option("--init", a->init,
                   "Checkpoint to start from: a run directory (its latest complete checkpoint), its checkpoints/ "
-                  "directory or one …/checkpoints/step-NNNNNNNN")
+                  "directory, one …/checkpoints/step-NNNNNNNN, or a Hugging Face model directory")
       ->required();
+  sub->add_option("--show-prompts", a->show_prompts,
+                  "Print the stop ids and the first N training prompts as token ids (after the chat template), "
+                  "then exit without training");
   set_action(sub, [sub, opts, profile, a] {
-    const std::string init = checkpoint_argument(a->init, "--init");
+    const std::string init = model_source(a->init, "--init").dir;  // a checkpoint or a Hugging Face directory
     Config cfg = rl::rl_run_config(opts->load(sub), init);
+    if (a->show_prompts > 0) return show_prompts(cfg, a->show_prompts);
     apply_profile_option(cfg, *profile);
     train::install_stop_signals(cfg.train.exit_signals);  // from now on a stop signal saves, not kills
     // checkpoint.load = auto, and by default a run whose checkpoint directory holds a complete

@@ -8,6 +8,11 @@
 //   foldmoe tokenize --tokenizer T --decode --json --input F -> F is a JSON array of id lists; prints strings
 //   foldmoe tokenize --tokenizer T --info                    -> vocab size, bos/eos/pad/unk ids
 //   foldmoe tokenize --tokenizer T --input FILE --stats      -> encodes every line, prints counts and time
+//   foldmoe tokenize --tokenizer T --chat-template C --messages FILE
+//                                                            -> renders each conversation of FILE with the
+//                                                               chat template C and encodes it (see
+//                                                               docs/chat-templates.md)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,13 +22,14 @@
 
 #include "cli/commands.h"
 #include "core/check.h"
+#include "data/chat_template/chat_template.h"
 #include "data/text_tokenizer.h"
 
 namespace foldmoe::cli {
 namespace {
 
 struct TokenizeOptions {
-  std::string tokenizer, text, input;
+  std::string tokenizer, text, input, chat_template, messages;
   bool decode = false, json = false, info = false, stats = false;
 };
 
@@ -63,8 +69,64 @@ nlohmann::json optional_id(std::optional<int32_t> id) {
   return id ? nlohmann::json(*id) : nlohmann::json(nullptr);
 }
 
+// A named template, or a file holding jinja2 source.
+data::ChatTemplate load_chat_template(const std::string& spec, const std::string& tokenizer) {
+  const auto& names = data::ChatTemplate::names();
+  if (std::find(names.begin(), names.end(), spec) != names.end()) return data::ChatTemplate::named(spec, tokenizer);
+  std::ifstream in(spec, std::ios::binary);
+  if (!in)
+    user_error(
+        "--chat-template '{}' is neither a template name nor a readable file\n  fix: use model, chatml, llama3, "
+        "plain, or a file of jinja2 source",
+        spec);
+  return data::ChatTemplate::from_source(read_file(spec), spec);
+}
+
+// Each entry of the --messages file: a list of messages, or {"messages": [...],
+// "add_generation_prompt": bool, "enable_thinking": bool, "tools": [...], "bos_token": str|null,
+// "eos_token": str|null}.
+// Prints {"text", "ids"} per entry, or {"error"} where the template refuses the messages.
+int render_chats(const TokenizeOptions& o, const data::Tokenizer& tok) {
+  const data::ChatTemplate tmpl = load_chat_template(o.chat_template, o.tokenizer);
+  nlohmann::ordered_json cases = nlohmann::ordered_json::parse(read_file(o.messages), nullptr, false);
+  if (!cases.is_array())
+    user_error(
+        "--messages '{}' is not a JSON array of conversations\n  fix: write [[{{\"role\": \"user\", \"content\": "
+        "\"Hi\"}}], ...]",
+        o.messages);
+  for (const auto& c : cases) {
+    data::ChatRenderOptions opt = data::chat_options_for(tok, true);
+    nlohmann::ordered_json messages = c;
+    if (c.is_object()) {
+      messages = c.value("messages", nlohmann::ordered_json::array());
+      opt.add_generation_prompt = c.value("add_generation_prompt", true);
+      if (c.contains("enable_thinking")) opt.enable_thinking = c["enable_thinking"].get<bool>();
+      if (c.contains("tools")) opt.tools = c["tools"];
+      for (const char* key : {"bos_token", "eos_token"}) {
+        if (!c.contains(key)) continue;
+        std::optional<std::string>& slot = std::string(key) == "bos_token" ? opt.bos_token : opt.eos_token;
+        slot = c[key].is_string() ? std::optional<std::string>(c[key].get<std::string>()) : std::nullopt;
+      }
+    }
+    try {
+      const std::string text = tmpl.render(messages, opt);
+      print_line({{"text", text}, {"ids", tok.encode(text)}});
+    } catch (const UserError& e) {
+      print_line({{"error", e.what()}});
+    }
+  }
+  return 0;
+}
+
 int run(const TokenizeOptions& o) {
   const auto tok = data::load_tokenizer(o.tokenizer);
+  if (!o.chat_template.empty() || !o.messages.empty()) {
+    if (o.chat_template.empty() || o.messages.empty())
+      user_error(
+          "--chat-template and --messages go together\n  fix: pass both, e.g. --chat-template chatml --messages "
+          "chats.json");
+    return render_chats(o, *tok);
+  }
   if (o.info) {
     print_line({{"describe", tok->describe()},
                 {"vocab_size", tok->vocab_size()},
@@ -134,6 +196,10 @@ void register_tokenize(CLI::App& app) {
   sub->add_flag("--json", o->json, "The --input file is a JSON array (of strings, or of id lists with --decode)");
   sub->add_flag("--info", o->info, "Print the vocabulary size and the bos/eos/pad/unk ids");
   sub->add_flag("--stats", o->stats, "Encode every input once and print line, byte and token counts and the time");
+  sub->add_option("--chat-template", o->chat_template,
+                  "Render --messages with a chat template: model, chatml, llama3, plain, or a jinja2 file");
+  sub->add_option("--messages", o->messages,
+                  "A JSON array of conversations (message lists, or objects with \"messages\" and options)");
   set_action(sub, [o] { return run(*o); });
 }
 

@@ -20,10 +20,12 @@ void register_dump_reference(CLI::App& app);
 void register_config(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_topology(CLI::App& app);
+void register_plan(CLI::App& app);
 void register_rl(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_preprocess(CLI::App& app);
 void register_inspect_data(CLI::App& app);
+void register_convert(CLI::App& app);
 
 // Runs the callback of the parsed subcommand; returns the exit status.
 int run_selected(CLI::App& app);

@@ -57,10 +57,12 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_config(app);
   foldmoe::cli::register_generate(app);
   foldmoe::cli::register_topology(app);
+  foldmoe::cli::register_plan(app);
   foldmoe::cli::register_rl(app);
   foldmoe::cli::register_tokenize(app);
   foldmoe::cli::register_preprocess(app);
   foldmoe::cli::register_inspect_data(app);
+  foldmoe::cli::register_convert(app);
   app.footer("Run `foldmoe COMMAND --help` for the options of a command.");  // after the commands: not inherited
   try {
     foldmoe::cli::check_command_word(app, argc, argv);

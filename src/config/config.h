@@ -29,6 +29,18 @@ struct ModelConfig {
   double init_std = 0.02;  // output projections use init_std / sqrt(2 * layers)
   // Longest sequence the model runs on: train.seq_len, and prompt + new tokens in generate and RL.
   int max_seq_len = 65536;
+  // Hugging Face architecture features (docs/model.md "Architecture options").
+  std::string qk_norm = "none";       // none | head (RMSNorm per head, Qwen3) | full (over all heads, OLMoE)
+  bool attention_bias = false;        // biases on the q, k and v projections (Qwen2)
+  bool tie_embeddings = false;        // the LM head is the embedding matrix
+  std::string rope_scaling = "none";  // none | linear | llama3 | yarn (transformers' rope_scaling types)
+  double rope_scaling_factor = 1.0;
+  int rope_original_max_position = 0;           // 0 = unset; required by llama3 and yarn
+  double rope_low_freq_factor = 1.0;            // llama3
+  double rope_high_freq_factor = 4.0;           // llama3
+  double rope_beta_fast = 32.0;                 // yarn
+  double rope_beta_slow = 1.0;                  // yarn
+  std::optional<double> rope_attention_factor;  // yarn; none = 0.1·ln(factor) + 1 (transformers' default)
 
   bool operator==(const ModelConfig&) const = default;
 };

@@ -73,6 +73,10 @@ Problems rl_config_problems(const RlConfig& c, const RlRunFacts& facts) {
   if (c.reward.template_name != "dapo-math")
     p.add("V3", fmt::format("[rl] reward.template = \"{}\" is not one of dapo-math.", c.reward.template_name),
           "set rl.reward.template = \"dapo-math\".");
+  if (c.chat_template != "model" && c.chat_template != "chatml" && c.chat_template != "llama3" &&
+      c.chat_template != "plain")
+    p.add("V3", fmt::format("[rl] chat_template = \"{}\" is not one of model, chatml, llama3, plain.", c.chat_template),
+          "set rl.chat_template to model (the tokenizer directory's own template), chatml, llama3 or plain.");
   if (c.dynamic_sampling.gen_prompts_per_round)
     range(p, *c.dynamic_sampling.gen_prompts_per_round >= 1, "dynamic_sampling.gen_prompts_per_round",
           *c.dynamic_sampling.gen_prompts_per_round, "must be >= 1",

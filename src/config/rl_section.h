@@ -160,6 +160,9 @@ struct RlConfig {
   std::vector<std::string> tasks = {"add"};  // synthetic RL tasks (when data is empty)
   std::string data;                          // JSONL {"prompt", "answer"} training file ("" = synthetic)
   std::string eval_data;                     // JSONL held-out file ("" = synthetic eval sets / none)
+  // How JSONL prompts are wrapped (docs/chat-templates.md): model (the tokenizer's own template),
+  // chatml, llama3, or plain (the prompt text as it is, after <bos>: the behaviour before templates).
+  std::string chat_template = "plain";
   int eval_questions = 200;                  // held-out questions per synthetic task
   int micro_batch = 64;                      // sequences per forward
   std::string reference;                     // frozen reference checkpoint for loss.kl_coef > 0

@@ -1,4 +1,4 @@
-// The value rules of every section (V1–V4, A1–A3, T1–T2, M1–M14) and the world-independent
+// The value rules of every section (V1–V4, A1–A3, A6, T1–T2, M1–M14) and the world-independent
 // layout rules (config/layout_rules.cpp).
 #include "config/validate.h"
 
@@ -85,6 +85,43 @@ void finite_rules(const Config& c, Problems& p) {
   }
 }
 
+// A6: the parameters of [model] rope_scaling (transformers' rope_scaling dictionary).
+void rope_scaling_rules(const ModelConfig& m, Problems& p) {
+  check_choice(p, "[model] rope_scaling", m.rope_scaling, {"none", "linear", "llama3", "yarn"});
+  if (m.rope_attention_factor && m.rope_scaling != "yarn")
+    p.add("A6",
+          fmt::format("[model] rope_attention_factor = {} is used only by rope_scaling = \"yarn\", not \"{}\".",
+                      *m.rope_attention_factor, m.rope_scaling),
+          "remove rope_attention_factor, or set rope_scaling = \"yarn\".");
+  if (m.rope_scaling == "none") return;
+  if (std::isfinite(m.rope_scaling_factor) && !(m.rope_scaling_factor >= 1.0))
+    p.add("A6",
+          fmt::format("[model] rope_scaling_factor = {} must be >= 1 with rope_scaling = \"{}\".",
+                      m.rope_scaling_factor, m.rope_scaling),
+          "set rope_scaling_factor to the context extension ratio (>= 1), or rope_scaling = \"none\".");
+  if ((m.rope_scaling == "llama3" || m.rope_scaling == "yarn") && m.rope_original_max_position < 1)
+    p.add("A6",
+          fmt::format("[model] rope_scaling = \"{}\" needs rope_original_max_position (the pre-trained context "
+                      "length), got {}.",
+                      m.rope_scaling, m.rope_original_max_position),
+          "set [model] rope_original_max_position, e.g. 8192 (transformers' original_max_position_embeddings).");
+  if (m.rope_scaling == "llama3" && !(m.rope_low_freq_factor > 0 && m.rope_high_freq_factor > m.rope_low_freq_factor))
+    p.add("A6",
+          fmt::format("[model] rope_low_freq_factor = {} and rope_high_freq_factor = {} must satisfy 0 < low < high.",
+                      m.rope_low_freq_factor, m.rope_high_freq_factor),
+          "use Llama 3's low_freq_factor = 1.0 and high_freq_factor = 4.0.");
+  if (m.rope_scaling == "yarn") {
+    if (!(m.rope_beta_slow > 0 && m.rope_beta_fast > m.rope_beta_slow))
+      p.add("A6",
+            fmt::format("[model] rope_beta_fast = {} and rope_beta_slow = {} must satisfy 0 < beta_slow < beta_fast.",
+                        m.rope_beta_fast, m.rope_beta_slow),
+            "use yarn's beta_fast = 32.0 and beta_slow = 1.0.");
+    if (m.rope_attention_factor && !(*m.rope_attention_factor > 0))
+      p.add("A6", fmt::format("[model] rope_attention_factor = {} must be > 0.", *m.rope_attention_factor),
+            "remove the key (transformers' default 0.1 ln(factor) + 1) or set a positive factor.");
+  }
+}
+
 void model_rules(const Config& c, Problems& p) {
   const ModelConfig& m = c.model;
   const auto positive_int = [&](std::string_view key, int v) {
@@ -119,6 +156,8 @@ void model_rules(const Config& c, Problems& p) {
   positive(p, "[model] rope_theta", m.rope_theta, "use the default rope_theta = 10000.0.");
   positive(p, "[model] norm_eps", m.norm_eps, "use e.g. norm_eps = 1e-5.");
   positive(p, "[model] init_std", m.init_std, "use e.g. init_std = 0.02.");
+  check_choice(p, "[model] qk_norm", m.qk_norm, {"none", "head", "full"});
+  rope_scaling_rules(m, p);
 }
 
 void moe_rules(const Config& c, Problems& p) {

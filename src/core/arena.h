@@ -25,6 +25,10 @@ struct ParamSpec {
   double init_std = 0.02;
   bool weight_decay = true;        // matrices decay; norm weights and biases do not
   bool sequence_parallel = false;  // TP-replicated, grad summed over tp (docs/dense-parallel.md §2.4)
+  // The last pipeline stage's copy of the tied embedding (docs/dense-parallel.md §3.4): its gradient
+  // is summed with the first stage's over the embedding group; gradient norms and the logical
+  // (checkpoint) view count only the first stage's copy.
+  bool tied_copy = false;
   // Maps a local element index to its index in the logical tensor (sharded parameters).
   // Empty = identity; -1 marks padding (zero, not part of the logical tensor). Initialisation
   // draws at the global index, so layouts agree.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/safetensors_header.h"
 
 namespace foldmoe {
 
@@ -32,9 +33,6 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 namespace {
 
 using nlohmann::json;
-
-// Refuse absurd headers before allocating for them (the Python reader uses the same 100 MB cap).
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 bool parse_dtype(const std::string& s, DType& out) {
   for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
@@ -46,10 +44,7 @@ bool parse_dtype(const std::string& s, DType& out) {
 }
 
 [[noreturn]] void corrupt(const std::string& path, const std::string& problem) {
-  user_error(
-      "safetensors error C4: file '{}' is unreadable: {}. The file is truncated, corrupted or not a safetensors "
-      "file; re-create it (or restore it from a copy) and try again.",
-      path, problem);
+  safetensors_corrupt(path, problem);
 }
 
 std::vector<char> read_whole_file(const std::string& path) {
@@ -103,119 +98,20 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f) {
 
 SafetensorsFile read_safetensors(const std::string& path) {
   const std::vector<char> bytes = read_whole_file(path);
-  const uint64_t file_size = bytes.size();
-  if (file_size < 8)
-    corrupt(path, fmt::format("the file is {} bytes long, shorter than the 8-byte header length", file_size));
-  uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= uint64_t(static_cast<unsigned char>(bytes[size_t(i)])) << (8 * i);
-  if (header_len > file_size - 8)
-    corrupt(path, fmt::format("the header claims {} bytes but only {} bytes follow the length field", header_len,
-                              file_size - 8));
-  if (header_len > kMaxHeaderBytes)
-    corrupt(path, fmt::format("the header claims {} bytes, more than the {}-byte limit", header_len, kMaxHeaderBytes));
-
-  // The header is the JSON object itself, then only the spaces that pad the data to 8 bytes.
-  if (header_len == 0 || bytes[8] != '{')
-    corrupt(path,
-            "the header does not start with '{' right after the length field (the length is off, or this is "
-            "not a safetensors file)");
-  json header;
-  std::string duplicate;
-  // nlohmann keeps the last of two equal keys; a header naming a tensor twice is damaged.
-  std::set<std::string> names;
-  const json::parser_callback_t note_names = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
-        duplicate.empty())
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
-  try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(header_len), note_names);
-  } catch (const json::exception& e) {  // a syntax error, or a number out of range such as 1e999
-    corrupt(path, fmt::format("the JSON header of {} bytes does not parse ({}); a header length that is off by a "
-                              "few bytes looks like this",
-                              header_len, e.what()));
-  }
-  if (!duplicate.empty()) corrupt(path, fmt::format("the header names '{}' twice", duplicate));
-  if (!header.is_object()) corrupt(path, "the JSON header is not an object");
-
-  const uint64_t data_begin = 8 + header_len;
-  const uint64_t data_size = file_size - data_begin;
+  const SafetensorsHeader header =
+      parse_safetensors_header(path, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   SafetensorsFile f;
-  struct Range {
-    uint64_t begin, end;
-    std::string name;
-  };
-  std::vector<Range> ranges;
-
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object()) corrupt(path, "'__metadata__' is not an object of strings");
-      for (const auto& [k, v] : entry.items()) {
-        if (!v.is_string()) corrupt(path, fmt::format("metadata value '{}' is not a string", k));
-        f.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
-      corrupt(path, fmt::format("tensor '{}' lacks one of dtype, shape, data_offsets", name));
-    const json& jd = entry["dtype"];
-    const json& js = entry["shape"];
-    const json& jo = entry["data_offsets"];
-    if (!jd.is_string()) corrupt(path, fmt::format("tensor '{}' has a non-string dtype", name));
+  f.metadata = header.metadata;
+  for (const SafetensorsEntry& e : header.entries) {
     DType dtype;
-    if (!parse_dtype(jd.get<std::string>(), dtype))
+    if (!parse_dtype(e.dtype, dtype))
       corrupt(path, fmt::format("tensor '{}' has dtype '{}', which foldmoe does not read (it reads F32, F64, I32, "
                                 "I64, U8); convert the tensor to one of these",
-                                name, jd.get<std::string>()));
-    if (!js.is_array()) corrupt(path, fmt::format("tensor '{}' has a shape that is not a list", name));
-    Shape shape;
-    // Every dimension is bounded so that the element count below cannot overflow.
-    uint64_t numel = 1;
-    for (const json& d : js) {
-      if (!d.is_number_unsigned()) corrupt(path, fmt::format("tensor '{}' has a negative or non-integer dimension", name));
-      const uint64_t v = d.get<uint64_t>();
-      if (v != 0 && numel > (std::numeric_limits<uint64_t>::max() / 16) / v)
-        corrupt(path, fmt::format("tensor '{}' has an impossibly large shape {}", name, js.dump()));
-      numel *= v;
-      shape.push_back(int64_t(v));
-    }
-    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
-      corrupt(path, fmt::format("tensor '{}' has data_offsets {} instead of two non-negative integers", name, jo.dump()));
-    const uint64_t begin = jo[0].get<uint64_t>(), end = jo[1].get<uint64_t>();
-    if (begin > end) corrupt(path, fmt::format("tensor '{}' has data_offsets [{}, {}] that end before they begin", name, begin, end));
-    if (end > data_size)
-      corrupt(path, fmt::format("tensor '{}' has data_offsets [{}, {}] beyond the {} bytes of data in the file", name,
-                                begin, end, data_size));
-    const uint64_t expected = numel * dtype_size(dtype);
-    if (end - begin != expected)
-      corrupt(path, fmt::format("tensor '{}' spans {} bytes but its shape {} of {} needs {} bytes", name, end - begin,
-                                shape_str(shape), dtype_name(dtype), expected));
-    Tensor t = Tensor::empty(shape, dtype);
-    if (expected) std::memcpy(t.raw(), bytes.data() + data_begin + begin, expected);
-    f.tensors[name] = std::move(t);
-    ranges.push_back({begin, end, name});
+                                e.name, e.dtype));
+    Tensor t = Tensor::empty(e.shape, dtype);
+    if (e.end > e.begin) std::memcpy(t.raw(), bytes.data() + header.data_begin + e.begin, e.end - e.begin);
+    f.tensors[e.name] = std::move(t);
   }
-
-  // The data section is exactly the tensors back to back: in offset order they start at 0, each
-  // begins where the previous one ends, and the last ends where the file ends. Overlaps, gaps and
-  // trailing bytes are never produced by a writer; they mean the header or the file is damaged.
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
-  uint64_t at = 0;
-  std::string previous = "the start of the data";
-  for (const Range& r : ranges) {
-    if (r.begin < at)
-      corrupt(path,
-              fmt::format("tensor '{}' [{}, {}] overlaps {}, which ends at {}", r.name, r.begin, r.end, previous, at));
-    if (r.begin > at)
-      corrupt(path, fmt::format("tensor '{}' starts at data offset {} but {} ends at {}: {} bytes belong to no tensor",
-                                r.name, r.begin, previous, at, r.begin - at));
-    at = r.end;
-    previous = "tensor '" + r.name + "'";
-  }
-  if (at != data_size)
-    corrupt(path, fmt::format("the data section holds {} bytes but the tensors cover {} (trailing bytes after {})",
-                              data_size, at, previous));
   return f;
 }
 

@@ -18,7 +18,7 @@ AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, 
       cp_(std::move(cp)),
       H_(cfg.model.hidden),
       D_(cfg.head_dim()),
-      theta_(cfg.model.rope_theta),
+      rope_(ops::rope_table(cfg.model, cfg.head_dim())),
       cp_comm_(cfg.parallel.cp_comm_type == "all_gather" ? CpCommType::AllGather : CpCommType::P2P) {
   const int T = tp_->size(), t = tp_->rank();
   const int64_t A = cfg.model.heads, G = cfg.model.kv_heads;
@@ -36,7 +36,39 @@ AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, 
   wv_ = column("wv", G_, G, std_in);
   wo_ = dense.add({.name = p + "wo", .shape = {H_, A_ * D_}, .global_shape = {H_, A * D_}, .init_std = std_out,
                    .global_index = when_sharded(T, col_shard(H_, A_ * D_, t, T))});
+  if (cfg.model.attention_bias) {
+    auto bias = [&](const char* name, int64_t heads, int64_t global_heads) {
+      return dense.add({.name = p + name,
+                        .shape = {heads * D_},
+                        .global_shape = {global_heads * D_},
+                        .init = InitKind::Zeros,
+                        .weight_decay = false,
+                        .global_index = when_sharded(T, row_shard(heads * D_, 1, t))});
+    };
+    bq_ = bias("q_bias", A_, A);
+    bk_ = bias("k_bias", G_, G);
+    bv_ = bias("v_bias", G_, G);
+  }
+  if (cfg.model.qk_norm != "none") {
+    const auto kind = cfg.model.qk_norm == "head" ? QkNorm::Kind::Head : QkNorm::Kind::Full;
+    const double eps = cfg.model.norm_eps;
+    q_norm_ = std::make_unique<QkNorm>(kind, p + "q_norm", A_, A, D_, eps, dense, tp_);
+    k_norm_ = std::make_unique<QkNorm>(kind, p + "k_norm", G_, G, D_, eps, dense, tp_);
+  }
 }
+
+namespace {
+// y[n, :] += b for every row.
+void add_bias(float* y, const float* b, int64_t N, int64_t W) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < W; ++j) y[n * W + j] += b[j];
+}
+// db += Σ_n dy[n, :].
+void bias_grad(const float* dy, float* db, int64_t N, int64_t W) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < W; ++j) db[j] += dy[n * W + j];
+}
+}  // namespace
 
 void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int64_t B, const int32_t* pos,
                              Cache& c) const {
@@ -51,8 +83,17 @@ void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int6
   ops::linear_forward(x, wq_.w(), c.q_NAD.data(), N, H_, A_ * D_);
   ops::linear_forward(x, wk_.w(), c.k_NGD.data(), N, H_, G_ * D_);
   ops::linear_forward(x, wv_.w(), c.v_NGD.data(), N, H_, G_ * D_);
-  ops::rope_forward(c.q_NAD.data(), pos, N, A_, D_, theta_);
-  ops::rope_forward(c.k_NGD.data(), pos, N, G_, D_, theta_);
+  if (bq_.valid()) {
+    add_bias(c.q_NAD.data(), bq_.w(), N, A_ * D_);
+    add_bias(c.k_NGD.data(), bk_.w(), N, G_ * D_);
+    add_bias(c.v_NGD.data(), bv_.w(), N, G_ * D_);
+  }
+  if (q_norm_) {
+    q_norm_->forward(c.q_NAD.data(), N, c.q_norm);
+    k_norm_->forward(c.k_NGD.data(), N, c.k_norm);
+  }
+  ops::rope_forward(c.q_NAD.data(), pos, N, A_, D_, rope_);
+  ops::rope_forward(c.k_NGD.data(), pos, N, G_, D_, rope_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
   if (cp_ && cp_->size() > 1)
     ring_attention_forward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
@@ -85,8 +126,17 @@ void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, i
   else
     ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
                             do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);
-  ops::rope_backward(dq.data(), pos, N, A_, D_, theta_);
-  ops::rope_backward(dk.data(), pos, N, G_, D_, theta_);
+  ops::rope_backward(dq.data(), pos, N, A_, D_, rope_);
+  ops::rope_backward(dk.data(), pos, N, G_, D_, rope_);
+  if (q_norm_) {
+    q_norm_->backward(dq.data(), N, c.q_norm);
+    k_norm_->backward(dk.data(), N, c.k_norm);
+  }
+  if (bq_.valid()) {
+    bias_grad(dq.data(), bq_.g(), N, A_ * D_);
+    bias_grad(dk.data(), bk_.g(), N, G_ * D_);
+    bias_grad(dv.data(), bv_.g(), N, G_ * D_);
+  }
   const float* x = c.x_full.data();
   float* dx = dx_loc;
   if (tp_->size() > 1) {

@@ -1,4 +1,5 @@
-// Self-attention block (GQA + RoPE, no biases): out = Attn(RoPE(x·Wqᵀ), RoPE(x·Wkᵀ), x·Wvᵀ)·Woᵀ,
+// Self-attention block (GQA + RoPE): out = Attn(RoPE(norm(x·Wqᵀ + bq)), RoPE(norm(x·Wkᵀ + bk)), x·Wvᵀ + bv)·Woᵀ,
+// with the optional biases, QK-norm and RoPE scaling of docs/model.md "Architecture options";
 // tensor-parallel with sequence parallelism (docs/dense-parallel.md §2.3): TP rank t holds query heads
 // [t·A/TP, (t+1)·A/TP) and KV heads [t·G/TP, (t+1)·G/TP); the SP-sharded input is gathered along
 // the sequence, Q/K/V are column-parallel, Wo is row-parallel and reduce-scattered back.
@@ -10,8 +11,10 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "core/arena.h"
 #include "config/config.h"
+#include "core/arena.h"
+#include "model/qk_norm.h"
+#include "ops/rope.h"
 #include "parallel/ring_attention.h"
 
 namespace foldmoe {
@@ -28,6 +31,7 @@ class AttentionBlock {
     std::vector<float> out_full, dout_full, dx_full;  // SP scratch (TP > 1)
     std::vector<float> do_NAD, dq_NAD, dk_NGD, dv_NGD;  // backward scratch, reused across calls
     RingAttentionWorkspace ring;                       // CP > 1
+    QkNorm::Cache q_norm, k_norm;                      // model.qk_norm
   };
   // x_loc: normed input [N_loc, H]; out_loc [N_loc, H] overwritten. S is the CP-local sequence
   // length (N = S·B), positions_N the positions of all N rows.
@@ -39,9 +43,11 @@ class AttentionBlock {
  private:
   std::shared_ptr<Communicator> tp_, cp_;
   int64_t H_, A_, G_, D_;  // A_, G_: heads held on this rank
-  double theta_;
+  ops::RopeTable rope_;
   CpCommType cp_comm_ = CpCommType::P2P;
   Param wq_, wk_, wv_, wo_;
+  Param bq_, bk_, bv_;                       // model.attention_bias (invalid otherwise)
+  std::unique_ptr<QkNorm> q_norm_, k_norm_;  // model.qk_norm (null for "none")
 };
 
 }  // namespace foldmoe

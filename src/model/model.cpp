@@ -76,7 +76,22 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
     }
   if (layout_.stage_has_head(stage_)) {
     final_norm_ = std::make_unique<RmsNormLayer>("final_norm.weight", H_, cfg.model.norm_eps, dense_, true);
-    head_ = vocab_param("lm_head.weight");
+    // Tied embeddings (model.tie_embeddings): with one stage the head is the embedding parameter
+    // itself and both uses accumulate into its one gradient; with PP the last stage holds a copy
+    // whose gradient reduce_tied_embedding_grads() sums with the first stage's.
+    if (!cfg.model.tie_embeddings)
+      head_ = vocab_param("lm_head.weight");
+    else if (embedding_.valid())
+      head_ = embedding_;
+    else {  // PP > 1: a copy of the first stage's embedding, same name and so the same values
+      ParamSpec copy{.name = "embedding.weight",
+                     .shape = {vocab_.rows, H_},
+                     .global_shape = {V_, H_},
+                     .init_std = std_in,
+                     .global_index = when_sharded(tp_size_, vocab_shard(vocab_.rows, H_, tp_rank_, V_))};
+      copy.tied_copy = true;
+      head_ = dense_.add(std::move(copy));
+    }
   }
   // The distributed optimizer shards whole arenas over dp_cp / edp (docs/dense-parallel.md §9.1).
   const bool zero1 = cfg.parallel.distributed_optimizer;
@@ -88,6 +103,14 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
 }
 
 Model::~Model() = default;
+
+void Model::reduce_tied_embedding_grads() {
+  if (!cfg_.model.tie_embeddings || !groups_.embedding || groups_.embedding->size() == 1) return;
+  // The embedding group is [first, last] stage: each holds one copy and the sum is the gradient of
+  // the one logical parameter (docs/dense-parallel.md §3.4).
+  const Param& p = embedding_.valid() ? embedding_ : head_;
+  groups_.embedding->all_reduce(p.g(), p.numel());
+}
 
 std::vector<MoELayer*> Model::moe_layers() {
   std::vector<MoELayer*> out;

@@ -1,4 +1,4 @@
-// The decoder LM: embedding -> L x TransformerLayer -> RMSNorm -> untied LM head -> cross-entropy.
+// The decoder LM: embedding -> L x TransformerLayer -> RMSNorm -> LM head (tied or not) -> cross-entropy.
 // Model math knows nothing of parallelism beyond the process groups it is handed.
 //
 // With pipeline parallelism (docs/pipeline.md §6) a rank builds only its stage's layers (its chunks, when
@@ -123,6 +123,11 @@ class Model {
   // Only this stage's layers; Trainer gathers them over the pipeline.
   std::map<std::string, std::vector<float>> buffers();
   void set_buffers(const std::map<std::string, std::vector<float>>& buffers);
+
+  // Tied embeddings with PP > 1: sums the gradients of the first stage's embedding and the last
+  // stage's copy over the embedding group. Call after the last backward of a step, before the
+  // data-parallel reduction; a no-op otherwise.
+  void reduce_tied_embedding_grads();
 
   // End of a global batch (after gradient reduction): MoE expert-bias update and accumulator reset.
   void finalize_global_batch();

@@ -57,6 +57,7 @@ double ShardedAdamW::shard_square_norm(bool count_sp) const {
   double s = 0;
   for_each_param_range([&](int i, int64_t lo, int64_t hi, int64_t k) {
     if (arena_.spec(i).sequence_parallel && !count_sp) return;
+    if (arena_.spec(i).tied_copy) return;  // counted on the first stage
     s += ops::sum_squares(grad_.data() + k, hi - lo);
   });
   return s;

@@ -38,6 +38,7 @@ std::pair<double, double> grad_square_norms(const ParamArena& dense, const Param
   double d = 0;
   for (int i = 0; i < dense.size(); ++i) {
     if (dense.spec(i).sequence_parallel && g.tp->rank() != 0) continue;
+    if (dense.spec(i).tied_copy) continue;  // counted on the first stage
     d += ops::sum_squares(dense.grads() + dense.offset(i), shape_numel(dense.spec(i).shape));
   }
   double e = ops::sum_squares(expert.grads(), expert.total());

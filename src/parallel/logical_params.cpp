@@ -83,6 +83,7 @@ std::vector<float> LogicalParams::gather(const ParamArena& local, const float* v
     for (int i = 0; i < local.size(); ++i) {
       const ParamSpec& s = local.spec(i);
       if (s.sequence_parallel && groups_.tp->rank() != 0) continue;  // TP-replicated: tp rank 0 owns it
+      if (s.tied_copy) continue;                                     // the first stage's copy holds the same values
       const int li = L.find(s.name);
       FOLDMOE_CHECK(li >= 0, "parameter {} missing from the logical view", s.name);
       float* dst = out.data() + L.offset(li);

@@ -17,6 +17,7 @@ namespace foldmoe::rl {
 
 struct DecoderEngine::LayerParams {
   Param attn_norm, mlp_norm, wq, wk, wv, wo, fc1, fc2;
+  Param q_bias, k_bias, v_bias, q_norm, k_norm;  // architecture options (invalid when off)
   int64_t F = 0;
   MoELayer* moe = nullptr;
   std::unique_ptr<MoELayer::Cache> moe_cache;
@@ -35,17 +36,24 @@ Param lookup(ParamArena& arena, const std::string& name) {
   FOLDMOE_CHECK(i >= 0, "decoder engine: parameter {} not found", name);
   return Param{&arena, i};
 }
+// y[r, :] += b for every row.
+void add_bias(float* y, const float* b, int64_t R, int64_t W) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t j = 0; j < W; ++j) y[r * W + j] += b[j];
+}
 }  // namespace
 
 DecoderEngine::DecoderEngine(Model& model) {
   const Config& cfg = model.config();
   H_ = cfg.model.hidden, V_ = cfg.model.vocab, A_ = cfg.model.heads, G_ = cfg.model.kv_heads, D_ = cfg.head_dim();
-  eps_ = cfg.model.norm_eps, theta_ = cfg.model.rope_theta;
+  eps_ = cfg.model.norm_eps;
+  qk_norm_ = cfg.model.qk_norm;
+  rope_ = ops::rope_table(cfg.model, D_);
   K_ = cfg.moe.topk;
   ParamArena& d = model.dense();
   embedding_ = lookup(d, "embedding.weight");
   final_norm_ = lookup(d, "final_norm.weight");
-  head_ = lookup(d, "lm_head.weight");
+  head_ = cfg.model.tie_embeddings ? embedding_ : lookup(d, "lm_head.weight");
   std::vector<MoELayer*> moes = model.moe_layers();
   Lm_ = int(moes.size());
   int j = 0;
@@ -59,6 +67,15 @@ DecoderEngine::DecoderEngine(Model& model) {
     L.wk = lookup(d, p + "attn.wk");
     L.wv = lookup(d, p + "attn.wv");
     L.wo = lookup(d, p + "attn.wo");
+    if (cfg.model.attention_bias) {
+      L.q_bias = lookup(d, p + "attn.q_bias");
+      L.k_bias = lookup(d, p + "attn.k_bias");
+      L.v_bias = lookup(d, p + "attn.v_bias");
+    }
+    if (qk_norm_ != "none") {
+      L.q_norm = lookup(d, p + "attn.q_norm");
+      L.k_norm = lookup(d, p + "attn.k_norm");
+    }
     if (cfg.is_moe_layer(i)) {
       L.moe = moes[size_t(j)];
       L.moe_cache = L.moe->make_cache();
@@ -157,6 +174,7 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
   const int64_t H = H_, AD = A_ * D_, GD = G_ * D_;
   std::vector<float> x(size_t(R * H)), normed(size_t(R * H)), branch(size_t(R * H)), rstd(static_cast<size_t>(R));
   std::vector<float> q(size_t(R * AD)), k(size_t(R * GD)), v(size_t(R * GD)), o(size_t(R * AD)), scores;
+  std::vector<float> qk_in, qk_rstd;
   ops::embedding_forward(embedding_.w(), ids.data(), x.data(), R, H);
   const float scale = 1.0f / std::sqrt(float(D_));
   const int64_t per = A_ / G_;
@@ -168,8 +186,25 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
     ops::linear_forward(normed.data(), L.wq.w(), q.data(), R, H, AD);
     ops::linear_forward(normed.data(), L.wk.w(), k.data(), R, H, GD);
     ops::linear_forward(normed.data(), L.wv.w(), v.data(), R, H, GD);
-    ops::rope_forward(q.data(), pos.data(), R, A_, D_, theta_);
-    ops::rope_forward(k.data(), pos.data(), R, G_, D_, theta_);
+    if (L.q_bias.valid()) {
+      add_bias(q.data(), L.q_bias.w(), R, AD);
+      add_bias(k.data(), L.k_bias.w(), R, GD);
+      add_bias(v.data(), L.v_bias.w(), R, GD);
+    }
+    if (L.q_norm.valid()) {
+      // "head": each head's D values; "full": the whole projection (as QkNorm in the training forward).
+      const bool per_head = qk_norm_ == "head";
+      qk_in.assign(q.begin(), q.end());
+      qk_rstd.resize(size_t(per_head ? R * A_ : R));
+      ops::rmsnorm_forward(qk_in.data(), L.q_norm.w(), q.data(), qk_rstd.data(), per_head ? R * A_ : R,
+                           per_head ? D_ : AD, eps_);
+      qk_in.assign(k.begin(), k.end());
+      qk_rstd.resize(size_t(per_head ? R * G_ : R));
+      ops::rmsnorm_forward(qk_in.data(), L.k_norm.w(), k.data(), qk_rstd.data(), per_head ? R * G_ : R,
+                           per_head ? D_ : GD, eps_);
+    }
+    ops::rope_forward(q.data(), pos.data(), R, A_, D_, rope_);
+    ops::rope_forward(k.data(), pos.data(), R, G_, D_, rope_);
     for (int64_t r = 0; r < R; ++r) {
       Seq& s = seqs_[size_t(slot_of[size_t(r)])];
       std::memcpy(s.k[li].data() + pos[size_t(r)] * GD, k.data() + r * GD, size_t(GD) * sizeof(float));

@@ -1,6 +1,7 @@
 // Incremental inference for the foldmoe decoder with a key/value cache (rollout, generation).
 //
-// Same math as the training forward (docs/model.md): RoPE at each sequence's own global positions,
+// Same math as the training forward (docs/model.md): the q/k/v biases, QK-norm and scaled RoPE of
+// the architecture options, RoPE at each sequence's own global positions,
 // causal GQA attention, dense or MoE MLP with evaluation-mode routing (no jitter, no aux losses, no
 // counters), final RMSNorm and LM head. Each sequence lives in a slot with its own length; there is
 // no padding, so positions are exactly 0..len-1 per sequence whatever else is in the batch.
@@ -18,9 +19,11 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
+#include "ops/rope.h"
 
 namespace foldmoe::rl {
 
@@ -58,7 +61,9 @@ class DecoderEngine {
   struct Seq;
   int64_t H_, V_, A_, G_, D_;
   int Lm_, K_;
-  double eps_, theta_;
+  double eps_;
+  std::string qk_norm_;
+  ops::RopeTable rope_;
   std::vector<LayerParams> layers_;
   Param embedding_, final_norm_, head_;
   std::vector<Seq> seqs_;

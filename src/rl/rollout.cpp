@@ -43,7 +43,7 @@ std::vector<Response> generate(Model& model, const std::vector<std::vector<int32
     r.logprob_policy.push_back(d.logprob_policy);
     r.entropy.push_back(d.entropy);
     r.temperature.push_back(d.temperature);
-    if (d.token == opt.eos_id) {
+    if (d.token == opt.eos_id || std::find(opt.stop_ids.begin(), opt.stop_ids.end(), d.token) != opt.stop_ids.end()) {
       r.finish = FinishReason::Eos;
       return true;
     }

@@ -27,6 +27,7 @@ struct RolloutOptions {
   uint64_t seed = 0;
   int64_t step = 0;
   int32_t eos_id = 2;  // data::CharTokenizer::kEos
+  std::vector<int32_t> stop_ids;  // further ids that end a response like eos (a chat's end-of-turn)
   int max_batch = 0;   // sequences decoded at once (0 = all prompts x samples)
   bool record_routing = true;  // fill Response::routing (MoE models)
   std::vector<int64_t> prompt_ids;  // RNG key of each prompt (default: its index)

@@ -8,6 +8,8 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "data/chat_template/chat_template.h"
+#include "data/data_source.h"
 #include "data/text_tokenizer.h"
 #include "rl/math_reward.h"
 
@@ -41,6 +43,7 @@ std::vector<JsonlProblem> load_jsonl_problems(const std::string& path, const dat
     if (!j.is_object())
       user_error("{}:{}: expected a JSON object, got {}\n  fix: {}", path, lineno, j.type_name(), fix_shape);
     JsonlProblem p;
+    p.line = lineno;
     for (const char* key : {"prompt", "answer"}) {
       if (!j.contains(key)) user_error("{}:{}: missing key \"{}\"\n  fix: {}", path, lineno, key, fix_shape);
       const nlohmann::json& v = j.at(key);
@@ -115,15 +118,34 @@ std::string render(const std::string& tmpl, const std::string& problem) {
 
 class JsonlSource final : public ProblemSource {
  public:
-  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer)
+  JsonlSource(const RlConfig& s, const data::Tokenizer& tokenizer, const std::string& tokenizer_spec)
       : seed_(uint64_t(s.seed)), fallback_(s.reward.equivalence_fallback) {
+    const data::ChatTemplate chat = data::ChatTemplate::named(s.chat_template, tokenizer_spec);
+    const data::ChatRenderOptions opt = data::chat_options_for(tokenizer, /*add_generation_prompt=*/true);
+    const auto problem = [&](const std::string& path, const JsonlProblem& p) {
+      RlProblem r{"jsonl", render(s.reward.template_name, p.prompt), p.answer, {}};
+      if (chat.is_plain()) return r;
+      // The chat-rendered user turn, encoded as HF encodes apply_chat_template's text (the template
+      // writes bos itself where the model wants one). Truncating it would cut the template's header.
+      try {
+        r.ids = tokenizer.encode(chat.render_user_prompt(r.prompt, opt));
+      } catch (const UserError& e) {
+        user_error("{}:{}: {}", path, p.line, e.what());
+      }
+      if (int64_t(r.ids.size()) > s.max_prompt_tokens)
+        user_error(
+            "config error R8: {}:{}: the prompt is {} tokens after the chat template ({}), more than "
+            "rl.max_prompt_tokens = {}\n  fix: shorten the prompt, or raise rl.max_prompt_tokens (keeping "
+            "max_prompt_tokens + max_response_tokens <= [model] max_seq_len)",
+            path, p.line, r.ids.size(), chat.origin(), s.max_prompt_tokens);
+      return r;
+    };
     std::set<std::string> seen;
     for (const JsonlProblem& p : load_jsonl_problems(s.data, tokenizer))
-      if (seen.insert(p.prompt).second)
-        train_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
+      if (seen.insert(p.prompt).second) train_.push_back(problem(s.data, p));
     if (!s.eval_data.empty())
       for (const JsonlProblem& p : load_jsonl_problems(s.eval_data, tokenizer))
-        eval_.push_back(RlProblem{"jsonl", render(s.reward.template_name, p.prompt), p.answer});
+        eval_.push_back(problem(s.eval_data, p));
   }
   RlProblem train_problem(int64_t i) const override {
     const int64_t n = int64_t(train_.size());
@@ -158,14 +180,39 @@ class JsonlSource final : public ProblemSource {
 }  // namespace
 
 std::unique_ptr<ProblemSource> make_problem_source(const RlConfig& s, uint64_t data_seed,
-                                                   const data::Tokenizer& tokenizer) {
-  if (!s.data.empty()) return std::make_unique<JsonlSource>(s, tokenizer);
+                                                   const data::Tokenizer& tokenizer,
+                                                   const std::string& tokenizer_spec) {
+  if (!s.data.empty()) return std::make_unique<JsonlSource>(s, tokenizer, tokenizer_spec);
   if (s.tasks.empty())
     user_error(
         "config error rl.tasks: empty and rl.data is not set\n  fix: list synthetic tasks (e.g. tasks = "
         "[\"add\", \"chain\"]) or set rl.data to a JSONL file");
   for (const std::string& t : s.tasks) (void)data::task_from_name(t);
   return std::make_unique<SyntheticSource>(s, data_seed);
+}
+
+std::vector<int32_t> problem_prompt_ids(const RlProblem& p, std::optional<int32_t> document_start,
+                                        const data::Tokenizer& tokenizer, int64_t max_prompt_tokens) {
+  if (!p.ids.empty()) return p.ids;  // chat-rendered, length checked when loaded
+  std::vector<int32_t> ids = data::prompt_ids(document_start, tokenizer, p.prompt);
+  if (int64_t(ids.size()) > max_prompt_tokens) ids.erase(ids.begin(), ids.end() - max_prompt_tokens);
+  return ids;
+}
+
+std::vector<int32_t> response_stop_ids(const RlConfig& c, const data::Tokenizer& tokenizer,
+                                       const std::string& tokenizer_spec) {
+  if (c.data.empty() || c.chat_template == "plain") return {};
+  // A chat model ends its turn with an end-of-turn token (<|im_end|>, <|eot_id|>) as often as with
+  // eos; both stop the rollout. Without any, responses would always run to max_response_tokens.
+  std::vector<int32_t> ids =
+      data::chat_stop_ids(tokenizer, tokenizer_spec, data::ChatTemplate::named(c.chat_template, tokenizer_spec));
+  if (!tokenizer.eos_id() && ids.empty())
+    user_error(
+        "config error R9: rl.chat_template = \"{}\" with a tokenizer that has no end-of-sequence token ({})\n  fix: "
+        "use a tokenizer whose tokenizer_config.json names an eos_token (or generation_config.json an "
+        "eos_token_id), or rl.chat_template = \"plain\"",
+        c.chat_template, tokenizer.describe());
+  return ids;
 }
 
 }  // namespace foldmoe::rl

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "core/check.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
+#include "hf/hf_weights.h"
 #include "parallel/grad_sync.h"
 #include "parallel/logical_params.h"
 #include "rl/advantage.h"
@@ -48,6 +50,10 @@ std::optional<EntropyStats> stats_from_json(const nlohmann::json& j) {
 
 // Weights and buffers of a (logical) checkpoint into a model of any layout; every rank reads the file.
 void load_model_weights(Model& m, const ProcessGroups& g, const std::string& dir) {
+  if (hf::is_hf_directory(dir)) {  // each rank reads only its shards (docs/hf-models.md)
+    hf::load_hf_weights(hf::read_hf_config(dir), m, g);
+    return;
+  }
   LogicalParams lp(m.dense(), m.expert(), g);
   train::TrainState st;
   st.dense = &lp.dense();
@@ -74,10 +80,13 @@ void all_reduce_counters(Communicator& comm, PolicyLossCounters& c, const std::v
   for (double* p : sums) *p = v[q++];
 }
 
-std::string response_text(const data::Tokenizer& tok, const std::vector<int32_t>& tokens) {
+// The response as text for the verifier: its tokens up to the first stop token (eos, or a chat
+// template's end-of-turn token), decoded.
+std::string response_text(const data::Tokenizer& tok, const std::vector<int32_t>& tokens,
+                          const std::vector<int32_t>& stop_ids) {
   std::vector<int32_t> ids;
   for (int32_t t : tokens) {
-    if (tok.eos_id() && t == *tok.eos_id()) break;
+    if ((tok.eos_id() && t == *tok.eos_id()) || std::find(stop_ids.begin(), stop_ids.end(), t) != stop_ids.end()) break;
     ids.push_back(t);
   }
   return tok.decode(ids);
@@ -86,8 +95,15 @@ std::string response_text(const data::Tokenizer& tok, const std::vector<int32_t>
 }  // namespace
 
 Config rl_run_config(const Config& file_cfg, const std::string& init_checkpoint) {
-  const nlohmann::json manifest = train::read_checkpoint_manifest(init_checkpoint);
-  const Config ck = config_from_toml(manifest.at("config").get<std::string>(), init_checkpoint + "/manifest.json");
+  Config ck;
+  if (hf::is_hf_directory(init_checkpoint)) {  // a Hugging Face model: its config.json and tokenizer
+    ck = hf::apply_hf_config(Config{}, hf::read_hf_config(init_checkpoint));
+    if (std::filesystem::exists(std::filesystem::path(init_checkpoint) / "tokenizer.json"))
+      ck.data.tokenizer = init_checkpoint;
+  } else {
+    const nlohmann::json manifest = train::read_checkpoint_manifest(init_checkpoint);
+    ck = config_from_toml(manifest.at("config").get<std::string>(), init_checkpoint + "/manifest.json");
+  }
   const Config defaults;
   if (!(file_cfg.model == defaults.model) && !(file_cfg.model == ck.model))
     std::fprintf(stderr, "warning: [model] of the RL config differs from the checkpoint's; the checkpoint's is used\n");
@@ -127,7 +143,8 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
   // The policy's tokenizer: the one its training data was made with.
   tokenizer_ = data::load_tokenizer(cfg_.data.tokenizer);
   document_start_ = data::document_start_id(cfg_, *tokenizer_);
-  source_ = make_problem_source(rl_, uint64_t(cfg_.train.seed), *tokenizer_);
+  source_ = make_problem_source(rl_, uint64_t(cfg_.train.seed), *tokenizer_, cfg_.data.tokenizer);
+  stop_ids_ = response_stop_ids(rl_, *tokenizer_, cfg_.data.tokenizer);
   model_ = std::make_unique<Model>(cfg_, groups_);
   OptimConfig oc;
   oc.weight_decay = rl_.optim.weight_decay;
@@ -154,6 +171,10 @@ RlTrainer::RlTrainer(Config cfg, const std::string& init_checkpoint, ProcessGrou
 // Checkpoints are logical (unsharded): every rank reads the whole file and keeps its shards
 // (LogicalParams), and saves gather the shards to world rank 0, which writes. Both are collective.
 void RlTrainer::load_weights(const std::string& dir, bool with_state) {
+  if (!with_state && hf::is_hf_directory(dir)) {
+    load_model_weights(*model_, groups_, dir);
+    return;
+  }
   LocalMoments mom;
   const LoadedCheckpoint ck = load_logical_checkpoint(dir, *model_, groups_, with_state ? &mom : nullptr);
   if (!with_state) return;
@@ -189,10 +210,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
   for (int64_t j = 0; j < count; ++j) {
     const int64_t idx = prompts_consumed_ + j;
     problems.push_back(source_->train_problem(idx));
-    std::vector<int32_t> ids = data::prompt_ids(document_start_, *tokenizer_, problems.back().prompt);
-    if (int64_t(ids.size()) > rl_.max_prompt_tokens)
-      ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
-    prompts.push_back(std::move(ids));
+    prompts.push_back(problem_prompt_ids(problems.back(), document_start_, *tokenizer_, rl_.max_prompt_tokens));
     opt.prompt_ids.push_back(idx);
   }
   SamplingParams sp;
@@ -207,6 +225,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
   opt.seed = uint64_t(rl_.seed);
   opt.step = k;
   opt.eos_id = tokenizer_->eos_id().value_or(-1);
+  opt.stop_ids = stop_ids_;
   opt.record_routing = replay_ == RouterReplayMode::Rollout;
   // Each DP rank generates its share of the prompts; ranks that share expert collectives decode in
   // lock-step (all of them, since every rank runs this loop).
@@ -226,7 +245,7 @@ std::vector<RlSample> RlTrainer::generate_round(int64_t count, int64_t k) {
     s.logprob_rollout = std::move(r.logprob_policy);
     s.length = int64_t(s.tokens.size());
     s.truncated = r.finish == FinishReason::Length;
-    const ScoreResult sc = source_->score(s.problem, response_text(*tokenizer_, s.tokens));
+    const ScoreResult sc = source_->score(s.problem, response_text(*tokenizer_, s.tokens, stop_ids_));
     const ResponseReward rr = assemble_reward(sc.score, s.length, op);
     s.reward = rr.reward;
     s.acc = rr.acc;
@@ -487,6 +506,7 @@ UpdateTotals RlTrainer::update_stage(const std::vector<RlSample>& batch, const M
           }
         });
       }
+      model_->reduce_tied_embedding_grads();
       if (DP > 1) reduce_gradients(model_->dense(), model_->expert(), groups_, /*per_token_loss=*/true);
       const auto [sq_d, sq_e] = grad_square_norms(model_->dense(), model_->expert(), groups_);
       const double norm = std::sqrt(sq_d + sq_e);
@@ -551,9 +571,7 @@ RlEvalResult RlTrainer::evaluate() {
   std::vector<std::vector<int32_t>> prompts;
   RolloutOptions opt;
   for (size_t i = 0; i < probs.size(); ++i) {
-    std::vector<int32_t> ids = data::prompt_ids(document_start_, *tokenizer_, probs[i].prompt);
-    if (int64_t(ids.size()) > rl_.max_prompt_tokens) ids.erase(ids.begin(), ids.end() - rl_.max_prompt_tokens);
-    prompts.push_back(std::move(ids));
+    prompts.push_back(problem_prompt_ids(probs[i], document_start_, *tokenizer_, rl_.max_prompt_tokens));
     opt.prompt_ids.push_back(int64_t(i));
   }
   SamplingParams sp;
@@ -567,6 +585,7 @@ RlEvalResult RlTrainer::evaluate() {
   opt.seed = uint64_t(cfg_.train.seed) ^ 0xE7A1E7A1ull;
   opt.step = 0;
   opt.eos_id = tokenizer_->eos_id().value_or(-1);
+  opt.stop_ids = stop_ids_;
   opt.record_routing = false;
   if (groups_.etp_ep->size() > 1) opt.lockstep = groups_.world.get();
   const std::vector<Response> out = generate_split(*model_, prompts, sp, opt, *groups_.dp);
@@ -574,7 +593,7 @@ RlEvalResult RlTrainer::evaluate() {
   double len = 0;
   for (const Response& resp : out) {
     const RlProblem& p = probs[size_t(resp.prompt)];
-    const ScoreResult sc = source_->score(p, response_text(*tokenizer_, resp.tokens));
+    const ScoreResult sc = source_->score(p, response_text(*tokenizer_, resp.tokens, stop_ids_));
     auto& acc = per_task[p.task];
     acc.first += sc.acc ? 1.0 : 0.0;
     acc.second += 1;

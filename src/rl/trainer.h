@@ -106,6 +106,7 @@ class RlTrainer {
   bool write_outputs_;     // world rank 0 only: metrics, config, log lines
   std::unique_ptr<data::Tokenizer> tokenizer_;
   std::optional<int32_t> document_start_;  // what prompts start with (data::document_start_id)
+  std::vector<int32_t> stop_ids_;          // ids besides eos that end a response (chat end-of-turn)
   std::unique_ptr<ProblemSource> source_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Model> ref_model_;  // frozen reference for the KL term (kl_coef > 0 only)

@@ -104,8 +104,9 @@ std::vector<StageMemory> estimate_stage_memory(const Config& cfg, const Parallel
       m.chunk_layers.push_back(layout.layers_of(r, c));
       for (int l : layout.layers_of(r, c)) layers.push_back(std::make_unique<TransformerLayer>(cfg, l, dense, expert, groups));
     }
-    m.dense_params = numel(dense) + (m.embedding ? vocab.rows * cfg.model.hidden : 0) +
-                     (m.head ? vocab.rows * cfg.model.hidden + cfg.model.hidden : 0);
+    m.dense_params =
+        numel(dense) + (m.embedding ? vocab.rows * cfg.model.hidden : 0) +
+        (m.head ? (cfg.model.tie_embeddings && m.embedding ? 0 : vocab.rows * cfg.model.hidden) + cfg.model.hidden : 0);
     m.expert_params = numel(expert);
     const double P = double(m.dense_params + m.expert_params);
     m.weight_bytes = 4 * P;

@@ -36,6 +36,20 @@ void dump_reference(const Config& cfg, const std::string& out_path) {
   for (MoELayer* m : model.moe_layers())
     for (size_t e = 0; e < m->expert_bias().size(); ++e) m->expert_bias()[e] = 0.05f * float(int(e % 3) - 1);
 
+  // Likewise the q/k/v biases (zeros at init) and QK-norm weights (ones): moved, so that the
+  // reference checks the forward uses them, not only their gradients.
+  ParamArena& dense = model.dense();
+  for (int i = 0; i < dense.size(); ++i) {
+    const std::string& name = dense.spec(i).name;
+    const bool bias = name.ends_with("attn.q_bias") || name.ends_with("attn.k_bias") || name.ends_with("attn.v_bias");
+    const bool qk_norm = name.ends_with("attn.q_norm") || name.ends_with("attn.k_norm");
+    if (!bias && !qk_norm) continue;
+    float* w = dense.params() + dense.offset(i);
+    const int64_t n = shape_numel(dense.spec(i).shape);
+    for (int64_t j = 0; j < n; ++j)
+      w[j] = bias ? 0.2f * float(int((j + i) % 5) - 2) : 1.0f + 0.1f * float(int(j % 7) - 3);
+  }
+
   SafetensorsFile f;
   for (ParamArena* a : {&model.dense(), &model.expert()})
     for (int i = 0; i < a->size(); ++i)

@@ -162,6 +162,7 @@ double Trainer::finalize_and_step(int64_t n_glob, double local_loss) {
   const double lr = lr_at(cfg_.optim, step_, cfg_.train.steps);
   const float token_scale = 1.0f / float(std::max<int64_t>(n_glob, 1));
   double norm = 0;
+  model_->reduce_tied_embedding_grads();
   if (zero_dense_) {
     if (!per_token && dp_cp > 1) {
       scale_grads(dense, 1.0f / float(dp_cp));

@@ -38,6 +38,7 @@ class Trainer {
   void load_checkpoint(const std::string& dir);
 
   Model& model() { return *model_; }
+  const ProcessGroups& groups() const { return groups_; }
   const Config& config() const { return cfg_; }
   int64_t step() const { return step_; }
   // The data of cfg.data (opened on first use: `foldmoe generate` never needs the data files).

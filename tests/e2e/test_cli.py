@@ -8,7 +8,7 @@ import subprocess
 
 from e2e_common import BIN, ROOT, main, metrics, run, tmpdir
 
-COMMANDS = ["train", "eval", "bench", "dump-reference", "config", "generate", "topology", "rl", "preprocess",
+COMMANDS = ["train", "eval", "bench", "dump-reference", "config", "generate", "topology", "plan", "rl", "preprocess",
             "inspect-data", "tokenize"]
 CLI11_TEXTS = ["A subcommand is required", "not in range", "1797693", "Could not convert", "were not expected",
                "was not expected", "is required\n"]

@@ -63,6 +63,36 @@ def test_pipeline_checkpoint_resumes_and_loads_anywhere():
             assert abs(a - b) <= 1e-5 * abs(b), (got, losses[5:])
 
 
+HF_TIED = ["--model.tie_embeddings=true", "--model.qk_norm=full", "--model.attention_bias=true",
+           "--model.rope_scaling=yarn", "--model.rope_scaling_factor=4.0", "--model.rope_original_max_position=16"]
+
+
+def test_tied_pipeline_checkpoint_loads_anywhere():
+    """Tied embeddings under PP2 x TP2 (a copy of embedding.weight on each end stage) with the HF
+    architecture options: the checkpoint holds one embedding.weight (no lm_head.weight) plus the
+    biases and QK-norm weights by name, resumes bit-identically and continues on one process."""
+    full = tmpdir()
+    layout = ["--model.layers=4", "--parallel.pp=2", "--parallel.tp=2", "--parallel.etp=1"]
+    losses = train(4, full, *HF_TIED, *layout, "--checkpoint.interval=5")
+    ck = os.path.join(full, "checkpoints", "step-00000005")
+    names = set()
+    for f in os.listdir(ck):
+        if f.endswith(".safetensors"):
+            with open(os.path.join(ck, f), "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                names |= set(json.loads(fh.read(n))) - {"__metadata__"}
+    assert any(n.endswith("embedding.weight") for n in names), sorted(names)
+    assert not any("lm_head" in n for n in names), sorted(names)
+    for want in ("layers.3.attn.q_norm", "layers.3.attn.k_norm", "layers.0.attn.q_bias", "layers.0.attn.v_bias"):
+        assert any(n.endswith(want) for n in names), (want, sorted(names))
+    same = train(4, tmpdir(), *HF_TIED, *layout, f"--checkpoint.load={ck}")
+    assert same == losses[5:], (same, losses[5:])
+    one = train(1, tmpdir(), *HF_TIED, "--model.layers=4", f"--checkpoint.load={ck}")
+    assert len(one) == 5
+    for a, b in zip(one, losses[5:]):
+        assert abs(a - b) <= 1e-5 * abs(b), (one, losses[5:])
+
+
 def test_folded_example_config_runs():
     run_dir = tmpdir()
     cmd = MPI + ["-np", "8", BIN, "train", "--config", os.path.join(ROOT, "configs", "folded-8rank.toml"),
@@ -75,4 +105,5 @@ def test_folded_example_config_runs():
 
 
 if __name__ == "__main__":
-    main([test_resume_and_reshard, test_pipeline_checkpoint_resumes_and_loads_anywhere, test_folded_example_config_runs])
+    main([test_resume_and_reshard, test_pipeline_checkpoint_resumes_and_loads_anywhere,
+          test_tied_pipeline_checkpoint_loads_anywhere, test_folded_example_config_runs])

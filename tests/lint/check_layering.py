@@ -8,7 +8,7 @@ import sys
 
 # Lowest floor first; folders on one floor may include each other's headers.
 FLOORS = [["core"], ["config"], ["ops", "comm", "data"], ["parallel"], ["moe"], ["model"], ["train"],
-          ["rl"], ["cli"]]
+          ["hf"], ["rl", "plan"], ["cli"]]
 # (from folder, to folder): the one exception named in docs/design.md.
 ALLOWED_UPWARD = {("train", "rl")}
 

@@ -6,9 +6,9 @@ import pathlib
 import re
 import sys
 
-ID_LITERAL = re.compile(r'"([ACDEKLMRTV][0-9]{1,2})"')
-ID_IN_MESSAGE = re.compile(r'error ([ACDEKLMRTV][0-9]{1,2}):')
-DOC_ROW = re.compile(r'^\|\s*`?([ACDEKLMRTV][0-9]{1,2})`?\s*\|', re.M)
+ID_LITERAL = re.compile(r'"([ACDEHKLMPRTV][0-9]{1,2})"')
+ID_IN_MESSAGE = re.compile(r'error ([ACDEHKLMPRTV][0-9]{1,2}):')
+DOC_ROW = re.compile(r'^\|\s*`?([ACDEHKLMPRTV][0-9]{1,2})`?\s*\|', re.M)
 
 
 def main() -> int:

@@ -47,6 +47,7 @@ LAYOUTS = {
     "pp4": (4, 1, ["--parallel.pp=4", "--model.layers=4"]),
     "pp2_v2": (2, 1, ["--parallel.pp=2", "--parallel.vpp=2", "--model.layers=4"]),
     "pp2_uneven": (2, 1, ["--parallel.pp=2", "--model.layers=4", "--parallel.pipeline_layers=[3,1]"]),
+    "tp2_pp2": (4, 1, ["--parallel.tp=2", "--parallel.pp=2", "--model.layers=4"]),
     "tp2_cp2_pp2_ep4": (8, 1, ["--parallel.tp=2", "--parallel.cp=2", "--parallel.pp=2", "--parallel.etp=1",
                                "--parallel.ep=4", "--model.layers=4"]),
     "tp2_pp2_dp2_etp2_ep2": (8, 2, ["--parallel.tp=2", "--parallel.pp=2", "--parallel.etp=2", "--parallel.ep=2",

@@ -33,7 +33,11 @@ import torch.nn.functional as F
 
 DEFAULTS = {
     "model": dict(layers=2, hidden=96, heads=4, kv_heads=2, head_dim=0, ffn=192, vocab=0,
-                  rope_theta=10000.0, norm_eps=1e-5, init_std=0.02),
+                  rope_theta=10000.0, norm_eps=1e-5, init_std=0.02, qk_norm="none",
+                  attention_bias=False, tie_embeddings=False, rope_scaling="none",
+                  rope_scaling_factor=1.0, rope_original_max_position=0, rope_low_freq_factor=1.0,
+                  rope_high_freq_factor=4.0, rope_beta_fast=32.0, rope_beta_slow=1.0,
+                  rope_attention_factor=None),
     "moe": dict(num_experts=8, topk=2, ffn_hidden_size=96, layer_freq=[1], score_function="softmax",
                 pre_softmax=False, topk_scaling_factor=None, num_groups=None, group_topk=None,
                 router_bias=False, enable_expert_bias=False, bias_update_rate=1e-3,
@@ -47,7 +51,7 @@ DEFAULTS = {
 
 
 # Keys that accept "none" (unset), as in the TOML files.
-OPTIONAL_KEYS = {"topk_scaling_factor", "num_groups", "group_topk", "input_jitter_eps", "z_loss_coeff",
+OPTIONAL_KEYS = {"rope_attention_factor", "topk_scaling_factor", "num_groups", "group_topk", "input_jitter_eps", "z_loss_coeff",
                  "capacity_factor"}
 
 
@@ -131,6 +135,16 @@ def param_shapes(cfg: Cfg) -> Dict[str, tuple]:
         out[p + "attn.wk"] = (G * D, H)
         out[p + "attn.wv"] = (G * D, H)
         out[p + "attn.wo"] = (H, A * D)
+        if m.attention_bias:
+            out[p + "attn.q_bias"] = (A * D,)
+            out[p + "attn.k_bias"] = (G * D,)
+            out[p + "attn.v_bias"] = (G * D,)
+        if m.qk_norm == "head":
+            out[p + "attn.q_norm"] = (D,)
+            out[p + "attn.k_norm"] = (D,)
+        elif m.qk_norm == "full":
+            out[p + "attn.q_norm"] = (A * D,)
+            out[p + "attn.k_norm"] = (G * D,)
         out[p + "mlp_norm.weight"] = (H,)
         if cfg.is_moe_layer(i):
             E, Fm = e.num_experts, cfg.moe_ffn
@@ -150,7 +164,8 @@ def param_shapes(cfg: Cfg) -> Dict[str, tuple]:
             out[p + "mlp.fc1"] = (2 * m.ffn, H)
             out[p + "mlp.fc2"] = (H, m.ffn)
     out["final_norm.weight"] = (H,)
-    out["lm_head.weight"] = (V, H)
+    if not m.tie_embeddings:
+        out["lm_head.weight"] = (V, H)
     return out
 
 
@@ -161,9 +176,9 @@ def init_params(cfg: Cfg, seed: int = 0, dtype=torch.float64) -> Dict[str, torch
     out_std = std / math.sqrt(2 * cfg.model.layers)
     params = {}
     for name, shape in param_shapes(cfg).items():
-        if name.endswith("norm.weight"):
+        if name.endswith(("norm.weight", "attn.q_norm", "attn.k_norm")):
             t = torch.ones(shape, dtype=dtype)
-        elif name.endswith("router.bias"):
+        elif name.endswith(("router.bias", "_bias")):
             t = torch.zeros(shape, dtype=dtype)
         elif name.endswith(("attn.wo", ".fc2")):
             t = torch.randn(shape, generator=g, dtype=dtype) * out_std
@@ -189,12 +204,47 @@ def swiglu_mlp(x, fc1, fc2):
     return (F.silu(a) * b) @ fc2.t()
 
 
-def rope_cos_sin(S, D, theta, dtype):
-    i = torch.arange(D // 2, dtype=torch.float64)
-    inv_freq = theta ** (-2.0 * i / D)
+def rope_inv_freq(D, m):
+    """Inverse frequencies [D/2] and the cos/sin multiplier of RoPE with model.rope_scaling
+    (the types of transformers' rope_scaling: linear, llama3, yarn), in float64."""
+    theta = m.rope_theta
+    base = theta ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+    kind, s = m.rope_scaling, m.rope_scaling_factor
+    if kind == "none":
+        return base, 1.0
+    if kind == "linear":
+        return base / s, 1.0
+    L0 = float(m.rope_original_max_position)
+    if kind == "llama3":
+        lo, hi = m.rope_low_freq_factor, m.rope_high_freq_factor
+        wave = 2 * math.pi / base
+        scaled = base / s                                   # long wavelengths: interpolate
+        t = (L0 / wave - lo) / (hi - lo)                    # band between: blend
+        blended = (1 - t) * base / s + t * base
+        out = torch.where(wave < L0 / hi, base, torch.where(wave > L0 / lo, scaled, blended))
+        return out, 1.0
+    assert kind == "yarn", kind
+
+    def dim_of(rotations):  # the dimension index that turns `rotations` times over L0 positions
+        return D * math.log(L0 / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    lo = max(math.floor(dim_of(m.rope_beta_fast)), 0)
+    hi = min(math.ceil(dim_of(m.rope_beta_slow)), D - 1)
+    if lo == hi:
+        hi += 0.001
+    ramp = ((torch.arange(D // 2, dtype=torch.float64) - lo) / (hi - lo)).clamp(0, 1)
+    inv = base / s * ramp + base * (1 - ramp)
+    mult = m.rope_attention_factor
+    if mult is None:
+        mult = 1.0 if s <= 1 else 0.1 * math.log(s) + 1.0
+    return inv, mult
+
+
+def rope_cos_sin(S, D, m, dtype):
+    inv_freq, mult = rope_inv_freq(D, m)
     ang = torch.arange(S, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [S, D/2]
     ang = torch.cat([ang, ang], dim=-1)                                        # [S, D]
-    return ang.cos().to(dtype), ang.sin().to(dtype)
+    return (ang.cos() * mult).to(dtype), (ang.sin() * mult).to(dtype)
 
 
 def rotate_half(x):
@@ -202,13 +252,20 @@ def rotate_half(x):
     return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
 
-def attention(x, wq, wk, wv, wo, A, G, D, theta):
-    """x [S, B, H] -> [S, B, H]; GQA causal attention with HF rotate-half RoPE."""
+def attention(x, P, p, m, D):
+    """x [S, B, H] -> [S, B, H]; GQA causal attention with HF rotate-half RoPE, the optional q/k/v
+    biases and QK-norm (per head, or over the whole projection) before RoPE."""
     S, B, _ = x.shape
-    q = (x @ wq.t()).view(S, B, A, D)
-    k = (x @ wk.t()).view(S, B, G, D)
-    v = (x @ wv.t()).view(S, B, G, D)
-    cos, sin = rope_cos_sin(S, D, theta, x.dtype)
+    A, G = m.heads, m.kv_heads
+    q, k, v = (x @ P[p + n].t() for n in ("attn.wq", "attn.wk", "attn.wv"))
+    if m.attention_bias:
+        q, k, v = q + P[p + "attn.q_bias"], k + P[p + "attn.k_bias"], v + P[p + "attn.v_bias"]
+    if m.qk_norm == "full":
+        q, k = rmsnorm(q, P[p + "attn.q_norm"], m.norm_eps), rmsnorm(k, P[p + "attn.k_norm"], m.norm_eps)
+    q, k, v = q.view(S, B, A, D), k.view(S, B, G, D), v.view(S, B, G, D)
+    if m.qk_norm == "head":
+        q, k = rmsnorm(q, P[p + "attn.q_norm"], m.norm_eps), rmsnorm(k, P[p + "attn.k_norm"], m.norm_eps)
+    cos, sin = rope_cos_sin(S, D, m, x.dtype)
     cos, sin = cos[:, None, None, :], sin[:, None, None, :]
     q = q * cos + rotate_half(q) * sin
     k = k * cos + rotate_half(k) * sin
@@ -221,7 +278,7 @@ def attention(x, wq, wk, wv, wo, A, G, D, theta):
     scores = scores.masked_fill(~causal, float("-inf"))
     o = torch.softmax(scores, dim=-1) @ v                 # [B, A, S, D]
     o = o.permute(2, 0, 1, 3).reshape(S, B, A * D)
-    return o @ wo.t()
+    return o @ P[p + "attn.wo"].t()
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,9 +563,7 @@ def forward_microbatch(P, ids, cfg: Cfg, state: MoEState, moe_valid=None):
     moe_out = []
     for i in range(m.layers):
         p = f"layers.{i}."
-        h = x + attention(rmsnorm(x, P[p + "attn_norm.weight"], m.norm_eps), P[p + "attn.wq"],
-                          P[p + "attn.wk"], P[p + "attn.wv"], P[p + "attn.wo"], m.heads,
-                          m.kv_heads, cfg.head_dim, m.rope_theta)
+        h = x + attention(rmsnorm(x, P[p + "attn_norm.weight"], m.norm_eps), P, p, m, cfg.head_dim)
         hn = rmsnorm(h, P[p + "mlp_norm.weight"], m.norm_eps)
         if cfg.is_moe_layer(i):
             y, pieces, nstat = moe_block(hn, P, p + "moe.", cfg, state, moe_valid)
@@ -516,7 +571,8 @@ def forward_microbatch(P, ids, cfg: Cfg, state: MoEState, moe_valid=None):
         else:
             y = swiglu_mlp(hn, P[p + "mlp.fc1"], P[p + "mlp.fc2"])
         x = h + y
-    logits = rmsnorm(x, P["final_norm.weight"], m.norm_eps) @ P["lm_head.weight"].t()
+    head = P["embedding.weight"] if m.tie_embeddings else P["lm_head.weight"]
+    logits = rmsnorm(x, P["final_norm.weight"], m.norm_eps) @ head.t()
     return logits, moe_out
 
 

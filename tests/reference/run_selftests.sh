@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-/usr/bin/python3}
 rc=0
-for t in tests/reference/test_ref_worked_examples.py "tests/reference/make_fake_dump.py --selftest" \
+for t in tests/reference/test_ref_worked_examples.py tests/reference/test_ref_vs_transformers.py \
+         "tests/reference/make_fake_dump.py --selftest" \
          bench/test_peer_matches_ref.py; do
   echo "== $t"
   # shellcheck disable=SC2086

@@ -355,6 +355,38 @@ TEST(Config, ModelRules) {
   expect_invalid(with([](Config& c) { c.model.ffn = 0; }), {"[model] ffn = 0"});
   expect_invalid(with([](Config& c) { c.model.vocab = -3; }), {"[model] vocab = -3"});
   expect_invalid(with([](Config& c) { c.model.norm_eps = 0; }), {"norm_eps"});
+  expect_invalid(with([](Config& c) { c.model.qk_norm = "per_head"; }), {"qk_norm = \"per_head\"", "head | full"});
+  expect_invalid(with([](Config& c) { c.model.rope_scaling = "dynamic"; }), {"rope_scaling = \"dynamic\""});
+  expect_invalid(with([](Config& c) {
+                   c.model.rope_scaling = "linear";
+                   c.model.rope_scaling_factor = 0.5;
+                 }),
+                 {"rope_scaling_factor = 0.5", ">= 1"});
+  expect_invalid(with([](Config& c) { c.model.rope_scaling = "yarn"; }), {"rope_original_max_position", "got 0"});
+  expect_invalid(with([](Config& c) {
+                   c.model.rope_scaling = "llama3";
+                   c.model.rope_original_max_position = 32;
+                   c.model.rope_low_freq_factor = 4;
+                 }),
+                 {"rope_low_freq_factor = 4", "0 < low < high"});
+  expect_invalid(with([](Config& c) {
+                   c.model.rope_scaling = "yarn";
+                   c.model.rope_original_max_position = 32;
+                   c.model.rope_beta_slow = 40;
+                 }),
+                 {"rope_beta_slow = 40", "beta_slow < beta_fast"});
+  expect_invalid(with([](Config& c) { c.model.rope_attention_factor = 1.2; }),
+                 {"rope_attention_factor = 1.2", "only by rope_scaling = \"yarn\""});
+  EXPECT_EQ(validate_error(with([](Config& c) {
+              c.model.qk_norm = "full";
+              c.model.attention_bias = true;
+              c.model.tie_embeddings = true;
+              c.model.rope_scaling = "yarn";
+              c.model.rope_scaling_factor = 4;
+              c.model.rope_original_max_position = 16;
+              c.model.rope_attention_factor = 1.1;
+            })),
+            "");
 }
 
 TEST(Config, MoERules) {
@@ -445,6 +477,11 @@ TEST(Config, MoERules) {
                  }),
                  {"layout error L7", "tp = 2", "sequence_parallel"});
   EXPECT_EQ(validate_error(with([](Config& c) { c.parallel.tp = 2; })), "");
+  EXPECT_EQ(validate_error(with([](Config& c) {
+              c.model.tie_embeddings = true;
+              c.parallel.pp = 2;
+            })),
+            "");
   expect_invalid(with([](Config& c) { c.moe.capacity_partition = {2}; }), {"M11", "capacity_partition"});
   expect_invalid(with([](Config& c) {
                    c.moe.capacity_partition = {2, 1};
@@ -590,6 +627,7 @@ TEST(Config, EveryRuleHasItsId) {
       {"config error A1", [](Config& c) { c.model.kv_heads = 3; }, "heads = 4 is not divisible by kv_heads = 3"},
       {"config error A2", [](Config& c) { c.model.hidden = 98; }, "hidden = 98 is not divisible by heads = 4"},
       {"config error A3", [](Config& c) { c.model.head_dim = 15; }, "head dimension 15"},
+      {"config error A6", [](Config& c) { c.model.rope_scaling = "llama3"; }, "needs rope_original_max_position"},
       {"config error T1", [](Config& c) { c.optim.min_lr = 0.01; }, "min_lr = 0.01 must satisfy min_lr <= lr = 0.003"},
       {"config error T2", [](Config& c) { c.train.run_dir = ""; }, "[train] run_dir is empty"},
       {"config error M13", [](Config& c) { c.moe.capacity_factor = 0.0; }, "capacity_factor = 0"},

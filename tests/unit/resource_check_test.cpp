@@ -162,3 +162,23 @@ TEST(Watchdog, MessageNamesRankGroupOperationAndTimeout) {
       << m;
   EXPECT_NE(m.find("--parallel.timeout_s"), std::string::npos) << m;
 }
+
+// The HF architecture options change the parameter count: the estimate counts exactly what the
+// one-stage model registers (no lm_head with tied embeddings; biases and QK-norm weights).
+TEST(MemoryEstimate, CountsTheArchitectureOptionsParameters) {
+  for (const char* qk : {"none", "head", "full"})
+    for (bool tie : {false, true}) {
+      Config cfg;
+      cfg.model.vocab = 50;
+      cfg.model.qk_norm = qk;
+      cfg.model.tie_embeddings = tie;
+      cfg.model.attention_bias = tie;
+      Model model(cfg, ProcessGroups::single_process());
+      int64_t registered = 0;
+      for (int i = 0; i < model.dense().size(); ++i) registered += Param{&model.dense(), i}.numel();
+      ParallelSizes sizes;
+      const std::vector<StageMemory> est = estimate_stage_memory(cfg, sizes);
+      ASSERT_EQ(est.size(), 1u);
+      EXPECT_EQ(est[0].dense_params, registered) << "qk_norm " << qk << " tie " << tie;
+    }
+}

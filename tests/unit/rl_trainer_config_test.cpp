@@ -201,5 +201,38 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   EXPECT_EQ(src->train_problem(5).prompt, rl::make_problem_source(c.rl, 7, *char_tok())->train_problem(5).prompt);
 }
 
+// With a chat template, each prompt's ids are those of the rendered user turn (no <bos> added: the
+// template decides), a rendered prompt longer than max_prompt_tokens is R8 naming file:line, and
+// plain prompts keep their empty ids (the trainer prepends the document start and truncates).
+TEST(RlJsonl, ChatTemplatePromptsAreRenderedAndLengthChecked) {
+  Config c;
+  c.rl.data = write_tmp("chat.jsonl", "{\"prompt\": \"1+1?\", \"answer\": \"2\"}\n");
+  c.rl.reward.template_name = "none";
+  c.rl.chat_template = "chatml";
+  const auto src = rl::make_problem_source(c.rl, 1, *char_tok(), "char");
+  const rl::RlProblem p = src->train_problem(0);
+  EXPECT_EQ(p.ids, char_tok()->encode("<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n"));
+  EXPECT_EQ(rl::problem_prompt_ids(p, char_tok()->bos_id(), *char_tok(), 1024), p.ids);
+  // eos only: <|im_end|> is no single id of the character tokenizer.
+  EXPECT_EQ(rl::response_stop_ids(c.rl, *char_tok(), "char"), std::vector<int32_t>{*char_tok()->eos_id()});
+  c.rl.max_prompt_tokens = 20;
+  try {
+    (void)rl::make_problem_source(c.rl, 1, *char_tok(), "char");
+    FAIL() << "expected R8";
+  } catch (const UserError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("R8"), std::string::npos) << m;
+    EXPECT_NE(m.find("chat.jsonl:1"), std::string::npos) << m;
+    EXPECT_NE(m.find("max_prompt_tokens = 20"), std::string::npos) << m;
+  }
+  c.rl.chat_template = "plain";
+  const rl::RlProblem q = rl::make_problem_source(c.rl, 1, *char_tok(), "char")->train_problem(0);
+  EXPECT_TRUE(q.ids.empty());
+  std::vector<int32_t> want = {*char_tok()->bos_id()};
+  for (int32_t id : char_tok()->encode("1+1?")) want.push_back(id);
+  want.erase(want.begin(), want.end() - 3);  // left truncation keeps the last tokens
+  EXPECT_EQ(rl::problem_prompt_ids(q, char_tok()->bos_id(), *char_tok(), 3), want);
+}
+
 }  // namespace
 }  // namespace foldmoe

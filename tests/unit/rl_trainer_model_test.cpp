@@ -146,7 +146,13 @@ TEST(PolicyPath, RouterReplayUsesTheRecordedExperts) {
   zero(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, PolicyPath, ::testing::Values("dense", "moe", "moe-sigmoid"));
+INSTANTIATE_TEST_SUITE_P(Models, PolicyPath, ::testing::Values("dense", "moe", "moe-sigmoid", "hf-qwen3", "hf-olmoe"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& ch : s)
+                             if (ch == '-') ch = '_';
+                           return s;
+                         });
 
 }  // namespace
 }  // namespace foldmoe

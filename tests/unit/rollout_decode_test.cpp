@@ -25,6 +25,17 @@ std::unique_ptr<Model> make_model(const std::string& kind) {
     std::vector<float>& b = l->expert_bias();
     for (size_t e = 0; e < b.size(); ++e) b[e] = 0.05f * float(int(e % 3) - 1);
   }
+  // Biases start at zero and QK-norm weights at one: move them, so that the engine's use of them
+  // shows in the logits.
+  ParamArena& d = m->dense();
+  for (int i = 0; i < d.size(); ++i) {
+    const std::string& name = d.spec(i).name;
+    const bool bias = name.ends_with("_bias"), norm = name.ends_with("q_norm") || name.ends_with("k_norm");
+    if (!bias && !norm) continue;
+    float* w = d.params() + d.offset(i);
+    for (int64_t j = 0; j < Param{&d, i}.numel(); ++j)
+      w[j] = bias ? 0.3f * std::sin(float(j + 3 * i)) : 1.0f + 0.4f * std::cos(float(j + i));
+  }
   return m;
 }
 
@@ -186,7 +197,8 @@ TEST_P(RolloutKinds, IndependentOfBatchComposition) {
   EXPECT_NE(rl::generate(*model, prompts, sp, other)[0].tokens, all[0].tokens);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, RolloutKinds, ::testing::Values("dense", "moe", "moe-sigmoid", "moe-group"),
+INSTANTIATE_TEST_SUITE_P(Kinds, RolloutKinds,
+                         ::testing::Values("dense", "moe", "moe-sigmoid", "moe-group", "hf-qwen3", "hf-olmoe"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& ch : s)

@@ -13,7 +13,9 @@
 namespace foldmoe::test {
 
 // kind: "dense", "moe" (softmax top-2), "moe-sigmoid" (sigmoid, shared expert with gate, router
-// bias, expert bias, scaling, dense first layer), "moe-group" (pre-softmax, group-limited routing).
+// bias, expert bias, scaling, dense first layer), "moe-group" (pre-softmax, group-limited routing),
+// "hf-qwen3" (per-head QK-norm, q/k/v biases, tied embeddings, llama3 RoPE, head_dim != hidden /
+// heads, dense first layer), "hf-olmoe" (QK-norm over the whole projection, yarn RoPE, pre-softmax).
 inline Config rollout_config(const std::string& kind) {
   Config c;
   c.model.layers = 2;
@@ -46,6 +48,23 @@ inline Config rollout_config(const std::string& kind) {
     c.moe.num_groups = 4;
     c.moe.group_topk = 2;
     c.moe.shared_expert_ffn_hidden_size = 16;
+  } else if (kind == "hf-qwen3") {  // Hugging Face options (docs/model.md "Architecture options")
+    c.model.head_dim = 12;
+    c.model.qk_norm = "head";
+    c.model.attention_bias = true;
+    c.model.tie_embeddings = true;
+    c.model.rope_scaling = "llama3";
+    c.model.rope_scaling_factor = 4.0;
+    c.model.rope_original_max_position = 8;
+    c.moe.layer_freq = {0, 1};
+  } else if (kind == "hf-olmoe") {
+    c.model.qk_norm = "full";
+    c.model.rope_theta = 300.0;
+    c.model.rope_scaling = "yarn";
+    c.model.rope_scaling_factor = 3.0;
+    c.model.rope_original_max_position = 8;
+    c.model.rope_beta_fast = 4.0;
+    c.moe.pre_softmax = true;
   }
   return c;
 }
