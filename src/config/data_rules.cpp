@@ -56,9 +56,9 @@ void data_rules(const Config& c, Problems& p) {
   if (d.eod_mask_loss && !indexed)
     p.add("D20", "[data] eod_mask_loss = true applies to indexed data only (the synthetic corpus masks its padding).",
           "set eod_mask_loss = false, or source = \"indexed\".");
-  if (!indexed && d.tokenizer != "char")
-    p.add("D20", fmt::format("[data] tokenizer = \"{}\" but the synthetic corpus is character-level.", d.tokenizer),
-          "set [data] tokenizer = \"char\" for source = \"synthetic\".");
+  // A tokenizer other than "char" with the synthetic source is refused where the source is made
+  // (data::make_data_source), not here: a checkpoint of a model with its own tokenizer (an HF
+  // directory, an RL run started from one) keeps that tokenizer in [data] while reading no corpus.
   if (d.tokenizer.empty())
     p.add("D23", "[data] tokenizer is empty.",
           "set it to \"char\", a tokenizer.json (or its directory) or a SentencePiece .model file.");

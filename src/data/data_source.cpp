@@ -1,5 +1,8 @@
 #include "data/data_source.h"
 
+#include <fmt/format.h>
+
+#include "config/problems.h"
 #include "data/indexed_source.h"
 #include "data/synthetic_source.h"
 
@@ -7,6 +10,15 @@ namespace foldmoe::data {
 
 std::unique_ptr<DataSource> make_data_source(const Config& cfg, bool with_validation) {
   if (cfg.data.source == "indexed") return std::make_unique<IndexedSource>(cfg, with_validation);
+  if (cfg.data.tokenizer != "char") {
+    Problems p;
+    p.add("D20",
+          fmt::format("[data] tokenizer = \"{}\" but the synthetic corpus (source = \"synthetic\") is character-level.",
+                      clip_value_text(cfg.data.tokenizer)),
+          "train or evaluate on data made with that tokenizer: set [data] source = \"indexed\" and paths = [...] "
+          "(`foldmoe preprocess` writes them), or set [data] tokenizer = \"char\" for the synthetic corpus.");
+    p.raise();
+  }
   return std::make_unique<SyntheticSource>(uint64_t(cfg.train.seed), cfg.data.tasks);
 }
 

@@ -174,8 +174,17 @@ TEST(DataRules, EveryBadValueHasItsRule) {
   s.data.eod_mask_loss = true;
   EXPECT_TRUE(has_rule(s, "D20"));
   s.data.eod_mask_loss = false;
+  // A model's own tokenizer with the synthetic source is a valid config (an HF model's checkpoint
+  // keeps it); reading the character-level corpus with it is refused where the source is made.
   s.data.tokenizer = "tok.model";
-  EXPECT_TRUE(has_rule(s, "D20"));
+  EXPECT_FALSE(has_rule(s, "D20"));
+  try {
+    (void)data::make_data_source(s, false);
+    ADD_FAILURE() << "the synthetic source accepted tokenizer = tok.model";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("D20"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tok.model"), std::string::npos) << e.what();
+  }
   s.data.tokenizer = "char";
   s.data.source = "webtext";
   EXPECT_TRUE(has_rule(s, "V3"));
