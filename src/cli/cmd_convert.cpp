@@ -56,34 +56,57 @@ void report(const char* what, const std::string& in, const std::string& out, dou
   std::fflush(stdout);
 }
 
+// Bytes of the safetensors files of a directory (the throughput's numerator).
+uint64_t safetensors_bytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") bytes += e.file_size();
+  return bytes;
+}
+
+// An HF directory's model built under this launch's layout (config keys from the command line
+// override config.json's model) with the weights read in, each rank only its own shards.
+struct LoadedHfModel {
+  Config cfg;
+  ProcessGroups groups;
+  std::unique_ptr<Model> model;
+  double load_s = 0;  // reading the weights, after the model is built
+};
+
+LoadedHfModel load_hf_model(CLI::App* sub, const ConvertArgs& a, const hf::HfModelConfig& hf_cfg, bool take_tokenizer,
+                            const std::string& report_to) {
+  Config user;
+  apply_overrides(user, sub->remaining());
+  LoadedHfModel m{hf::apply_hf_config(user, hf_cfg), {}, nullptr};
+  if (take_tokenizer && m.cfg.data.tokenizer == Config{}.data.tokenizer &&
+      fs::exists(fs::path(a.input) / "tokenizer.json"))
+    m.cfg.data.tokenizer = a.input;
+  validate(m.cfg);
+  m.groups = make_groups(m.cfg);
+  auto t0 = std::chrono::steady_clock::now();
+  m.model = std::make_unique<Model>(m.cfg, m.groups);
+  free_gradients(*m.model);
+  if (m.groups.world->rank() == 0)
+    std::printf("convert: model built (random init, later overwritten) in %.2f s\n", seconds_since(t0));
+  m.groups.world->barrier();
+  t0 = std::chrono::steady_clock::now();  // the throughput is the reading's own
+  hf::load_hf_weights(hf_cfg, *m.model, m.groups);
+  m.load_s = seconds_since(t0);
+  report("--from hf (load)", a.input, report_to, m.load_s, safetensors_bytes(a.input), m.groups);
+  return m;
+}
+
 int from_hf(CLI::App* sub, const ConvertArgs& a) {
   const hf::HfModelConfig hf_cfg = hf::read_hf_config(a.input);
   if (fs::exists(a.output))
     user_error("hf error H6: the output '{}' exists; foldmoe never overwrites it: name a new directory or remove it",
                a.output);
-  Config user;
-  apply_overrides(user, sub->remaining());
-  Config cfg = hf::apply_hf_config(user, hf_cfg);
-  if (cfg.data.tokenizer == Config{}.data.tokenizer && fs::exists(fs::path(a.input) / "tokenizer.json"))
-    cfg.data.tokenizer = a.input;
-  validate(cfg);
-  const ProcessGroups groups = make_groups(cfg);
-  auto t0 = std::chrono::steady_clock::now();
-  Model model(cfg, groups);
-  free_gradients(model);
-  if (groups.world->rank() == 0)
-    std::printf("convert: model built (random init, later overwritten) in %.2f s\n", seconds_since(t0));
-  groups.world->barrier();
-  t0 = std::chrono::steady_clock::now();  // the throughput is the reading's own
-  hf::load_hf_weights(hf_cfg, model, groups);
-  const double load_s = seconds_since(t0);
-  uint64_t bytes = 0;  // the HF weights read, over all ranks
-  for (const auto& e : fs::directory_iterator(a.input))
-    if (e.path().extension() == ".safetensors") bytes += e.file_size();
-  report("--from hf (load)", a.input, a.output, load_s, bytes, groups);
-  save_logical_checkpoint(a.output, model, groups, nullptr, 0, config_to_toml(cfg),
+  const LoadedHfModel m = load_hf_model(sub, a, hf_cfg, /*take_tokenizer=*/true, a.output);
+  const auto t0 = std::chrono::steady_clock::now();
+  save_logical_checkpoint(a.output, *m.model, m.groups, nullptr, 0, config_to_toml(m.cfg),
                           {{"hf", {{"source", a.input}, {"model_type", hf_cfg.model_type}}}});
-  report("--from hf (load + checkpoint save)", a.input, a.output, seconds_since(t0), bytes, groups);
+  report("--from hf (load + checkpoint save)", a.input, a.output, m.load_s + seconds_since(t0),
+         safetensors_bytes(a.input), m.groups);
   return 0;
 }
 
@@ -92,34 +115,15 @@ int from_hf(CLI::App* sub, const ConvertArgs& a) {
 int hf_to_hf(CLI::App* sub, const ConvertArgs& a) {
   const hf::HfModelConfig hf_cfg = hf::read_hf_config(a.input);
   hf::check_hf_output(a.output);
-  Config user;
-  apply_overrides(user, sub->remaining());
-  Config cfg = hf::apply_hf_config(user, hf_cfg);
-  validate(cfg);
-  const ProcessGroups groups = make_groups(cfg);
-  auto t0 = std::chrono::steady_clock::now();
-  Model model(cfg, groups);
-  free_gradients(model);
-  if (groups.world->rank() == 0)
-    std::printf("convert: model built (random init, later overwritten) in %.2f s\n", seconds_since(t0));
-  groups.world->barrier();
-  t0 = std::chrono::steady_clock::now();  // the throughput is the reading's own
-  hf::load_hf_weights(hf_cfg, model, groups);
-  uint64_t in_bytes = 0;
-  for (const auto& e : fs::directory_iterator(a.input))
-    if (e.path().extension() == ".safetensors") in_bytes += e.file_size();
-  report("--from hf (load)", a.input, "memory", seconds_since(t0), in_bytes, groups);
+  const LoadedHfModel m = load_hf_model(sub, a, hf_cfg, /*take_tokenizer=*/false, "memory");
   hf::HfSaveOptions o;
   o.model_type = hf_cfg.model_type;
   o.dtype = a.dtype;
   o.max_shard_bytes = parse_byte_size(a.max_shard, "--max-shard-size");
   o.tokenizer_dir = a.input;
   const auto t1 = std::chrono::steady_clock::now();
-  hf::save_hf_weights(a.output, cfg, model, groups, o);
-  uint64_t bytes = 0;
-  for (const auto& e : fs::directory_iterator(a.output))
-    if (e.path().extension() == ".safetensors") bytes += e.file_size();
-  report("--to hf (write)", "memory", a.output, seconds_since(t1), bytes, groups);
+  hf::save_hf_weights(a.output, m.cfg, *m.model, m.groups, o);
+  report("--to hf (write)", "memory", a.output, seconds_since(t1), safetensors_bytes(a.output), m.groups);
   return 0;
 }
 
@@ -142,10 +146,7 @@ int to_hf(CLI::App* sub, const ConvertArgs& a) {
   o.tokenizer_dir = hf::tokenizer_dir_of(cfg);
   const auto t0 = std::chrono::steady_clock::now();
   hf::save_hf_weights(a.output, cfg, model, groups, o);
-  uint64_t bytes = 0;
-  for (const auto& e : fs::directory_iterator(a.output))
-    if (e.path().extension() == ".safetensors") bytes += e.file_size();
-  report("--to hf (write)", dir, a.output, seconds_since(t0), bytes, groups);
+  report("--to hf (write)", dir, a.output, seconds_since(t0), safetensors_bytes(a.output), groups);
   return 0;
 }
 }  // namespace

@@ -6,7 +6,6 @@ transformers with the trained weights."""
 import json
 import os
 import shutil
-import struct
 
 import torch
 from safetensors.torch import load_file
@@ -14,6 +13,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
 from e2e_common import main, run, tmpdir
+from megatron_files import write_megatron
 from hf_fixtures import load_tensors, make_model
 from test_hf_convert import assert_checkpoint_holds
 from tokenizer_fixtures import _bytelevel, training_text
@@ -26,18 +26,6 @@ def hf_dir_with_tokenizer(model_type="qwen3_moe"):
     d = make_model(model_type, f"{work}/model", vocab_size=vocab)
     shutil.copy(tok_path, f"{d}/tokenizer.json")
     return d, Tokenizer.from_file(tok_path), work
-
-
-def write_megatron(prefix, docs):
-    with open(prefix + ".bin", "wb") as f:
-        for doc in docs:
-            f.write(struct.pack(f"<{len(doc)}H", *doc))
-    lengths = [len(doc) for doc in docs]
-    pointers = [2 * sum(lengths[:i]) for i in range(len(docs))]
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
-        f.write(struct.pack(f"<{len(docs)}i", *lengths) + struct.pack(f"<{len(docs)}q", *pointers))
-        f.write(struct.pack(f"<{len(docs) + 1}q", *range(len(docs) + 1)))
 
 
 def test_generate_uses_the_directory_weights_and_tokenizer():

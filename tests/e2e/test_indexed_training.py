@@ -18,6 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import BIN, ENV, main, metrics, run, tmpdir  # noqa: E402
+from megatron_files import write_megatron
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "tests", "parallel", "configs", "parity-moe.toml")
@@ -26,29 +27,6 @@ MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_w
 EOS = 2  # the character tokenizer's <eos>
 DOC_LEN = 8  # every document: 7 characters then <eos>
 SEQ = 32  # a multiple of DOC_LEN: every sample reads exactly SEQ / DOC_LEN end-of-document inputs
-
-
-def write_megatron(prefix, docs, dtype_code=8, fmt_char="H"):
-    """Megatron's MMIDIDX files: .bin = the tokens of every document end to end; .idx = header,
-    sequence lengths (int32), byte pointers (int64), document indices (int64)."""
-    with open(prefix + ".bin", "wb") as f:
-        for d in docs:
-            f.write(struct.pack(f"<{len(d)}{fmt_char}", *d))
-    size = struct.calcsize(fmt_char)
-    lengths = [len(d) for d in docs]
-    pointers, p = [], 0
-    for n in lengths:
-        pointers.append(p)
-        p += n * size
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00")
-        f.write(struct.pack("<Q", 1))
-        f.write(struct.pack("<B", dtype_code))
-        f.write(struct.pack("<Q", len(docs)))
-        f.write(struct.pack("<Q", len(docs) + 1))
-        f.write(struct.pack(f"<{len(docs)}i", *lengths))
-        f.write(struct.pack(f"<{len(docs)}q", *pointers))
-        f.write(struct.pack(f"<{len(docs) + 1}q", *range(len(docs) + 1)))
 
 
 def read_megatron(prefix):

@@ -8,12 +8,12 @@ the stop ids are the tokenizer's eos plus generation_config.json's eos_token_id 
 (R8) and a template without any end-of-sequence token (R9) are refused naming the line / fix."""
 import json
 import os
-import struct
 
 from tokenizers import Tokenizer, normalizers
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from e2e_common import ROOT, main, run, tmpdir
+from megatron_files import write_megatron
 from tokenizer_fixtures import QWEN2_REGEX, _bytelevel, bible_lines
 
 FIXTURES = os.path.join(ROOT, "tests", "e2e", "chat_templates")
@@ -26,18 +26,6 @@ def dapo_math(problem):
     return ("Solve the following math problem step by step. The last line of your response should be of the form "
             "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n" + problem +
             "\n\nRemember to put your answer on its own line after \"Answer:\".")
-
-
-def write_megatron(prefix, docs):
-    with open(prefix + ".bin", "wb") as f:
-        for d in docs:
-            f.write(struct.pack(f"<{len(d)}H", *d))
-    lengths = [len(d) for d in docs]
-    pointers = [2 * sum(lengths[:i]) for i in range(len(docs))]
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
-        f.write(struct.pack(f"<{len(docs)}i", *lengths) + struct.pack(f"<{len(docs)}q", *pointers))
-        f.write(struct.pack(f"<{len(docs) + 1}q", *range(len(docs) + 1)))
 
 
 def setup():

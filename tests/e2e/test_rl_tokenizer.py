@@ -4,26 +4,14 @@ prompts with non-ASCII characters, while the character-level synthetic model ref
 tokenizer and the file line."""
 import os
 import random
-import struct
 
 import sentencepiece
 
 from e2e_common import main, pretrained_lookup, run, tmpdir
+from megatron_files import write_megatron
 
 WORDS = ["café", "über", "naïve", "señor", "déjà", "vu", "the", "cat", "sat", "on", "a", "mat", "is", "what", "2",
          "3", "5", "+", "=", "answer"]
-
-
-def write_megatron(prefix, docs):
-    with open(prefix + ".bin", "wb") as f:
-        for d in docs:
-            f.write(struct.pack(f"<{len(d)}H", *d))
-    lengths = [len(d) for d in docs]
-    pointers = [2 * sum(lengths[:i]) for i in range(len(docs))]
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
-        f.write(struct.pack(f"<{len(docs)}i", *lengths) + struct.pack(f"<{len(docs)}q", *pointers))
-        f.write(struct.pack(f"<{len(docs) + 1}q", *range(len(docs) + 1)))
 
 
 def test_non_ascii_prompts_with_a_sentencepiece_policy():
