@@ -111,7 +111,10 @@ void register_generate(CLI::App& app) {
     cfg = resolve_config_for_tokenizer(cfg, *tok);
     for (int32_t id : ids)
       if (id >= cfg.model.vocab)
-        user_error("--prompt-ids: token id {} is outside the model's vocabulary of {} ids", id, cfg.model.vocab);
+        user_error(
+            "input error E4: --prompt-ids: token id {} is outside the model's vocabulary of {} ids.\n  fix: use "
+            "ids in [0, {}).",
+            id, cfg.model.vocab, cfg.model.vocab);
     Trainer trainer(cfg, ProcessGroups::single_process(), /*write_outputs=*/false);
     if (source.hf) hf::load_hf_weights(*source.hf, trainer.model(), ProcessGroups::single_process());
     rl::SamplingParams sp;
