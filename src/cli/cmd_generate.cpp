@@ -81,6 +81,10 @@ void register_generate(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)")->check(any_integer("--seed", "7"));
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
+    if (a->prompt.empty() && a->prompt_ids.empty())  // first: before the checkpoint is looked at
+      user_error(
+          "`foldmoe generate` needs --prompt (or --prompt-ids).\n  fix: add --prompt VALUE, or --prompt-ids "
+          "1,17,42 (token ids)");
     const ModelSource source = model_source(a->dir, "--checkpoint");
     a->dir = source.dir;
     Config cfg = source.config();
@@ -88,8 +92,6 @@ void register_generate(CLI::App& app) {
     use_hf_tokenizer(cfg, source);  // after validate: the synthetic corpus's char rule (D20) is not this run's
     // Only the tokenizer of the checkpoint's data is needed, not the data files.
     const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer(cfg.data.tokenizer);
-    if (a->prompt.empty() && a->prompt_ids.empty())
-      user_error("foldmoe generate needs a prompt: --prompt TEXT or --prompt-ids 1,17,42");
     std::vector<int32_t> ids;
     if (!a->prompt_ids.empty()) {
       ids = parse_prompt_ids(a->prompt_ids);
