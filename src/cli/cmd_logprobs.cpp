@@ -128,6 +128,14 @@ void register_logprobs(CLI::App& app) {
     // The layout is this command's, not the training run's.
     cfg.parallel = Config{}.parallel;
     cfg = apply_config_flags(sub, cfg);
+    // One sequence per micro-batch, padded to a multiple of TP·CP (·2 with CP); score_sequences runs
+    // one micro-batch per round of sequences, a multiple of pp with vpp > 1 (L14). The layout checks
+    // and the memory estimate see that shape: the padding unit now, the longest sequence below.
+    const int64_t multiple = int64_t(cfg.parallel.tp) * cfg.parallel.cp * (cfg.parallel.cp > 1 ? 2 : 1);
+    cfg.train.seq_len = int(std::max<int64_t>(2, multiple));
+    cfg.train.micro_batch = 1;
+    cfg.train.global_batch = 0;
+    cfg.train.micro_batches = cfg.parallel.vpp > 1 ? cfg.parallel.pp : 1;
     validate(cfg);
     check_output(a->output, a->overwrite);  // before any work
     data::SequenceInput seqs;
@@ -149,17 +157,11 @@ void register_logprobs(CLI::App& app) {
       cfg = resolve_config_for_tokenizer(cfg, *tok);
     }
     data::check_sequences(seqs, cfg.model.vocab, cfg.model.max_seq_len);
-    // The micro-batch shape of the layout checks and the memory estimate: one sequence, the
-    // longest, padded as score_sequences pads it.
     int64_t longest = 0;
     for (const auto& s : seqs.sequences) longest = std::max<int64_t>(longest, int64_t(s.size()) - 1);
-    const int64_t multiple = int64_t(cfg.parallel.tp) * cfg.parallel.cp * (cfg.parallel.cp > 1 ? 2 : 1);
     int64_t S = (longest + multiple - 1) / multiple * multiple;
     if (S > cfg.model.max_seq_len) S = std::max(multiple, cfg.model.max_seq_len / multiple * multiple);
-    cfg.train.seq_len = int(S);
-    cfg.train.micro_batch = 1;
-    cfg.train.global_batch = 0;
-    cfg.train.micro_batches = 1;
+    cfg.train.seq_len = int(std::max<int64_t>(2, S));
     validate(cfg);
     if (!source.hf) cfg.checkpoint.load = a->dir;  // the trainer restores weights and expert bias
     Trainer trainer(cfg, make_groups(cfg), /*write_outputs=*/false);

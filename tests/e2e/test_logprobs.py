@@ -2,7 +2,8 @@
   - on a tiny random HF model (qwen3_moe), the log-probs equal transformers in float64 on the same
     directory to 1e-5 relative, the --logits equal its logits, log_softmax of the written logits
     gives the written log-probs (1e-6), tokens.i are the input, the metadata count/vocab/mean NLL;
-  - every layout (TP2, EP2, PP2, DP2, CP2, TP2xEP2 folded, TP2xDP2xEP4, TP2xPP2xEP2) gives the
+  - every layout (TP2, EP2, PP2, DP2, CP2, TP2xEP2 folded, TP2xDP2xEP4, TP2xPP2xEP2, interleaved
+    PP2 with vpp 2, DP2xPP2(vpp 2)xEP2) gives the
     one-process values (log-probs and logits) to 1e-6, on the HF directory and on a foldmoe-trained
     checkpoint; sequences of different lengths, an odd count under DP;
   - --text-input (strings and {"text": ...}) equals --input with the ids it encodes to;
@@ -24,7 +25,7 @@ _STATE = {}
 
 def hf_dir():
     if "hf" not in _STATE:
-        _STATE["hf"] = make("qwen3_moe")
+        _STATE["hf"] = make("qwen3_moe", num_hidden_layers=4)
     return _STATE["hf"]
 
 
@@ -65,7 +66,13 @@ def test_equal_float64_reference():
 
 
 def test_layouts_equal_one_process():
-    check_layouts(hf_dir(), SEQS, LAYOUTS, tol=1e-6, label="qwen3_moe HF dir, with logits", logits=True)
+    interleaved = {"pp2_vpp2": (2, ["--parallel.pp=2", "--parallel.vpp=2"]),
+                   "dp2_pp2_vpp2_ep2": (4, ["--parallel.pp=2", "--parallel.vpp=2", "--parallel.ep=2"])}
+    check_layouts(hf_dir(), SEQS, LAYOUTS | interleaved, tol=1e-6, label="qwen3_moe HF dir, with logits",
+                  logits=True)
+    # Fewer sequences than DP ranks: the idle rank scores a copy and discards it.
+    check_layouts(hf_dir(), SEQS[:1], {k: LAYOUTS[k] for k in ("dp2", "tp2_dp2_ep4")}, tol=1e-6,
+                  label="one sequence")
     ckpt_seqs = random_sequences(98, [13, 4, 21], seed=1)
     check_layouts(trained_checkpoint(), ckpt_seqs,
                   {k: LAYOUTS[k] for k in ("tp2", "ep2", "pp2", "dp2", "cp2", "tp2_ep2", "tp2_pp2_ep2")},
