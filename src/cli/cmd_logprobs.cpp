@@ -141,13 +141,15 @@ void register_logprobs(CLI::App& app) {
     data::SequenceInput seqs;
     std::unique_ptr<data::Tokenizer> tok;
     if (!a->text_input.empty()) {
-      use_hf_tokenizer(cfg, source);
-      if (source.hf && cfg.data.tokenizer != source.dir)
+      // The directory's tokenizer, kept out of cfg: the synthetic corpus's char rule (D20) is not this run's.
+      Config with_tokenizer = cfg;
+      use_hf_tokenizer(with_tokenizer, source);
+      if (source.hf && with_tokenizer.data.tokenizer != source.dir)
         user_error(
             "logprobs error E7: --text-input needs the model's tokenizer, and the Hugging Face directory {} "
             "has no tokenizer.json.\n  fix: pass token ids with --input, or add the model's tokenizer.json.",
             source.dir);
-      tok = data::load_tokenizer(cfg.data.tokenizer);
+      tok = data::load_tokenizer(with_tokenizer.data.tokenizer);
       seqs = data::read_text_sequences(a->text_input, data::document_start_id(cfg, *tok), *tok);
     } else {
       seqs = data::read_token_sequences(a->input);

@@ -6,7 +6,9 @@
     PP2 with vpp 2, DP2xPP2(vpp 2)xEP2) gives the
     one-process values (log-probs and logits) to 1e-6, on the HF directory and on a foldmoe-trained
     checkpoint; sequences of different lengths, an odd count under DP;
-  - --text-input (strings and {"text": ...}) equals --input with the ids it encodes to;
+  - --text-input (strings and {"text": ...}) equals --input with the ids it encodes to, with the
+    char tokenizer of a foldmoe checkpoint (<bos> first) and an HF directory's tokenizer.json (the
+    ids of the tokenizers library);
   - each bad input exits non-zero with its rule id (E2-E8) and writes nothing; an existing output is
     refused without --overwrite and replaced with it, atomically (no temporary file left)."""
 import json
@@ -15,6 +17,7 @@ import os
 import torch
 
 from e2e_common import main, run, tmpdir
+from test_hf_directory_commands import hf_dir_with_tokenizer
 from hf_parity import (LAYOUTS, check_layouts, foldmoe_command, foldmoe_logprobs, logprobs_of, make,
                        max_rel_err, mean_nll, random_sequences, read_output, reference_logprobs, write_jsonl)
 
@@ -88,6 +91,17 @@ def test_text_input_equals_token_input():
     ids = [by_text[f"tokens.{i}"].tolist() for i in range(2)]
     assert len(ids[0]) == 1 + len("add:12+345=357"), ids  # the document-start token, then one per character
     by_ids, _ = foldmoe_logprobs(trained_checkpoint(), ids)
+    for i in range(2):
+        assert torch.equal(by_text[f"logprobs.{i}"], by_ids[f"logprobs.{i}"])
+    # A Hugging Face directory's tokenizer.json (this one defines no bos: nothing is prepended).
+    d, tok, work = hf_dir_with_tokenizer("llama")
+    texts = ["In the beginning was the word", "hello world"]
+    inp = write_jsonl(f"{work}/text.jsonl", [texts[0], {"text": texts[1]}])
+    run("logprobs", "--checkpoint", d, "--text-input", inp, "--output", f"{work}/out.safetensors")
+    by_text, _ = read_output(f"{work}/out.safetensors")
+    ids = [tok.encode(t).ids for t in texts]
+    assert [by_text[f"tokens.{i}"].tolist() for i in range(2)] == ids
+    by_ids, _ = foldmoe_logprobs(d, ids)
     for i in range(2):
         assert torch.equal(by_text[f"logprobs.{i}"], by_ids[f"logprobs.{i}"])
 
