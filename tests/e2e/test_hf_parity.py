@@ -6,7 +6,8 @@ qwen3 (QK-norm), tied embeddings. For each model:
   (b) greedy generation of 20 tokens (eos ignored) is transformers' generate(do_sample=False);
   (c) after a few foldmoe training steps from the directory and an fp32 export (`convert --to hf`),
       transformers on the export reproduces foldmoe's log-probs of the trained checkpoint to 1e-4;
-  (d) logprobs under mpirun with TP2, PP2, DP2, CP2, TP2xPP2 and TP2xDP2 equal one process to 1e-6.
+  (d) logprobs under mpirun with TP2, PP2, DP2, CP2, TP2xPP2 and TP2xDP2 equal one process to 1e-6
+      (llama llama3, qwen2; qwen3 and tied llama with TP2, PP2, TP2xPP2).
 Shared helpers: hf_parity.py."""
 from e2e_common import main
 from hf_parity import (DENSE_LAYOUTS, check_greedy_parity, check_layouts, check_logprob_parity,
@@ -56,6 +57,11 @@ def test_layouts_equal_one_process():
     for label in ("llama_llama3", "qwen2_bias"):
         model_type, overrides = MODELS[label]
         check_layouts(make(model_type, **overrides), SEQS, DENSE_LAYOUTS, label=label)
+    # QK-norm per head under TP; tied embeddings split over the first and last pipeline stage.
+    for label in ("qwen3_qk_norm", "llama_tied"):
+        model_type, overrides = MODELS[label]
+        check_layouts(make(model_type, **overrides), SEQS, {k: DENSE_LAYOUTS[k] for k in ("tp2", "pp2", "tp2_pp2")},
+                      label=label)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ layer among the MoE ones, QK-norm), olmoe. For each model:
   (c) after a few foldmoe training steps from the directory and an fp32 export (`convert --to hf`),
       transformers on the export reproduces foldmoe's log-probs of the trained checkpoint to 1e-4;
   (d) logprobs under mpirun with TP2, EP2, PP2, DP2, CP2 and the folded TP2xEP2, TP2xDP2xEP4,
-      TP2xPP2xEP2 equal one process to 1e-6.
+      TP2xPP2xEP2 equal one process to 1e-6 (qwen2_moe, qwen3_moe; olmoe and mixtral with TP2,
+      TP2xEP2, TP2xPP2xEP2).
 Shared helpers: hf_parity.py."""
 from e2e_common import main
 from hf_parity import (LAYOUTS, check_greedy_parity, check_layouts, check_logprob_parity,
@@ -44,6 +45,9 @@ def test_trained_export_equals_transformers():
 def test_layouts_equal_one_process():
     for m in ("qwen2_moe", "qwen3_moe"):
         check_layouts(model_dir(m), SEQS, LAYOUTS, label=m)
+    # OLMoE's QK-norm over the whole projection spans the TP ranks; Mixtral has no shared expert.
+    for m in ("olmoe", "mixtral"):
+        check_layouts(model_dir(m), SEQS, {k: LAYOUTS[k] for k in ("tp2", "tp2_ep2", "tp2_pp2_ep2")}, label=m)
 
 
 if __name__ == "__main__":
