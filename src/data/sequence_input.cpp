@@ -1,5 +1,6 @@
 #include "data/sequence_input.h"
 
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,9 @@ namespace {
 // Calls on_line(json, line number) for every non-blank line of `path`.
 template <typename F>
 SequenceInput read_lines(const std::string& path, const char* expected, F&& on_line) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    user_error("logprobs error E2: the input {} is a directory.\n  fix: give a JSON-lines file ({}).", path, expected);
   std::ifstream f(path);
   if (!f)
     user_error(

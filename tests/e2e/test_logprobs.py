@@ -131,6 +131,7 @@ def test_bad_input_is_refused_before_any_work():
         ("E2", ["--input", f"{work}/missing.jsonl"], "missing.jsonl"),
         ("E2", ["--input", lines("empty.jsonl", "\n  \n")], "holds no sequence"),
         ("E2", [], "--input"),
+        ("E2", ["--input", work], "is a directory"),
         ("E3", ["--input", lines("bad.jsonl", "[1, 2, 3]\n\n[4, 5\n")], "bad.jsonl:3"),
         ("E3", ["--input", lines("float.jsonl", "[1, 2.5]\n")], "float.jsonl:1"),
         ("E3", ["--input", lines("object.jsonl", '{"ids": [1, 2]}\n')], "object.jsonl:1"),
