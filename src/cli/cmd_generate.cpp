@@ -2,6 +2,7 @@
 // with the KV-cache rollout engine (src/rl).
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -21,12 +22,35 @@ namespace foldmoe::cli {
 
 namespace {
 struct GenerateArgs {
-  std::string dir, prompt;
+  std::string dir, prompt, prompt_ids;
   int max_new = 64, top_k = 0, samples = 1;
   double temperature = 1.0, top_p = 1.0;
   int64_t seed = 0;
-  bool json = false;
+  bool json = false, ignore_eos = false;
 };
+
+// --prompt-ids "1,17,42": the ids as given (nothing prepended).
+std::vector<int32_t> parse_prompt_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const std::string word = text.substr(at, comma - at);
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != word.size() || v < 0 || v > std::numeric_limits<int32_t>::max())
+      user_error("--prompt-ids: '{}' is not a token id; write comma-separated non-negative integers, e.g. 1,17,42",
+                 word);
+    ids.push_back(int32_t(v));
+    at = comma + 1;
+  }
+  return ids;
+}
 }  // namespace
 
 void register_generate(CLI::App& app) {
@@ -37,7 +61,13 @@ void register_generate(CLI::App& app) {
          "Checkpoint: a run directory (its latest complete checkpoint), its checkpoints/ directory or one "
          "…/checkpoints/step-NNNNNNNN, or a Hugging Face model directory (its config.json, safetensors and tokenizer)")
       ->required();
-  sub->add_option("--prompt", a->prompt, "Prompt text (<bos> is prepended), e.g. \"add:12+345=\"")->required();
+  CLI::Option* prompt =
+      sub->add_option("--prompt", a->prompt, "Prompt text (<bos> is prepended), e.g. \"add:12+345=\"");
+  CLI::Option* prompt_ids =
+      sub->add_option("--prompt-ids", a->prompt_ids,
+                      "Prompt token ids, comma-separated, used as given (nothing prepended), e.g. 1,17,42");
+  prompt->excludes(prompt_ids);
+  sub->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-text token: always --max-new tokens");
   sub->add_option("--max-new", a->max_new, "Maximum new tokens per continuation (default 64)")
       ->check(integer_at_least("--max-new", 1, "64"));
   sub->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy (default 1)")
@@ -51,6 +81,10 @@ void register_generate(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)")->check(any_integer("--seed", "7"));
   sub->add_flag("--json", a->json, "Also print one JSON line per continuation (tokens, log-probs, entropies)");
   set_action(sub, [a] {
+    if (a->prompt.empty() && a->prompt_ids.empty())  // first: before the checkpoint is looked at
+      user_error(
+          "`foldmoe generate` needs --prompt (or --prompt-ids).\n  fix: add --prompt VALUE, or --prompt-ids "
+          "1,17,42 (token ids)");
     const ModelSource source = model_source(a->dir, "--checkpoint");
     a->dir = source.dir;
     Config cfg = source.config();
@@ -59,10 +93,14 @@ void register_generate(CLI::App& app) {
     // Only the tokenizer of the checkpoint's data is needed, not the data files.
     const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer(cfg.data.tokenizer);
     std::vector<int32_t> ids;
-    try {  // before the model is built: a bad prompt is found at once, and named
-      ids = data::prompt_ids(data::document_start_id(cfg, *tok), *tok, a->prompt);
-    } catch (const UserError& e) {
-      user_error("--prompt: {}", e.what());
+    if (!a->prompt_ids.empty()) {
+      ids = parse_prompt_ids(a->prompt_ids);
+    } else {
+      try {  // before the model is built: a bad prompt is found at once, and named
+        ids = data::prompt_ids(data::document_start_id(cfg, *tok), *tok, a->prompt);
+      } catch (const UserError& e) {
+        user_error("--prompt: {}", e.what());
+      }
     }
     // A5: the prompt and the new tokens fit the model's context (the KV cache grows with them).
     if (int64_t(ids.size()) + a->max_new > int64_t(cfg.model.max_seq_len))
@@ -72,7 +110,14 @@ void register_generate(CLI::App& app) {
           a->max_new, ids.size(), cfg.model.max_seq_len, a->dir,
           std::max<int64_t>(0, int64_t(cfg.model.max_seq_len) - int64_t(ids.size())));
     if (!source.hf) cfg.checkpoint.load = a->dir;  // the trainer restores weights, expert bias and step
-    Trainer trainer(resolve_config_for_tokenizer(cfg, *tok), ProcessGroups::single_process(), /*write_outputs=*/false);
+    cfg = resolve_config_for_tokenizer(cfg, *tok);
+    for (int32_t id : ids)
+      if (id >= cfg.model.vocab)
+        user_error(
+            "input error E4: --prompt-ids: token id {} is outside the model's vocabulary of {} ids.\n  fix: use "
+            "ids in [0, {}).",
+            id, cfg.model.vocab, cfg.model.vocab);
+    Trainer trainer(cfg, ProcessGroups::single_process(), /*write_outputs=*/false);
     if (source.hf) hf::load_hf_weights(*source.hf, trainer.model(), ProcessGroups::single_process());
     rl::SamplingParams sp;
     sp.temperature = float(a->temperature);
@@ -83,7 +128,7 @@ void register_generate(CLI::App& app) {
     opt.max_new_tokens = a->max_new;
     opt.samples_per_prompt = a->samples;
     opt.seed = uint64_t(a->seed);
-    opt.eos_id = tok->eos_id().value_or(-1);
+    opt.eos_id = a->ignore_eos ? -1 : tok->eos_id().value_or(-1);
     opt.record_routing = false;
     const std::vector<rl::Response> out = rl::generate(trainer.model(), {ids}, sp, opt);
     std::printf("checkpoint %s (step %lld), prompt \"%s\"\n", a->dir.c_str(), (long long)trainer.step(),

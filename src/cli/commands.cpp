@@ -81,13 +81,17 @@ void apply_profile_option(Config& cfg, int profile_step) {
 
 Config ConfigOptions::load(CLI::App* sub) const {
   // Without a file the struct defaults are the built-in tiny MoE (config/config.h).
-  Config c = file.empty() ? Config{} : load_config_file(file);
+  Config c = apply_config_flags(sub, file.empty() ? Config{} : load_config_file(file));
+  validate(c);
+  return c;
+}
+
+Config apply_config_flags(CLI::App* sub, Config c) {
   const std::vector<std::string> flags = sub->remaining();
   for (size_t i = 0; i < flags.size(); ++i)
     if (flags[i].rfind("--", 0) != 0 || flags[i].find('=') == std::string::npos)
       unexpected_argument(sub, flags[i], i + 1 < flags.size() ? flags[i + 1] : "");
   apply_overrides(c, flags);
-  validate(c);
   return c;
 }
 

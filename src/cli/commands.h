@@ -26,6 +26,7 @@ void register_tokenize(CLI::App& app);
 void register_preprocess(CLI::App& app);
 void register_inspect_data(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_logprobs(CLI::App& app);
 
 // Runs the callback of the parsed subcommand; returns the exit status.
 int run_selected(CLI::App& app);
@@ -38,6 +39,10 @@ struct ConfigOptions {
   // Built-in tiny MoE when no file is given; overrides applied; validated.
   Config load(CLI::App* sub) const;
 };
+
+// The `--section.key=value` words left over by the parser of `sub` applied to `c` (a word that is
+// not one is refused with a suggestion); not validated.
+Config apply_config_flags(CLI::App* sub, Config c);
 
 // `--profile[=N]` of the commands that run steps: the Chrome trace of the N-th step this run
 // executes (default 2, after the warm-up step); sets [log] profile_step (docs/observability.md §3).

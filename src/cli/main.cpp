@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   foldmoe::cli::register_preprocess(app);
   foldmoe::cli::register_inspect_data(app);
   foldmoe::cli::register_convert(app);
+  foldmoe::cli::register_logprobs(app);
   app.footer("Run `foldmoe COMMAND --help` for the options of a command.");  // after the commands: not inherited
   try {
     foldmoe::cli::check_command_word(app, argc, argv);

@@ -295,6 +295,10 @@ void Model::loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, Chun
   }
   r.ce_sum = 0;
   for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
+  if (capture_.logprobs) {
+    r.logprob_N.resize(size_t(N));
+    for (int64_t n = 0; n < N; ++n) r.logprob_N[size_t(n)] = -ce[size_t(n)];
+  }
 }
 
 void Model::head_backward_(Slot& s) {
@@ -337,6 +341,7 @@ ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoESt
   Slot& s = slot_(m, c, &mb);
   const MoEStepContext ctx = full_context_(mb, ctx_in);
   ChunkResult r;
+  r.micro_batch = m;
   if (embeds) embed_(mb, s);
   if (recompute_ == Recompute::Full) {
     s.x_in = s.x;
@@ -350,6 +355,12 @@ ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoESt
   }
   if (head) {
     head_forward_(s);
+    if (capture_.logits) {  // before the loss turns the logits into their gradient
+      r.logits_NV = s.logits;
+      r.vocab_first = vocab_.first;
+      r.vocab_rows = vocab_.rows;
+      r.vocab_valid = vocab_.valid();
+    }
     loss_(mb, ctx, s, r);
   }
   if (track_bytes_) peak_bytes_ = std::max(peak_bytes_, live_activation_bytes());

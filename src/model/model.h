@@ -40,6 +40,19 @@ struct ChunkResult {
   double ce_sum = 0;
   int64_t n_valid = 0;
   std::vector<std::pair<int, MoEStats>> moe;  // (model-wide MoE layer index, stats) per MoE layer of the chunk
+  int micro_batch = -1;                       // m of the forward
+  // Head chunk, when set_head_capture asked for them (foldmoe logprobs, docs/logprobs.md):
+  std::vector<float> logprob_N;  // log p(target of row n) = −CE of row n (identical on the TP ranks)
+  std::vector<float> logits_NV;  // this TP rank's vocabulary columns [N, vocab_rows] of the logits
+  int64_t vocab_first = 0;       // global id of column 0 of logits_NV
+  int64_t vocab_rows = 0;        // columns per row of logits_NV
+  int64_t vocab_valid = 0;       // of them, those < V (the rest is TP padding)
+};
+
+// What the head chunk's forward hands back beside the loss (ChunkResult).
+struct HeadCapture {
+  bool logprobs = false;
+  bool logits = false;
 };
 
 class Model {
@@ -106,6 +119,8 @@ class Model {
   // gradients, no expert-bias counts, no jitter).
   void run_pipeline_forward(const std::vector<MicroBatch>& mbs, const std::vector<MoEStepContext>& ctxs,
                             const std::function<void(const ChunkResult&)>& on_forward);
+  // Per-row log-probs and/or logits of the head chunk in every later ChunkResult.
+  void set_head_capture(HeadCapture c) { capture_ = c; }
   // Activation slots alive now and the most alive at once since the last reset (memory check).
   int live_slots() const { return int(live_.size() + pending_grads_.size()); }
   int peak_live_slots() const { return peak_live_; }
@@ -179,6 +194,7 @@ class Model {
   int peak_live_ = 0;
   size_t peak_bytes_ = 0;
   bool track_bytes_ = false;  // walking every cache costs time: only when asked
+  HeadCapture capture_;
 };
 
 }  // namespace foldmoe
