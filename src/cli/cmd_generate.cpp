@@ -12,6 +12,7 @@
 #include "config/toml_reader.h"
 #include "config/validate.h"
 #include "core/check.h"
+#include "core/timer.h"
 #include "data/data_source.h"
 #include "hf/hf_weights.h"
 #include "rl/rollout.h"
@@ -89,7 +90,7 @@ void register_generate(CLI::App& app) {
     a->dir = source.dir;
     Config cfg = source.config();
     validate(cfg);
-    use_hf_tokenizer(cfg, source);  // after validate: the synthetic corpus's char rule (D20) is not this run's
+    use_hf_tokenizer(cfg, source);  // an HF directory's tokenizer.json encodes the prompt and decodes the output
     // Only the tokenizer of the checkpoint's data is needed, not the data files.
     const std::unique_ptr<data::Tokenizer> tok = data::load_tokenizer(cfg.data.tokenizer);
     std::vector<int32_t> ids;
@@ -130,7 +131,9 @@ void register_generate(CLI::App& app) {
     opt.seed = uint64_t(a->seed);
     opt.eos_id = a->ignore_eos ? -1 : tok->eos_id().value_or(-1);
     opt.record_routing = false;
+    const Stopwatch timer;  // the generation itself (prefill + decode), not the model load
     const std::vector<rl::Response> out = rl::generate(trainer.model(), {ids}, sp, opt);
+    const double generate_s = timer.seconds();
     std::printf("checkpoint %s (step %lld), prompt \"%s\"\n", a->dir.c_str(), (long long)trainer.step(),
                 a->prompt.c_str());
     for (const rl::Response& r : out) {
@@ -155,6 +158,17 @@ void register_generate(CLI::App& app) {
                             {"entropy", r.entropy}};
         std::printf("%s\n", j.dump().c_str());
       }
+    }
+    if (a->json) {  // one summary line: what bench/rollout_vs_hf.py times
+      int64_t generated = 0;
+      for (const rl::Response& r : out) generated += int64_t(r.tokens.size());
+      const nlohmann::json j = {{"summary",
+                                 {{"samples", out.size()},
+                                  {"prompt_tokens", ids.size()},
+                                  {"generated_tokens", generated},
+                                  {"seconds", generate_s},
+                                  {"tokens_per_s", generate_s > 0 ? double(generated) / generate_s : 0.0}}}};
+      std::printf("%s\n", j.dump().c_str());
     }
     return 0;
   });

@@ -141,7 +141,7 @@ void register_logprobs(CLI::App& app) {
     data::SequenceInput seqs;
     std::unique_ptr<data::Tokenizer> tok;
     if (!a->text_input.empty()) {
-      // The directory's tokenizer, kept out of cfg: the synthetic corpus's char rule (D20) is not this run's.
+      // The directory's tokenizer encodes the texts (an HF directory's tokenizer.json, else the checkpoint's own).
       Config with_tokenizer = cfg;
       use_hf_tokenizer(with_tokenizer, source);
       if (source.hf && with_tokenizer.data.tokenizer != source.dir)
