@@ -67,20 +67,33 @@ TokenDraw sample_token(const float* z, int64_t V, const SamplingParams& sp, doub
   } else {
     d.temperature = float(T);
     const std::vector<double> q = sampling_distribution(z, V, T, sp.top_k, double(sp.top_p));
-    // Inverse CDF in the filter order (probability descending, then lower id).
+    // Inverse CDF in the filter order (probability descending, then lower id). The walk usually ends
+    // within the few most likely tokens, so the order is built a block at a time (partial_sort of
+    // what is left) instead of sorting the whole vocabulary for every token: the same order, hence
+    // the same cumulative sums and the same token for every u.
     std::vector<int32_t> order;
+    order.reserve(size_t(V));
     for (int64_t v = 0; v < V; ++v)
       if (q[size_t(v)] > 0) order.push_back(int32_t(v));
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return q[size_t(a)] > q[size_t(b)]; });
+    const auto before = [&](int32_t a, int32_t b) {
+      const double qa = q[size_t(a)], qb = q[size_t(b)];
+      return qa > qb || (qa == qb && a < b);
+    };
     double c = 0;
-    d.token = order.back();
-    for (int32_t v : order) {
-      c += q[size_t(v)];
-      if (u < c) {
-        d.token = v;
-        break;
+    d.token = -1;
+    for (size_t done = 0, block = 64; done < order.size() && d.token < 0; block *= 2) {
+      const size_t end = std::min(order.size(), done + block);
+      std::partial_sort(order.begin() + std::ptrdiff_t(done), order.begin() + std::ptrdiff_t(end), order.end(), before);
+      for (size_t i = done; i < end; ++i) {
+        c += q[size_t(order[i])];
+        if (u < c) {
+          d.token = order[i];
+          break;
+        }
       }
+      done = end;
     }
+    if (d.token < 0) d.token = order.back();  // u beyond the summed mass (round-off): the last in filter order
     d.logprob_sample = float(std::log(q[size_t(d.token)]));
   }
   d.logprob_policy = float(double(z[d.token]) - lse);

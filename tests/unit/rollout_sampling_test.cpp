@@ -2,7 +2,10 @@
 // greedy, the per-token temperature hook, the inverse-CDF draw and the counter-based uniforms.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "rl/sampling.h"
@@ -85,6 +88,35 @@ TEST(RolloutSampling, InverseCdfInFilterOrder) {
   EXPECT_NEAR(d.logprob_policy, std::log(0.2), 1e-6);
 }
 
+TEST(RolloutSampling, InverseCdfWalksDeepIntoLargeFlatVocabularies) {
+  // A near-flat distribution over 3000 ids with many exact ties: the draw for u near 1 walks past
+  // every block of the incremental order. Reference: the whole filter order by a stable sort of
+  // the ids on descending probability, walked from the front.
+  const int64_t V = 3000;
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> level(0, 40);
+  std::vector<float> z(static_cast<size_t>(V));
+  for (float& x : z) x = 0.01f * float(level(gen));  // 41 distinct values: ties everywhere
+  SamplingParams sp;
+  sp.temperature = 1.3;
+  const std::vector<double> q = sampling_distribution(z.data(), V, sp.temperature, 0, 1.0);
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return q[size_t(a)] > q[size_t(b)]; });
+  for (double u : {0.0, 1e-4, 0.02, 0.3, 0.5, 0.77, 0.95, 0.999, 0.99999, 0.9999999999}) {
+    double c = 0;
+    int32_t want = order.back();
+    for (int32_t v : order) {
+      c += q[size_t(v)];
+      if (u < c) {
+        want = v;
+        break;
+      }
+    }
+    EXPECT_EQ(sample_token(z.data(), V, sp, u).token, want) << "u = " << u;
+  }
+}
+
 TEST(RolloutSampling, GreedyAndEntropy) {
   const std::vector<float> z = {1.0f, 3.0f, 3.0f, -2.0f};
   SamplingParams sp;
@@ -143,7 +175,8 @@ TEST(RolloutSampling, CounterUniformsAreKeyedAndUniform) {
   sp.top_p = 0.85f;  // (5/9, 2/9, 2/9, 0)
   std::vector<int> count(4, 0);
   const int n = 20000;
-  for (int i = 0; i < n; ++i) ++count[size_t(sample_token(z.data(), 4, sp, sampling_uniform(9, 1, i % 17, i / 17, 3)).token)];
+  for (int i = 0; i < n; ++i)
+    ++count[size_t(sample_token(z.data(), 4, sp, sampling_uniform(9, 1, i % 17, i / 17, 3)).token)];
   EXPECT_NEAR(count[0] / double(n), 5.0 / 9, 0.015);
   EXPECT_NEAR(count[1] / double(n), 2.0 / 9, 0.015);
   EXPECT_NEAR(count[2] / double(n), 2.0 / 9, 0.015);
