@@ -1,19 +1,35 @@
 #include "hf/state_dict_adapter.h"
 
-#include <regex>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include "core/check.h"
 
 namespace foldmoe::hf {
 
+namespace {
+// "<prefix><digits>.<rest>" -> (digits, rest); nothing for any other name. (Plain parsing rather
+// than std::regex: libstdc++'s regex trips GCC 12's maybe-uninitialized warning under ASan.)
+std::optional<std::pair<std::string, std::string>> split_index(std::string_view name, std::string_view prefix) {
+  if (!name.starts_with(prefix)) return std::nullopt;
+  name.remove_prefix(prefix.size());
+  size_t digits = 0;
+  while (digits < name.size() && std::isdigit(static_cast<unsigned char>(name[digits]))) ++digits;
+  if (digits == 0 || digits + 1 >= name.size() || name[digits] != '.') return std::nullopt;
+  return std::pair{std::string(name.substr(0, digits)), std::string(name.substr(digits + 1))};
+}
+}  // namespace
+
 std::vector<std::string> StateDictAdapter::to_hf(const std::string& name) const {
   if (name == "embedding.weight") return {"model.embed_tokens.weight"};
   if (name == "final_norm.weight") return {"model.norm.weight"};
   if (name == "lm_head.weight") return {"lm_head.weight"};
-  static const std::regex layer_re(R"(layers\.(\d+)\.(.+))");
-  std::smatch m;
-  if (!std::regex_match(name, m, layer_re)) return {};
-  const std::string L = "model.layers." + m[1].str() + ".", rest = m[2].str();
+  const auto layer = split_index(name, "layers.");
+  if (!layer) return {};
+  const std::string L = "model.layers." + layer->first + ".", rest = layer->second;
   static const std::map<std::string, std::string> attention = {
       {"attn_norm.weight", "input_layernorm.weight"}, {"mlp_norm.weight", "post_attention_layernorm.weight"},
       {"attn.wq", "self_attn.q_proj.weight"},         {"attn.wk", "self_attn.k_proj.weight"},
@@ -26,11 +42,11 @@ std::vector<std::string> StateDictAdapter::to_hf(const std::string& name) const 
   if (moe_.block.empty()) return {};
   const std::string B = L + moe_.block + ".";
   if (rest == "moe.router.weight") return {B + moe_.router + ".weight"};
-  static const std::regex expert_re(R"(moe\.experts\.(\d+)\.(fc1|fc2))");
-  if (std::regex_match(rest, m, expert_re)) {
-    const std::string E = B + "experts." + m[1].str() + ".";
-    if (m[2] == "fc1") return {E + moe_.gate + ".weight", E + moe_.up + ".weight"};
-    return {E + moe_.down + ".weight"};
+  if (const auto expert = split_index(rest, "moe.experts."); expert) {
+    const std::string E = B + "experts." + expert->first + ".";
+    if (expert->second == "fc1") return {E + moe_.gate + ".weight", E + moe_.up + ".weight"};
+    if (expert->second == "fc2") return {E + moe_.down + ".weight"};
+    return {};
   }
   if (moe_.shared.empty()) return {};
   const std::string S = B + moe_.shared + ".";
