@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
+from tokenizers import Tokenizer, models  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,32 @@ def make_model(kind, out, hidden, layers, vocab, max_pos):
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **kw), dtype=torch.float32)
     model.save_pretrained(out, safe_serialization=True)
     return model.eval()
+
+
+def openblas_core(binary):
+    """The OpenBLAS kernels foldmoe runs with, as scripts/openblas-env.sh picks them: OpenBLAS 0.3.21
+    falls back to its generic Prescott kernels on a CPU model it does not know; then the AVX-512
+    (SkylakeX) or AVX2 (Haswell) ones the CPU has are named in OPENBLAS_CORETYPE."""
+    out = subprocess.run(["bash", "-c", f"source scripts/openblas-env.sh >/dev/null 2>&1; echo $OPENBLAS_CORETYPE"],
+                         capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if out:
+        os.environ["OPENBLAS_CORETYPE"] = out
+    p = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                       env=dict(os.environ, OPENBLAS_VERBOSE="2"))
+    return next((l.split(":", 1)[1].strip() for l in (p.stdout + p.stderr).splitlines() if l.startswith("Core:")), "?")
+
+
+def write_char_tokenizer(model_dir, vocab):
+    """A tokenizer.json for the RL step: one id per printable ASCII character (BPE without merges),
+    <|endoftext|> as eos, the rest of the model's vocabulary unused."""
+    chars = [chr(c) for c in range(32, 127)]
+    ids = {"<|endoftext|>": 0, **{ch: i + 1 for i, ch in enumerate(chars)}}
+    ids.update({f"<unused{i}>": i for i in range(len(ids), vocab)})
+    tok = Tokenizer(models.BPE(vocab=ids, merges=[]))
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.save(os.path.join(model_dir, "tokenizer.json"))
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "<|endoftext|>", "bos_token": None}, f)
 
 
 def foldmoe_generate(binary, model_dir, prompt, batch, new, greedy):
@@ -106,13 +133,14 @@ def main():
     ap.add_argument("--no-rl", action="store_true", help="skip the RL step")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    core = openblas_core(a.foldmoe)
     work = tempfile.mkdtemp(prefix="rollout-bench-")
     model_dir = os.path.join(work, "model")
     model = make_model(a.model, model_dir, a.hidden, a.layers, a.vocab, max_pos=2 * (a.prompt + a.new))
     g = torch.Generator().manual_seed(3)
     prompt = torch.randint(1, a.vocab, (a.prompt,), generator=g).tolist()
     shape = dict(model=a.model, hidden=a.hidden, layers=a.layers, vocab=a.vocab, batch=a.batch, new=a.new,
-                 prompt=a.prompt, threads=1)
+                 prompt=a.prompt, threads=1, openblas_core=core)
     ratios = {}
     for mode in ("greedy", "sampled"):
         ours = foldmoe_generate(a.foldmoe, model_dir, prompt, a.batch, a.new, mode == "greedy")
@@ -121,6 +149,7 @@ def main():
         print(json.dumps({"mode": mode, **shape, "foldmoe_tokens_per_s": round(ours, 1),
                           "hf_tokens_per_s": round(theirs, 1), "ratio": round(ours / theirs, 2)}), flush=True)
     if not a.no_rl:
+        write_char_tokenizer(model_dir, a.vocab)
         print(json.dumps({"rl_step": rl_step_share(a.foldmoe, model_dir, work, a.batch, a.new)}), flush=True)
 
 

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 scripts/install-deps.sh
 scripts/build.sh release >/dev/null
+source scripts/openblas-env.sh
 np=${FOLDMOE_NP:-4}
 rc=0
 if [ "$np" = 1 ]; then

@@ -43,6 +43,75 @@ std::vector<double> sampling_distribution(const float* z, int64_t V, double T, i
   return q;
 }
 
+namespace {
+// The token at which the running mass, in the filter order (probability descending, then lower id),
+// first exceeds u; the last token of that order when u is not below the whole mass (round-off).
+// A trained model's draw usually ends within its few most likely tokens: those are ordered by a
+// partial sort and walked as the definition says. Past them (flat distributions, e.g. early in
+// training) the crossing token is found by selection instead of a sort of the vocabulary: split the
+// candidates at a pivot into the tokens that precede it and the rest, keep the side that holds u.
+// Expected O(V) per draw. The sides' masses are summed in the candidates' storage order (a fixed
+// function of the logits, so draws stay reproducible), not in the filter order: a u within
+// round-off (~1e-16) of a boundary may pick the neighbouring token of a full-sort walk.
+int32_t inverse_cdf_in_filter_order(const std::vector<double>& q, double u) {
+  std::vector<int32_t> cand;
+  cand.reserve(q.size());
+  for (size_t v = 0; v < q.size(); ++v)
+    if (q[v] > 0) cand.push_back(int32_t(v));
+  const auto precedes = [&](int32_t a, int32_t b) {
+    const double qa = q[size_t(a)], qb = q[size_t(b)];
+    return qa > qb || (qa == qb && a < b);
+  };
+  const int32_t last =
+      *std::min_element(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return precedes(b, a); });
+  // 1. The head of the order, walked exactly.
+  const size_t head = std::min<size_t>(64, cand.size());
+  std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(head), cand.end(), precedes);
+  double mass = 0;  // of every token known to precede the candidates
+  for (size_t i = 0; i < head; ++i) {
+    mass += q[size_t(cand[i])];
+    if (u < mass) return cand[i];
+  }
+  cand.erase(cand.begin(), cand.begin() + std::ptrdiff_t(head));
+  // 2. Selection over the rest.
+  std::vector<int32_t> ahead, behind;
+  while (cand.size() > 16) {
+    // Median of three (first, middle, last) in the order: a deterministic pivot.
+    int32_t a = cand.front(), b = cand[cand.size() / 2], c = cand.back();
+    if (precedes(b, a)) std::swap(a, b);
+    if (precedes(c, b)) std::swap(b, c);
+    if (precedes(b, a)) std::swap(a, b);
+    const int32_t pivot = b;
+    ahead.clear();
+    behind.clear();
+    double ahead_mass = 0;
+    for (int32_t v : cand) {
+      if (v == pivot) continue;
+      if (precedes(v, pivot)) {
+        ahead.push_back(v);
+        ahead_mass += q[size_t(v)];
+      } else {
+        behind.push_back(v);
+      }
+    }
+    if (u < mass + ahead_mass) {
+      cand.swap(ahead);
+    } else if (u < mass + ahead_mass + q[size_t(pivot)]) {
+      return pivot;
+    } else {
+      mass += ahead_mass + q[size_t(pivot)];
+      cand.swap(behind);
+    }
+  }
+  std::sort(cand.begin(), cand.end(), precedes);
+  for (int32_t v : cand) {
+    mass += q[size_t(v)];
+    if (u < mass) return v;
+  }
+  return last;
+}
+}  // namespace
+
 TokenDraw sample_token(const float* z, int64_t V, const SamplingParams& sp, double u) {
   TokenDraw d;
   // T = 1 statistics from the raw logits.
@@ -67,33 +136,7 @@ TokenDraw sample_token(const float* z, int64_t V, const SamplingParams& sp, doub
   } else {
     d.temperature = float(T);
     const std::vector<double> q = sampling_distribution(z, V, T, sp.top_k, double(sp.top_p));
-    // Inverse CDF in the filter order (probability descending, then lower id). The walk usually ends
-    // within the few most likely tokens, so the order is built a block at a time (partial_sort of
-    // what is left) instead of sorting the whole vocabulary for every token: the same order, hence
-    // the same cumulative sums and the same token for every u.
-    std::vector<int32_t> order;
-    order.reserve(size_t(V));
-    for (int64_t v = 0; v < V; ++v)
-      if (q[size_t(v)] > 0) order.push_back(int32_t(v));
-    const auto before = [&](int32_t a, int32_t b) {
-      const double qa = q[size_t(a)], qb = q[size_t(b)];
-      return qa > qb || (qa == qb && a < b);
-    };
-    double c = 0;
-    d.token = -1;
-    for (size_t done = 0, block = 64; done < order.size() && d.token < 0; block *= 2) {
-      const size_t end = std::min(order.size(), done + block);
-      std::partial_sort(order.begin() + std::ptrdiff_t(done), order.begin() + std::ptrdiff_t(end), order.end(), before);
-      for (size_t i = done; i < end; ++i) {
-        c += q[size_t(order[i])];
-        if (u < c) {
-          d.token = order[i];
-          break;
-        }
-      }
-      done = end;
-    }
-    if (d.token < 0) d.token = order.back();  // u beyond the summed mass (round-off): the last in filter order
+    d.token = inverse_cdf_in_filter_order(q, u);
     d.logprob_sample = float(std::log(q[size_t(d.token)]));
   }
   d.logprob_policy = float(double(z[d.token]) - lse);

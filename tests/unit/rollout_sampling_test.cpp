@@ -88,7 +88,7 @@ TEST(RolloutSampling, InverseCdfInFilterOrder) {
   EXPECT_NEAR(d.logprob_policy, std::log(0.2), 1e-6);
 }
 
-TEST(RolloutSampling, InverseCdfWalksDeepIntoLargeFlatVocabularies) {
+TEST(RolloutSampling, InverseCdfOfLargeFlatVocabulariesEqualsTheFullSortWalk) {
   // A near-flat distribution over 3000 ids with many exact ties: the draw for u near 1 walks past
   // every block of the incremental order. Reference: the whole filter order by a stable sort of
   // the ids on descending probability, walked from the front.
@@ -103,7 +103,9 @@ TEST(RolloutSampling, InverseCdfWalksDeepIntoLargeFlatVocabularies) {
   std::vector<int32_t> order(static_cast<size_t>(V));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return q[size_t(a)] > q[size_t(b)]; });
-  for (double u : {0.0, 1e-4, 0.02, 0.3, 0.5, 0.77, 0.95, 0.999, 0.99999, 0.9999999999}) {
+  std::vector<double> us = {0.0, 1e-4, 0.02, 0.3, 0.5, 0.77, 0.95, 0.999, 0.99999, 0.9999999999, 1.0};
+  for (int i = 0; i < 500; ++i) us.push_back((i + 0.37) / 500);  // walks that end anywhere in the order
+  for (double u : us) {
     double c = 0;
     int32_t want = order.back();
     for (int32_t v : order) {
