@@ -15,6 +15,7 @@ CONFIG=${1:-configs/bench-small.toml}
 FOLDMOE_BIN=${FOLDMOE_BIN:-./build/foldmoe}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+source scripts/openblas-env.sh  # OpenBLAS's AVX-512/AVX2 kernels where it does not know the CPU
 
 die() { echo "compare.sh: error: $*" >&2; exit 1; }
 [[ -f "$CONFIG" ]] || die "config '$CONFIG' not found"
