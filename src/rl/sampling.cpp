@@ -62,8 +62,6 @@ int32_t inverse_cdf_in_filter_order(const std::vector<double>& q, double u) {
     const double qa = q[size_t(a)], qb = q[size_t(b)];
     return qa > qb || (qa == qb && a < b);
   };
-  const int32_t last =
-      *std::min_element(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return precedes(b, a); });
   // 1. The head of the order, walked exactly.
   const size_t head = std::min<size_t>(64, cand.size());
   std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(head), cand.end(), precedes);
@@ -108,6 +106,10 @@ int32_t inverse_cdf_in_filter_order(const std::vector<double>& q, double u) {
     mass += q[size_t(v)];
     if (u < mass) return v;
   }
+  // u not below the whole mass (round-off): the last token of the filter order, found only here.
+  int32_t last = -1;
+  for (size_t v = 0; v < q.size(); ++v)
+    if (q[v] > 0 && (last < 0 || precedes(last, int32_t(v)))) last = int32_t(v);
   return last;
 }
 }  // namespace

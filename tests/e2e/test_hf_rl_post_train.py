@@ -19,17 +19,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from e2e_common import ROOT, main, metrics, run, tmpdir
 from hf_fixtures import load_tensors, make_model
 from test_hf_convert import assert_checkpoint_holds
+from test_rl_chat_prompts import dapo_math  # docs/rl.md §6.1, written out independently of foldmoe
 from tokenizer_fixtures import QWEN2_REGEX, _bytelevel
 
 FIXTURES = os.path.join(ROOT, "tests", "e2e", "chat_templates")
 PROBLEMS = [("What is 2+3?", "5"), ("Compute 7*6.", "42"), ("Half of 18 is?", "9"), ("Solve x+1=4 for x.", "3")]
-
-
-def dapo_math(problem):
-    # docs/rl.md §6.1, written out independently of foldmoe.
-    return ("Solve the following math problem step by step. The last line of your response should be of the form "
-            "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n" + problem +
-            "\n\nRemember to put your answer on its own line after \"Answer:\".")
 
 
 def qwen3_moe_dir():
