@@ -102,6 +102,10 @@ struct TrainConfig {
   // Activation recomputation: none | moe (MoE blocks re-run in backward) | full (whole pipeline
   // chunks re-run from their input). Losses and gradients are identical in every mode.
   std::string recompute = "none";
+  // Mixed precision (docs/precision.md): "bf16" rounds both operands of every matrix product to
+  // bf16 (fp32 accumulation); master weights, gradients, optimizer state, norms, softmax, router
+  // and cross-entropy stay fp32. Checkpoints hold fp32 either way.
+  std::string precision = "fp32";
   // Long runs (docs/long-runs.md). Signals that make every rank finish its step, save a checkpoint
   // and exit 0 (a second one exits at once): any of SIGTERM SIGINT SIGUSR1 SIGUSR2 SIGHUP.
   std::vector<std::string> exit_signals = {"SIGTERM", "SIGINT", "SIGUSR1"};

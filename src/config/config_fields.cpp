@@ -193,6 +193,7 @@ constexpr ConfigField kFields[] = {
     F(train, per_token_loss, "average the loss over all tokens of the global batch"),
     F(train, run_dir, "output directory (config, metrics, checkpoints)"),
     F(train, recompute, "activation recomputation: none | moe (MoE blocks) | full (whole pipeline chunks)"),
+    F(train, precision, "fp32 | bf16 (bf16 matrix products, fp32 master weights, gradients and optimizer state)"),
     F(train, exit_signals, "signals that save a checkpoint and exit 0: SIGTERM SIGINT SIGUSR1 SIGUSR2 SIGHUP"),
     F(train, max_minutes, "wall-clock budget in minutes: save a checkpoint and exit 0 when used up (0 = none)"),
     F(train, skip_nonfinite_steps, "skip up to N non-finite steps in a row (no update); one more stops (0 = stop)"),

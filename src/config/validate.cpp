@@ -319,6 +319,7 @@ void train_rules(const Config& c, Problems& p) {
           "set seq_len >= 2.");
   if (t.run_dir.empty()) p.add("T2", "[train] run_dir is empty.", "set run_dir, e.g. \"runs/tiny-moe\".");
   check_choice(p, "[train] recompute", t.recompute, {"none", "moe", "full"});
+  check_choice(p, "[train] precision", t.precision, {"fp32", "bf16"});
   at_least(p, "[parallel] bucket_size", c.parallel.bucket_size, int64_t(1),
            "set bucket_size = 40000000 (the default).");
   check_choice(p, "[parallel] cp_comm_type", c.parallel.cp_comm_type, {"p2p", "all_gather"});

@@ -10,6 +10,7 @@
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
+#include "ops/matmul_precision.h"
 #include "parallel/mappings.h"
 #include "parallel/pipeline_executor.h"
 #include "parallel/sharding.h"
@@ -51,6 +52,7 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
   recompute_ = cfg.train.recompute == "full" ? Recompute::Full
                : cfg.train.recompute == "moe" ? Recompute::Moe
                                               : Recompute::None;
+  precision_ = ops::parse_precision(cfg.train.precision);
   // Vocab-parallel rows (docs/dense-parallel.md §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
   // the exact vocabulary (padding is invisible to the math, so this changes nothing but work).
   vocab_ = VocabShard::of(V_, tp_size_, tp_rank_, tp_size_ > 1 ? 128 : 1);
@@ -335,6 +337,7 @@ void Model::embed_backward_(const MicroBatch& mb, Slot& s) {
 // Pipeline stage API
 
 ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoEStepContext& ctx_in) {
+  const ops::MatmulPrecisionScope precision(precision_);
   const bool embeds = layout_.has_embedding(stage_, c), head = layout_.has_head(stage_, c);
   FOLDMOE_CHECK(embeds || live_.count({m, c}), "pipeline: forward of micro-batch {} chunk {} before its input arrived",
                 m, c);
@@ -368,6 +371,7 @@ ChunkResult Model::stage_forward(int m, int c, const MicroBatch& mb, const MoESt
 }
 
 void Model::stage_backward(int m, int c, const MicroBatch& mb) {
+  const ops::MatmulPrecisionScope precision(precision_);
   Slot& s = live_slot_(m, c, "backward");
   if (layout_.has_head(stage_, c)) head_backward_(s);
   FOLDMOE_CHECK(int64_t(s.dx.size()) == activation_rows(mb) * H_, "pipeline: backward of micro-batch {} chunk {} "
@@ -454,6 +458,7 @@ void Model::run_pipeline_forward(const std::vector<MicroBatch>& mbs, const std::
 
 Model::Slot& Model::whole_forward_(const MicroBatch& mb, const MoEStepContext& ctx, ChunkResult& cr,
                                    MicroBatchResult& r) {
+  const ops::MatmulPrecisionScope precision(precision_);
   FOLDMOE_CHECK(layout_.pp() == 1, "the whole-model forward needs the whole model on one pipeline stage");
   Slot& s = slot_(-1, 0, &mb);
   r.routing_NLK.assign(size_t(mb.N() * num_moe_global_ * cfg_.moe.topk), -1);
@@ -464,6 +469,7 @@ Model::Slot& Model::whole_forward_(const MicroBatch& mb, const MoEStepContext& c
 }
 
 void Model::whole_backward_(const MicroBatch& mb, Slot& s, ChunkResult& cr, MicroBatchResult& r) {
+  const ops::MatmulPrecisionScope precision(precision_);
   head_backward_(s);
   layers_backward_(0, mb, s);
   embed_backward_(mb, s);

@@ -22,6 +22,7 @@
 #include "model/batch.h"
 #include "model/rmsnorm_layer.h"
 #include "model/transformer_layer.h"
+#include "ops/matmul_precision.h"
 #include "parallel/pipeline_stages.h"
 #include "parallel/vocab_parallel.h"
 
@@ -179,6 +180,8 @@ class Model {
   PipelineLayout layout_;
   int stage_ = 0, num_moe_global_ = 0;
   enum class Recompute { None, Moe, Full } recompute_ = Recompute::None;
+  // The matrix products' precision (train.precision), set for every forward and backward it runs.
+  ops::MatmulPrecision precision_ = ops::MatmulPrecision::F32;
   ParamArena dense_{ArenaKind::Dense}, expert_{ArenaKind::Expert};
   Param embedding_, head_;  // embedding on stage 0, head on the last stage
   std::vector<std::vector<LocalLayer>> chunks_;  // [local chunk] -> its layers

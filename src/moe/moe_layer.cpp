@@ -17,6 +17,7 @@
 #include "moe/router.h"
 #include "moe/shared_expert.h"
 #include "ops/linear.h"
+#include "ops/matmul_precision.h"
 
 namespace foldmoe {
 using namespace moe;
@@ -144,9 +145,13 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
     for (int64_t i = 0; i < N * H; ++i) r[i] = xc[i] * u[i];
     xr = r;
   }
-  // 2. Logits (fp32).
+  // 2. Logits (fp32, also in a bf16 run: routing decisions are the part of an MoE most sensitive to
+  // rounding, docs/precision.md).
   float* logits = ensure(c.logits_NE, N * E);
-  ops::linear_forward<float>(xr, I.router_w.w(), logits, N, H, E);
+  {
+    const ops::MatmulPrecisionScope fp32(ops::MatmulPrecision::F32);
+    ops::linear_forward<float>(xr, I.router_w.w(), logits, N, H, E);
+  }
   if (I.router_b.valid())
     for (int64_t n = 0; n < N; ++n)
       for (int e = 0; e < E; ++e) logits[n * E + e] += I.router_b.w()[e];
@@ -310,11 +315,13 @@ void MoELayer::backward(Cache& c, const float* dy, float* dx) {
   route_backward(I.ropt, c.saved_NE.data(), c.map_NE.data(), c.kept_NE.data(), dprobs, N, dl);
   const float* xr = c.jitter ? c.xr_NH.data() : c.x_NH.data();
   if (c.jitter) {
+    const ops::MatmulPrecisionScope fp32(ops::MatmulPrecision::F32);  // the router's products stay fp32
     float* t = ensure(c.dxr_NH, N * H);
     ops::linear_backward<float>(xr, I.router_w.w(), dl, t, I.router_w.g(), N, H, E);
     const float* u = c.u_NH.data();
     for (int64_t i = 0; i < N * H; ++i) dx[i] += t[i] * u[i];
   } else {
+    const ops::MatmulPrecisionScope fp32(ops::MatmulPrecision::F32);
     ops::linear_backward<float>(xr, I.router_w.w(), dl, dx, I.router_w.g(), N, H, E, /*accumulate_dx=*/true);
   }
   if (I.router_b.valid()) {

@@ -2,12 +2,43 @@
 
 #include <cblas.h>
 
+#include <vector>
+
+#include "ops/bf16.h"
+#include "ops/matmul_precision.h"
+
 namespace foldmoe::ops {
+
+namespace {
+
+// The bf16 product (ops/matmul_precision.h): both operands rounded to bf16, then an fp32 GEMM.
+// A product of two bf16 numbers is exact in fp32 (8 + 8 significant bits), so this is a bf16 GEMM
+// with fp32 accumulation. It runs on sgemm rather than a kernel of the AVX512-BF16 dot-product
+// instruction because on the CPUs we measured, that instruction's throughput is half the FMA's in
+// FLOPs (bench/bf16_peak.sh): the rounding costs two passes over the operands, the GEMM is sgemm.
+void gemm_bf16_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  thread_local std::vector<float> a_bf16, b_bf16;
+  const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K;
+  const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
+  a_bf16.resize(size_t(a_rows * a_cols));
+  b_bf16.resize(size_t(b_rows * b_cols));
+  round_to_bf16_rows(A, lda, a_rows, a_cols, a_bf16.data());
+  round_to_bf16_rows(B, ldb, b_rows, b_cols, b_bf16.data());
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N),
+              int(K), alpha, a_bf16.data(), int(a_cols), b_bf16.data(), int(b_cols), beta, C, int(ldc));
+}
+
+}  // namespace
 
 template <>
 void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (matmul_precision() == MatmulPrecision::BF16 && K > 0) {
+    gemm_bf16_operands(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N),
               int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }

@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
+#include "ops/matmul_precision.h"
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
 #include "ops/swiglu.h"
@@ -48,6 +49,7 @@ DecoderEngine::DecoderEngine(Model& model) {
   H_ = cfg.model.hidden, V_ = cfg.model.vocab, A_ = cfg.model.heads, G_ = cfg.model.kv_heads, D_ = cfg.head_dim();
   eps_ = cfg.model.norm_eps;
   qk_norm_ = cfg.model.qk_norm;
+  precision_ = ops::parse_precision(cfg.train.precision);
   rope_ = ops::rope_table(cfg.model, D_);
   K_ = cfg.moe.topk;
   ParamArena& d = model.dense();
@@ -139,6 +141,8 @@ int64_t DecoderEngine::length(int slot) const { return seqs_[size_t(slot)].len; 
 
 void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logits, bool all_logits,
                            std::vector<int32_t>* routing) {
+  // The run's matrix-product precision (docs/precision.md; the decode attention itself stays fp32).
+  const ops::MatmulPrecisionScope precision(precision_);
   // Rows: every fed token, feed by feed.
   std::vector<int32_t> ids, pos, slot_of;
   std::vector<int64_t> last_row;

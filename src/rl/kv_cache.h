@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "ops/matmul_precision.h"
 #include "ops/rope.h"
 
 namespace foldmoe::rl {
@@ -63,6 +64,7 @@ class DecoderEngine {
   int Lm_, K_;
   double eps_;
   std::string qk_norm_;
+  ops::MatmulPrecision precision_ = ops::MatmulPrecision::F32;
   ops::RopeTable rope_;
   std::vector<LayerParams> layers_;
   Param embedding_, final_norm_, head_;

@@ -22,7 +22,8 @@ double model_flops_per_token(const Config& c) {
   return mlp + attn + logits;
 }
 
-double measure_peak_flops() {
+double measure_peak_flops(ops::MatmulPrecision precision) {
+  const ops::MatmulPrecisionScope scope(precision);
   const int64_t n = 1024;
   std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n), 0.0f);
   ops::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up

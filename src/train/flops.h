@@ -3,13 +3,14 @@
 #pragma once
 
 #include "config/config.h"
+#include "ops/matmul_precision.h"
 
 namespace foldmoe {
 
 double model_flops_per_token(const Config& c);
 
-// Peak fp32 GEMM throughput of this process (FLOP/s), measured by timing a large sgemm; the
-// denominator of MFU on CPU.
-double measure_peak_flops();
+// Peak GEMM throughput of this process (FLOP/s) at a matrix-product precision, measured by timing
+// a large GEMM (sgemm, or the bf16 product of ops/matmul_precision.h); the denominator of MFU on CPU.
+double measure_peak_flops(ops::MatmulPrecision precision = ops::MatmulPrecision::F32);
 
 }  // namespace foldmoe

@@ -86,7 +86,7 @@ Trainer::Trainer(Config cfg, ProcessGroups groups, bool write_outputs)
 }
 
 double Trainer::peak_flops() {
-  if (peak_flops_ == 0) peak_flops_ = measure_peak_flops();
+  if (peak_flops_ == 0) peak_flops_ = measure_peak_flops(ops::parse_precision(cfg_.train.precision));
   return peak_flops_;
 }
 
