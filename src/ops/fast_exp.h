@@ -1,6 +1,7 @@
 // Vectorisable float exp and sigmoid for element-wise kernels (attention tiles, SwiGLU,
-// cross-entropy). libm's expf is a scalar call that dominates such loops; these inline forms let
-// GCC emit SIMD code at about 1 ulp of error, well inside the fp32 round-off the reference allows.
+// cross-entropy), and a double exp for the sampler. libm's expf is a scalar call that dominates
+// such loops; these inline forms let GCC emit SIMD code at about 1 ulp of error, well inside the
+// fp32 round-off the reference allows.
 #pragma once
 
 #include <bit>
@@ -30,6 +31,36 @@ inline float fast_exp(float x) {
   const float y = e * std::bit_cast<float>(int32_t(uint32_t(n_int + 127) << 23));
   const int32_t keep = -int32_t(!(x < -87.0f));
   return std::bit_cast<float>(std::bit_cast<int32_t>(y) & keep);
+}
+
+// Double exp for the sampler's float64 softmax (src/rl/sampling.cpp), where libm's exp was a
+// scalar call per vocabulary entry and draw. Same scheme in float64: the 1.5·2^52 rounding trick,
+// ln2 in two parts (the high part has 21 trailing zero bits, so n·ln2_hi is exact), exp(r) on
+// |r| ≤ ln2/2 by its degree-13 Taylor polynomial (truncation below 5e-18), 2^n from the exponent
+// bits. About 1 ulp. x < −708 (result near or below DBL_MIN) is flushed to 0. Domain: x ≤ 709.
+inline double fast_exp(double x) {
+  constexpr double kRound = 6755399441055744.0;  // 1.5 · 2^52
+  const double kd = x * 1.4426950408889634 + kRound;
+  const int64_t n_int = int64_t(std::bit_cast<uint64_t>(kd) - std::bit_cast<uint64_t>(kRound));
+  const double n = kd - kRound;
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  const double e = p * r + 1.0;
+  const double y = e * std::bit_cast<double>(uint64_t(n_int + 1023) << 52);
+  const int64_t keep = -int64_t(!(x < -708.0));
+  return std::bit_cast<double>(std::bit_cast<int64_t>(y) & keep);
 }
 
 // 1 / (1 + e^−a), from t = e^−|a| (always inside fast_exp's domain): 1/(1+t) for a ≥ 0 and

@@ -13,6 +13,7 @@
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
 #include "ops/swiglu.h"
+#include "rl/decode_attention.h"
 
 namespace foldmoe::rl {
 
@@ -28,7 +29,7 @@ struct DecoderEngine::LayerParams {
 struct DecoderEngine::Seq {
   bool live = false;
   int64_t len = 0, cap = 0;
-  std::vector<std::vector<float>> k, v;  // per layer [cap, G, D]
+  std::vector<std::vector<float>> k, v;  // per layer [G, cap, D]: each KV head's rows contiguous
 };
 
 namespace {
@@ -159,14 +160,18 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
       slot_of.push_back(f.slot);
     }
     last_row.push_back(int64_t(ids.size()) - 1);
-    // Grow the cache to hold the new positions.
+    // Grow the cache to hold the new positions (each KV head's rows move to the new stride).
     const int64_t need = s.len + int64_t(f.tokens.size());
     if (need > s.cap) {
-      s.cap = std::max(need, 2 * s.cap);
-      for (size_t l = 0; l < layers_.size(); ++l) {
-        s.k[l].resize(size_t(s.cap * G_ * D_));
-        s.v[l].resize(size_t(s.cap * G_ * D_));
-      }
+      const int64_t cap = std::max(need, 2 * s.cap);
+      for (size_t l = 0; l < layers_.size(); ++l)
+        for (std::vector<float>* c : {&s.k[l], &s.v[l]}) {
+          std::vector<float> grown(size_t(cap * G_ * D_));
+          for (int64_t g = 0; g < G_; ++g)
+            std::memcpy(grown.data() + g * cap * D_, c->data() + g * s.cap * D_, size_t(s.len * D_) * sizeof(float));
+          c->swap(grown);
+        }
+      s.cap = cap;
     }
   }
   for (size_t a = 0; a < feeds.size(); ++a)
@@ -181,7 +186,6 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
   std::vector<float> qk_in, qk_rstd;
   ops::embedding_forward(embedding_.w(), ids.data(), x.data(), R, H);
   const float scale = 1.0f / std::sqrt(float(D_));
-  const int64_t per = A_ / G_;
 
   for (size_t li = 0; li < layers_.size(); ++li) {
     LayerParams& L = layers_[li];
@@ -211,37 +215,16 @@ void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logi
     ops::rope_forward(k.data(), pos.data(), R, G_, D_, rope_);
     for (int64_t r = 0; r < R; ++r) {
       Seq& s = seqs_[size_t(slot_of[size_t(r)])];
-      std::memcpy(s.k[li].data() + pos[size_t(r)] * GD, k.data() + r * GD, size_t(GD) * sizeof(float));
-      std::memcpy(s.v[li].data() + pos[size_t(r)] * GD, v.data() + r * GD, size_t(GD) * sizeof(float));
+      for (int64_t g = 0; g < G_; ++g) {
+        const int64_t at = (g * s.cap + pos[size_t(r)]) * D_;
+        std::memcpy(s.k[li].data() + at, k.data() + r * GD + g * D_, size_t(D_) * sizeof(float));
+        std::memcpy(s.v[li].data() + at, v.data() + r * GD + g * D_, size_t(D_) * sizeof(float));
+      }
     }
     for (int64_t r = 0; r < R; ++r) {
       const Seq& s = seqs_[size_t(slot_of[size_t(r)])];
-      const int64_t T = pos[size_t(r)] + 1;  // causal: keys 0..pos
-      scores.resize(size_t(T));
-      const float* Kc = s.k[li].data();
-      const float* Vc = s.v[li].data();
-      for (int64_t h = 0; h < A_; ++h) {
-        const int64_t g = h / per;
-        const float* qh = q.data() + r * AD + h * D_;
-        float mx = -INFINITY;
-        for (int64_t t = 0; t < T; ++t) {
-          const float* kt = Kc + t * GD + g * D_;
-          float dot = 0;
-          for (int64_t dd = 0; dd < D_; ++dd) dot += qh[dd] * kt[dd];
-          scores[size_t(t)] = dot * scale;
-          mx = std::max(mx, scores[size_t(t)]);
-        }
-        float sum = 0;
-        for (int64_t t = 0; t < T; ++t) sum += (scores[size_t(t)] = std::exp(scores[size_t(t)] - mx));
-        const float inv = 1.0f / sum;
-        float* oh = o.data() + r * AD + h * D_;
-        std::fill(oh, oh + D_, 0.0f);
-        for (int64_t t = 0; t < T; ++t) {
-          const float p = scores[size_t(t)] * inv;
-          const float* vt = Vc + t * GD + g * D_;
-          for (int64_t dd = 0; dd < D_; ++dd) oh[dd] += p * vt[dd];
-        }
-      }
+      attend_cached(q.data() + r * AD, s.k[li].data(), s.v[li].data(), pos[size_t(r)] + 1, A_, G_, D_, s.cap * D_,
+                    scale, o.data() + r * AD, scores);  // causal: keys 0..pos
     }
     ops::linear_forward(o.data(), L.wo.w(), branch.data(), R, AD, H);
     for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];

@@ -33,11 +33,12 @@ std::vector<Response> generate(Model& model, const std::vector<std::vector<int32
   const int max_batch = opt.max_batch > 0 ? std::max(opt.max_batch, n) : int(out.size());
   auto pid = [&](size_t p) { return opt.prompt_ids.empty() ? int64_t(p) : opt.prompt_ids[p]; };
 
+  TokenSampler sampler;
   // Samples token j of response r from logits; returns true if the response is finished.
   auto draw = [&](Response& r, const float* logits) {
     const int64_t j = int64_t(r.tokens.size());
     const double u = sampling_uniform(opt.seed, opt.step, pid(size_t(r.prompt)), r.sample, j);
-    const TokenDraw d = sample_token(logits, V, sampling, u);
+    const TokenDraw d = sampler.draw(logits, V, sampling, u);
     r.tokens.push_back(d.token);
     r.logprob_sample.push_back(d.logprob_sample);
     r.logprob_policy.push_back(d.logprob_policy);

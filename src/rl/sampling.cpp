@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "ops/fast_exp.h"
 
 namespace foldmoe::rl {
 
@@ -43,104 +44,65 @@ std::vector<double> sampling_distribution(const float* z, int64_t V, double T, i
   return q;
 }
 
-namespace {
-// The token at which the running mass, in the filter order (probability descending, then lower id),
-// first exceeds u; the last token of that order when u is not below the whole mass (round-off).
-// A trained model's draw usually ends within its few most likely tokens: those are ordered by a
-// partial sort and walked as the definition says. Past them (flat distributions, e.g. early in
-// training) the crossing token is found by selection instead of a sort of the vocabulary: split the
-// candidates at a pivot into the tokens that precede it and the rest, keep the side that holds u.
-// Expected O(V) per draw. The sides' masses are summed in the candidates' storage order (a fixed
-// function of the logits, so draws stay reproducible), not in the filter order: a u within
-// round-off (~1e-16) of a boundary may pick the neighbouring token of a full-sort walk.
-int32_t inverse_cdf_in_filter_order(const std::vector<double>& q, double u) {
-  std::vector<int32_t> cand;
-  cand.reserve(q.size());
-  for (size_t v = 0; v < q.size(); ++v)
-    if (q[v] > 0) cand.push_back(int32_t(v));
-  const auto precedes = [&](int32_t a, int32_t b) {
-    const double qa = q[size_t(a)], qb = q[size_t(b)];
-    return qa > qb || (qa == qb && a < b);
-  };
-  // 1. The head of the order, walked exactly.
-  const size_t head = std::min<size_t>(64, cand.size());
-  std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(head), cand.end(), precedes);
-  double mass = 0;  // of every token known to precede the candidates
-  for (size_t i = 0; i < head; ++i) {
-    mass += q[size_t(cand[i])];
-    if (u < mass) return cand[i];
-  }
-  cand.erase(cand.begin(), cand.begin() + std::ptrdiff_t(head));
-  // 2. Selection over the rest.
-  std::vector<int32_t> ahead, behind;
-  while (cand.size() > 16) {
-    // Median of three (first, middle, last) in the order: a deterministic pivot.
-    int32_t a = cand.front(), b = cand[cand.size() / 2], c = cand.back();
-    if (precedes(b, a)) std::swap(a, b);
-    if (precedes(c, b)) std::swap(b, c);
-    if (precedes(b, a)) std::swap(a, b);
-    const int32_t pivot = b;
-    ahead.clear();
-    behind.clear();
-    double ahead_mass = 0;
-    for (int32_t v : cand) {
-      if (v == pivot) continue;
-      if (precedes(v, pivot)) {
-        ahead.push_back(v);
-        ahead_mass += q[size_t(v)];
-      } else {
-        behind.push_back(v);
-      }
-    }
-    if (u < mass + ahead_mass) {
-      cand.swap(ahead);
-    } else if (u < mass + ahead_mass + q[size_t(pivot)]) {
-      return pivot;
-    } else {
-      mass += ahead_mass + q[size_t(pivot)];
-      cand.swap(behind);
-    }
-  }
-  std::sort(cand.begin(), cand.end(), precedes);
-  for (int32_t v : cand) {
-    mass += q[size_t(v)];
-    if (u < mass) return v;
-  }
-  // u not below the whole mass (round-off): the last token of the filter order, found only here.
-  int32_t last = -1;
-  for (size_t v = 0; v < q.size(); ++v)
-    if (q[v] > 0 && (last < 0 || precedes(last, int32_t(v)))) last = int32_t(v);
-  return last;
-}
-}  // namespace
-
 TokenDraw sample_token(const float* z, int64_t V, const SamplingParams& sp, double u) {
+  TokenSampler sampler;
+  return sampler.draw(z, V, sp, u);
+}
+
+TokenDraw TokenSampler::draw(const float* z, int64_t V, const SamplingParams& sp, double u) {
   TokenDraw d;
-  // T = 1 statistics from the raw logits.
-  double mx = -INFINITY;
+  // Max pass: arg-max (lowest id on ties) and the shift of both softmaxes.
+  float mx = -INFINITY;
   int32_t arg = 0;
   for (int64_t v = 0; v < V; ++v)
     if (z[v] > mx) mx = z[v], arg = int32_t(v);
-  double s = 0, sz = 0;
-  for (int64_t v = 0; v < V; ++v) {
-    const double e = std::exp(double(z[v]) - mx);
-    s += e;
-    sz += e * (double(z[v]) - mx);
-  }
-  const double lse = mx + std::log(s);
+  // Exp pass: the T = 1 weights (kept as the sampling weights when T_t = 1), then the statistics of
+  // the raw logits (entropy, log-partition) with partial lanes: the store-only exp loop and the
+  // lane sums vectorise, a fused loop with one serial accumulator does not.
+  w_.resize(size_t(V));
+  double* w = w_.data();
+  for (int64_t v = 0; v < V; ++v) w[v] = ops::fast_exp(double(z[v]) - double(mx));
+  double ls[4] = {}, lz[4] = {};
+  int64_t v = 0;
+  for (; v + 4 <= V; v += 4)
+    for (int l = 0; l < 4; ++l) {
+      ls[l] += w[v + l];
+      lz[l] += w[v + l] * (double(z[v + l]) - double(mx));
+    }
+  for (; v < V; ++v) ls[0] += w[v], lz[0] += w[v] * (double(z[v]) - double(mx));
+  const double s = (ls[0] + ls[1]) + (ls[2] + ls[3]), sz = (lz[0] + lz[1]) + (lz[2] + lz[3]);
+  const double lse = double(mx) + std::log(s);
   d.entropy = float(std::log(s) - sz / s);
   double T = sp.temperature;
   if (sp.temperature_fn) T = sp.temperature_fn(d.entropy);
+  d.logprob_policy = float(double(z[arg]) - lse);
   if (sp.greedy || !(T > 0)) {
     d.token = arg;
     d.temperature = 0;
     d.logprob_sample = 0;
-  } else {
-    d.temperature = float(T);
-    const std::vector<double> q = sampling_distribution(z, V, T, sp.top_k, double(sp.top_p));
-    d.token = inverse_cdf_in_filter_order(q, u);
-    d.logprob_sample = float(std::log(q[size_t(d.token)]));
+    return d;
   }
+  d.temperature = float(T);
+  if (T != 1.0)  // second exp pass, at T_t
+    for (int64_t i = 0; i < V; ++i) w[i] = ops::fast_exp((double(z[i]) - double(mx)) / T);
+  // The kept set is a prefix of the filter order: top-k ends at its k-th token, top-p at the first
+  // token where the mass of that (renormalised) prefix reaches top_p; the draw is the first token
+  // where the prefix mass exceeds u of the kept mass.
+  order_.index(w_.data(), V);
+  double kept = order_.total_mass();
+  int32_t end = -1;  // the last kept token; -1: the whole order
+  if (sp.top_k > 0 && sp.top_k < V) {
+    const FilterOrder::Hit k = order_.first(double(sp.top_k), true, true);
+    end = k.token, kept = k.mass_through;
+  }
+  if (sp.top_p < 1.0f) {
+    const FilterOrder::Hit p = order_.first(double(sp.top_p) * kept, false, true);
+    if (end < 0 || order_.precedes(p.token, end)) end = p.token, kept = p.mass_through;
+  }
+  FilterOrder::Hit hit = order_.first(u * kept, false, false);
+  if (end >= 0 && order_.precedes(end, hit.token)) hit.token = end;  // round-off past the kept prefix
+  d.token = hit.token;
+  d.logprob_sample = float(std::log(w_[size_t(d.token)] / kept));
   d.logprob_policy = float(double(z[d.token]) - lse);
   return d;
 }

@@ -13,6 +13,8 @@
 #include <functional>
 #include <vector>
 
+#include "rl/filter_order.h"
+
 namespace foldmoe::rl {
 
 struct SamplingParams {
@@ -36,8 +38,22 @@ struct TokenDraw {
 // The final sampling distribution (0 off the kept set) for temperature T > 0, top_k, top_p.
 std::vector<double> sampling_distribution(const float* logits, int64_t V, double temperature, int top_k, double top_p);
 
-// One token from raw logits [V] with uniform u in (0, 1).
+// One token from raw logits [V] with uniform u in (0, 1): a TokenSampler used once.
 TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, double u);
+
+// The sampler of a rollout: sample_token with buffers kept across draws. Per draw one max pass and
+// one exp pass over the logits (two when T_t ≠ 1: the T = 1 statistics come first, as the ATS hook
+// needs them), then FilterOrder (rl/filter_order.h) finds the top-k / top-p boundaries and the drawn
+// token without sorting the vocabulary. Weights are float64 (fast_exp), as in
+// sampling_distribution, which stays the straightforward reference the tests compare with.
+class TokenSampler {
+ public:
+  TokenDraw draw(const float* logits, int64_t V, const SamplingParams& p, double u);
+
+ private:
+  std::vector<double> w_;  // exp((z − max z) / T_t): the unnormalised sampling weights
+  FilterOrder order_;
+};
 
 // Uniform of one draw keyed by (seed, step, prompt id, sample index, position in the response):
 // independent of batching, rank placement and call order.
