@@ -46,7 +46,7 @@ DEFAULTS = {
                 pad_to_capacity=False, capacity_partition=[], dispatcher="alltoall",
                 shared_expert_ffn_hidden_size=0, shared_expert_gate=False),
     "train": dict(steps=300, micro_batch=16, micro_batches=1, seq_len=64, seed=1234,
-                  per_token_loss=False, run_dir="runs/tiny-moe"),
+                  per_token_loss=False, run_dir="runs/tiny-moe", precision="fp32"),
 }
 
 
@@ -189,6 +189,87 @@ def init_params(cfg: Cfg, seed: int = 0, dtype=torch.float64) -> Dict[str, torch
 
 
 # --------------------------------------------------------------------------------------------
+# Matrix products and train.precision (docs/precision.md): in "bf16" both operands of every
+# matrix product, forward and backward, are rounded to bf16 (round to nearest even) and the
+# products summed exactly here (float64). The router's products and the shared-expert gate stay
+# unrounded. set_precision() switches the module; mm() is every rounded product.
+# --------------------------------------------------------------------------------------------
+BF16 = {"on": False}
+
+
+def set_precision(name):
+    assert name in ("fp32", "bf16"), f"train.precision {name!r}"
+    BF16["on"] = name == "bf16"
+
+
+def to_bf16(t):
+    """t rounded to bf16 (through float32, the values foldmoe holds), back in t's dtype."""
+    return t.to(torch.float32).to(torch.bfloat16).to(t.dtype)
+
+
+class _Bf16MatMul(torch.autograd.Function):
+    """y = r(a) @ r(b); da = r(dy) @ r(b)^T, db = r(a)^T @ r(dy): each backward product rounds its
+    operands too, as the bf16 GEMMs of foldmoe's backward do."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return to_bf16(a) @ to_bf16(b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        g = to_bf16(g)
+        return g @ to_bf16(b).transpose(-1, -2), to_bf16(a).transpose(-1, -2) @ g
+
+
+def mm(a, b):
+    return _Bf16MatMul.apply(a, b) if BF16["on"] else a @ b
+
+
+class _Bf16Attention(torch.autograd.Function):
+    """Causal attention of pre-scaled queries qs [B, A, S, D] with k, v [B, A, S, D] where the
+    products are bf16 (docs/precision.md), at the points a flash-attention kernel rounds:
+      forward   s = r(qs)·r(k)ᵀ; over key tiles of 64 (the online softmax), with m the running row
+                maximum: e = exp(s_tile − m), acc = acc·exp(m_old − m) + r(e)·r(v_tile); o = acc / Σe
+      backward  P = exp(s − lse), dv = r(P)ᵀ·r(do), dP = r(do)·r(v)ᵀ, dS = P ⊙ (dP − Σ(do ⊙ o)),
+                dqs = r(dS)·r(k), dk = r(dS)ᵀ·r(qs).
+    The tiles matter in bf16: e is rounded relative to the maximum seen so far, not the row's."""
+    KEY_TILE = 64
+
+    @staticmethod
+    def forward(ctx, qs, k, v):
+        S = qs.shape[-2]
+        causal = torch.ones(S, S, dtype=torch.bool).tril()
+        s = (to_bf16(qs) @ to_bf16(k).transpose(-1, -2)).masked_fill(~causal, float("-inf"))
+        m = torch.full(s.shape[:-1] + (1,), float("-inf"), dtype=s.dtype)
+        lsum = torch.zeros_like(m)
+        acc = torch.zeros_like(qs)
+        for j0 in range(0, S, _Bf16Attention.KEY_TILE):
+            st = s[..., j0:j0 + _Bf16Attention.KEY_TILE]
+            m_new = torch.maximum(m, st.amax(-1, keepdim=True))
+            alpha = torch.exp(m - m_new)  # 0 on the first tile; rows that see no key of a tile keep 1
+            e = torch.exp(st - m_new)
+            lsum = lsum * alpha + e.sum(-1, keepdim=True)
+            acc = acc * alpha + to_bf16(e) @ to_bf16(v[..., j0:j0 + _Bf16Attention.KEY_TILE, :])
+            m = m_new
+        o = acc / lsum
+        ctx.save_for_backward(qs, k, v, o, s - m - torch.log(lsum))
+        return o
+
+    @staticmethod
+    def backward(ctx, do):
+        qs, k, v, o, log_p = ctx.saved_tensors
+        P = torch.exp(log_p)
+        dv = to_bf16(P).transpose(-1, -2) @ to_bf16(do)
+        dP = to_bf16(do) @ to_bf16(v).transpose(-1, -2)
+        dS = P * (dP - (do * o).sum(-1, keepdim=True))
+        dqs = to_bf16(dS) @ to_bf16(k)
+        dk = to_bf16(dS).transpose(-1, -2) @ to_bf16(qs)
+        return dqs, dk, dv
+
+
+# --------------------------------------------------------------------------------------------
 # Dense pieces
 # --------------------------------------------------------------------------------------------
 
@@ -199,9 +280,9 @@ def rmsnorm(x, w, eps):
 def swiglu_mlp(x, fc1, fc2):
     """fc1 [2F, H] = [W_gate; W_up] (gate rows first); fc2 [H, F]."""
     Fd = fc2.shape[1]
-    ab = x @ fc1.t()
+    ab = mm(x, fc1.t())
     a, b = ab[..., :Fd], ab[..., Fd:]
-    return (F.silu(a) * b) @ fc2.t()
+    return mm(F.silu(a) * b, fc2.t())
 
 
 def rope_inv_freq(D, m):
@@ -257,7 +338,7 @@ def attention(x, P, p, m, D):
     biases and QK-norm (per head, or over the whole projection) before RoPE."""
     S, B, _ = x.shape
     A, G = m.heads, m.kv_heads
-    q, k, v = (x @ P[p + n].t() for n in ("attn.wq", "attn.wk", "attn.wv"))
+    q, k, v = (mm(x, P[p + n].t()) for n in ("attn.wq", "attn.wk", "attn.wv"))
     if m.attention_bias:
         q, k, v = q + P[p + "attn.q_bias"], k + P[p + "attn.k_bias"], v + P[p + "attn.v_bias"]
     if m.qk_norm == "full":
@@ -273,12 +354,15 @@ def attention(x, P, p, m, D):
     k = k[:, :, kv_of_head]  # [S, B, A, D]
     v = v[:, :, kv_of_head]
     q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # [B, A, S, D]
-    scores = q @ k.transpose(-1, -2) / math.sqrt(D)
-    causal = torch.ones(S, S, dtype=torch.bool).tril()
-    scores = scores.masked_fill(~causal, float("-inf"))
-    o = torch.softmax(scores, dim=-1) @ v                 # [B, A, S, D]
+    if BF16["on"]:
+        o = _Bf16Attention.apply(q / math.sqrt(D), k, v)  # foldmoe scales q before the product
+    else:
+        scores = q @ k.transpose(-1, -2) / math.sqrt(D)
+        causal = torch.ones(S, S, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+        o = torch.softmax(scores, dim=-1) @ v             # [B, A, S, D]
     o = o.permute(2, 0, 1, 3).reshape(S, B, A * D)
-    return o @ P[p + "attn.wo"].t()
+    return mm(o, P[p + "attn.wo"].t())
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,10 +593,10 @@ def moe_block(x3, P, prefix, cfg: Cfg, state: MoEState, valid=None):
         fc1 = P[prefix + f"experts.{ex}.fc1"]
         fc2 = P[prefix + f"experts.{ex}.fc2"]
         Fm = fc2.shape[1]
-        ab = xe @ fc1.t()
+        ab = mm(xe, fc1.t())
         h = F.silu(ab[:, :Fm]) * ab[:, Fm:]
         h = h * final_probs.index_select(0, idx)[:, ex:ex + 1]
-        y = y.index_add(0, idx, h @ fc2.t())
+        y = y.index_add(0, idx, mm(h, fc2.t()))
 
     if e.shared_expert_ffn_hidden_size > 0:
         sh = swiglu_mlp(x, P[prefix + "shared.fc1"], P[prefix + "shared.fc2"])
@@ -572,7 +656,7 @@ def forward_microbatch(P, ids, cfg: Cfg, state: MoEState, moe_valid=None):
             y = swiglu_mlp(hn, P[p + "mlp.fc1"], P[p + "mlp.fc2"])
         x = h + y
     head = P["embedding.weight"] if m.tie_embeddings else P["lm_head.weight"]
-    logits = rmsnorm(x, P["final_norm.weight"], m.norm_eps) @ head.t()
+    logits = mm(rmsnorm(x, P["final_norm.weight"], m.norm_eps), head.t())
     return logits, moe_out
 
 
