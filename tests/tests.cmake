@@ -103,6 +103,10 @@ foldmoe_add_parity("cp2;cp4;cp2_ep2;tp2_cp2_ep4;dp2_tp2_cp2_ep2;tp2_cp2_pp2_ep4"
                    "cp_allgather=--parallel.cp_comm_type=all_gather")
 foldmoe_add_parity("pp2;pp2_v2;tp2_cp2_pp2_ep4"
                    "recompute_both_global_aux=--train.recompute=full --moe.load_balancing_type=[global_aux_loss] --moe.aux_loss_coeff=[0.01]")
+# bf16 mixed precision (docs/precision.md): pipeline-only layouts reproduce one process exactly,
+# the others to the bf16 tolerances of parity.py (8 steps).
+foldmoe_add_parity("pp2;pp2_v2;tp2;cp2;tp2_ep2;dp4_etp2_ep2;tp2_pp2;dp2_pp2_v2_ep2"
+                   "bf16=--train.precision=bf16 --train.steps=8")
 # Hugging Face architecture options (docs/model.md "Architecture options") under every kind of
 # layout: QK-norm over the whole projection (a TP reduction) with q/k/v biases, head_dim != hidden /
 # heads and yarn RoPE; per-head QK-norm with tied embeddings and llama3 RoPE (with PP the tied
