@@ -175,7 +175,7 @@ class MoE(nn.Module):
             if tok.numel() == 0:
                 continue
             y = self.experts[e](x.index_select(0, tok)) * weights[tok, slot, None]
-            out.index_add_(0, tok, y)
+            out.index_add_(0, tok, y.to(out.dtype))  # autocast: bf16 expert output into the fp32 sum
         aux = x.new_zeros(())
         if self.aux_coeff:
             probs = torch.softmax(logits, dim=-1)
@@ -248,6 +248,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--autocast-bf16", action="store_true",
+                    help="run forward and loss under torch.autocast('cpu', dtype=torch.bfloat16): PyTorch's "
+                         "CPU mixed precision, the peer of foldmoe's train.precision = \"bf16\"")
     ap.add_argument("--ddp", type=int, default=1,
                     help="processes for torch.distributed DistributedDataParallel (gloo); 1 = plain eager")
     a = ap.parse_args()
@@ -288,7 +291,8 @@ def run(rank, a):
         total = 0.0
         for _ in range(M):
             tok = torch.randint(0, c.vocab, (B, S + 1), generator=gen)
-            loss, aux = model(tok[:, :-1], tok[:, 1:])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast_bf16):
+                loss, aux = model(tok[:, :-1], tok[:, 1:])
             ((loss + aux) / M).backward()
             total += loss.item() / M
         if c.grad_clip:
@@ -316,7 +320,8 @@ def run(rank, a):
             return 0
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, step times "
           f"{[round(t * 1e3, 1) for t in times]} ms, last loss {loss:.4f}", file=sys.stderr)
-    print(json.dumps({"impl": "pytorch-eager" if world == 1 else f"pytorch-ddp-gloo-{world}", "processes": world,
+    impl = "pytorch-eager" if world == 1 else f"pytorch-ddp-gloo-{world}"
+    print(json.dumps({"impl": impl + ("-autocast-bf16" if a.autocast_bf16 else ""), "processes": world,
                       "tokens_per_s": round(tokens / step_s, 2),
                       "step_ms": round(step_s * 1e3, 3), "flops_per_token": int(c.flops_per_token()),
                       "threads": torch.get_num_threads(),

@@ -16,16 +16,6 @@ namespace foldmoe {
 
 static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
-float bf16_to_f32(uint16_t h) {
-  return std::bit_cast<float>(uint32_t(h) << 16);
-}
-
-uint16_t f32_to_bf16(float f) {
-  const uint32_t u = std::bit_cast<uint32_t>(f);
-  if (std::isnan(f)) return uint16_t((u >> 16) | 0x40);  // keep the sign, stay a (quiet) NaN
-  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   const uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF;

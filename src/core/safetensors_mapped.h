@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/safetensors_header.h"
 
 namespace foldmoe {
@@ -38,9 +39,7 @@ class MappedSafetensors {
 // True when fp32 reads of `dtype` are supported (F32, BF16, F16).
 bool readable_as_f32(const std::string& dtype);
 
-// Conversions of one element (round to nearest even for bf16; NaN stays NaN).
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);
+// Conversion of one F16 element (bf16's are in core/bf16.h).
 float f16_to_f32(uint16_t h);
 
 }  // namespace foldmoe

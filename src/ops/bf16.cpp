@@ -2,7 +2,7 @@
 
 namespace foldmoe::ops {
 
-// Branch-free form of bf16_bits for the loops below, so that the compiler vectorises them: NaN
+// Branch-free form of f32_to_bf16 for the loops below, so that the compiler vectorises them: NaN
 // lanes are selected afterwards instead of returned early.
 static inline float round_lane(float x) {
   const uint32_t u = std::bit_cast<uint32_t>(x);

@@ -15,7 +15,7 @@ namespace {
 // A product of two bf16 numbers is exact in fp32 (8 + 8 significant bits), so this is a bf16 GEMM
 // with fp32 accumulation. It runs on sgemm rather than a kernel of the AVX512-BF16 dot-product
 // instruction because on the CPUs we measured, that instruction's throughput is half the FMA's in
-// FLOPs (bench/bf16_peak.sh): the rounding costs two passes over the operands, the GEMM is sgemm.
+// FLOPs (bench/bf16_peak.c): the rounding costs two passes over the operands, the GEMM is sgemm.
 void gemm_bf16_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   thread_local std::vector<float> a_bf16, b_bf16;

@@ -142,7 +142,7 @@ int64_t DecoderEngine::length(int slot) const { return seqs_[size_t(slot)].len; 
 
 void DecoderEngine::extend(std::span<const Feed> feeds, std::vector<float>& logits, bool all_logits,
                            std::vector<int32_t>* routing) {
-  // The run's matrix-product precision (docs/precision.md; the decode attention itself stays fp32).
+  // The run's matrix-product precision (docs/precision.md), decode attention included.
   const ops::MatmulPrecisionScope precision(precision_);
   // Rows: every fed token, feed by feed.
   std::vector<int32_t> ids, pos, slot_of;
