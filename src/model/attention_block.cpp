@@ -15,7 +15,7 @@ namespace foldmoe {
 AttentionBlock::AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
                                std::shared_ptr<Communicator> cp)
     : tp_(std::move(tp)),
-      cp_(std::move(cp)),
+      cp_(cp ? std::move(cp) : make_single_rank_communicator("cp")),
       H_(cfg.model.hidden),
       D_(cfg.head_dim()),
       rope_(ops::rope_table(cfg.model, cfg.head_dim())),
@@ -95,18 +95,12 @@ void AttentionBlock::forward(const float* x_loc, float* out_loc, int64_t S, int6
   ops::rope_forward(c.q_NAD.data(), pos, N, A_, D_, rope_);
   ops::rope_forward(c.k_NGD.data(), pos, N, G_, D_, rope_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
-  if (cp_ && cp_->size() > 1)
-    ring_attention_forward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                           shape, c.ring, cp_comm_);
-  else
-    ops::attention_forward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape);
-  if (tp_->size() == 1) {
-    ops::linear_forward(c.o_NAD.data(), wo_.w(), out_loc, N, A_ * D_, H_);
-    return;
-  }
-  c.out_full.resize(size_t(N * H_));
-  ops::linear_forward(c.o_NAD.data(), wo_.w(), c.out_full.data(), N, A_ * D_, H_);  // partial over TP
-  sp_reduce_scatter(*tp_, c.out_full.data(), N_loc, H_, out_loc);
+  // With one CP rank the ring is ops::attention_forward itself.
+  ring_attention_forward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(), shape,
+                         c.ring, cp_comm_);
+  float* out = sp_partial_buffer(*tp_, out_loc, N_loc, H_, c.out_full);
+  ops::linear_forward(c.o_NAD.data(), wo_.w(), out, N, A_ * D_, H_);  // partial over TP
+  sp_reduce_scatter(*tp_, out, N_loc, H_, out_loc);
 }
 
 void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, int64_t B, const int32_t* pos,
@@ -120,12 +114,8 @@ void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, i
   const float* dout = sp_gather(*tp_, dout_loc, N_loc, H_, c.dout_full);
   ops::linear_backward(c.o_NAD.data(), wo_.w(), dout, do_NAD.data(), wo_.g(), N, A_ * D_, H_);
   const ops::AttentionShape shape{S, B, A_, G_, D_};
-  if (cp_ && cp_->size() > 1)
-    ring_attention_backward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape, c.ring, cp_comm_);
-  else
-    ops::attention_backward(c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
-                            do_NAD.data(), dq.data(), dk.data(), dv.data(), shape);
+  ring_attention_backward(*cp_, c.q_NAD.data(), c.k_NGD.data(), c.v_NGD.data(), c.o_NAD.data(), c.lse_BAS.data(),
+                          do_NAD.data(), dq.data(), dk.data(), dv.data(), shape, c.ring, cp_comm_);
   ops::rope_backward(dq.data(), pos, N, A_, D_, rope_);
   ops::rope_backward(dk.data(), pos, N, G_, D_, rope_);
   if (q_norm_) {
@@ -138,15 +128,11 @@ void AttentionBlock::backward(const float* dout_loc, float* dx_loc, int64_t S, i
     bias_grad(dv.data(), bv_.g(), N, G_ * D_);
   }
   const float* x = c.x_full.data();
-  float* dx = dx_loc;
-  if (tp_->size() > 1) {
-    c.dx_full.resize(size_t(N * H_));
-    dx = c.dx_full.data();
-  }
+  float* dx = sp_partial_buffer(*tp_, dx_loc, N_loc, H_, c.dx_full);
   ops::linear_backward(x, wq_.w(), dq.data(), dx, wq_.g(), N, H_, A_ * D_);
   ops::linear_backward(x, wk_.w(), dk.data(), dx, wk_.g(), N, H_, G_ * D_, /*accumulate_dx=*/true);
   ops::linear_backward(x, wv_.w(), dv.data(), dx, wv_.g(), N, H_, G_ * D_, /*accumulate_dx=*/true);
-  if (tp_->size() > 1) sp_reduce_scatter(*tp_, dx, N_loc, H_, dx_loc);  // partial over TP
+  sp_reduce_scatter(*tp_, dx, N_loc, H_, dx_loc);  // partial over TP
 }
 
 }  // namespace foldmoe

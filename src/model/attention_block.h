@@ -21,16 +21,17 @@ namespace foldmoe {
 
 class AttentionBlock {
  public:
-  // cp: the context-parallel group (null = none): attention then runs as ring attention over it
-  // on the zig-zag chunks of this rank (docs/dense-parallel.md §4).
+  // cp: the context-parallel group (null = a group of one): attention runs as ring attention over
+  // it on the zig-zag chunks of this rank (docs/dense-parallel.md §4); over one rank that is plain
+  // causal attention.
   AttentionBlock(const Config& cfg, int layer, ParamArena& dense, std::shared_ptr<Communicator> tp,
                  std::shared_ptr<Communicator> cp = nullptr);
 
   struct Cache {
     std::vector<float> x_full, q_NAD, k_NGD, v_NGD, o_NAD, lse_BAS;
-    std::vector<float> out_full, dout_full, dx_full;  // SP scratch (TP > 1)
+    std::vector<float> out_full, dout_full, dx_full;    // SP scratch (unused with TP = 1)
     std::vector<float> do_NAD, dq_NAD, dk_NGD, dv_NGD;  // backward scratch, reused across calls
-    RingAttentionWorkspace ring;                       // CP > 1
+    RingAttentionWorkspace ring;                        // unused with CP = 1
     QkNorm::Cache q_norm, k_norm;                      // model.qk_norm
   };
   // x_loc: normed input [N_loc, H]; out_loc [N_loc, H] overwritten. S is the CP-local sequence

@@ -25,13 +25,9 @@ void DenseMlp::forward(const float* x_loc, float* y_loc, int64_t N_loc, Cache& c
   c.h_NF.resize(size_t(N * F_));
   ops::linear_forward(x, fc1_.w(), c.ab_N2F.data(), N, H_, 2 * F_);
   ops::swiglu_forward(c.ab_N2F.data(), c.h_NF.data(), N, F_);
-  if (tp_->size() == 1) {
-    ops::linear_forward(c.h_NF.data(), fc2_.w(), y_loc, N, F_, H_);
-    return;
-  }
-  c.y_full.resize(size_t(N * H_));
-  ops::linear_forward(c.h_NF.data(), fc2_.w(), c.y_full.data(), N, F_, H_);  // partial over TP
-  sp_reduce_scatter(*tp_, c.y_full.data(), N_loc, H_, y_loc);
+  float* y = sp_partial_buffer(*tp_, y_loc, N_loc, H_, c.y_full);
+  ops::linear_forward(c.h_NF.data(), fc2_.w(), y, N, F_, H_);  // partial over TP
+  sp_reduce_scatter(*tp_, y, N_loc, H_, y_loc);
 }
 
 void DenseMlp::backward(const float* dy_loc, float* dx_loc, int64_t N_loc, Cache& c) const {
@@ -42,13 +38,9 @@ void DenseMlp::backward(const float* dy_loc, float* dx_loc, int64_t N_loc, Cache
   const float* dy = sp_gather(*tp_, dy_loc, N_loc, H_, c.dy_full);
   ops::linear_backward(c.h_NF.data(), fc2_.w(), dy, dh.data(), fc2_.g(), N, F_, H_);
   ops::swiglu_backward(c.ab_N2F.data(), dh.data(), dab.data(), N, F_);
-  if (tp_->size() == 1) {
-    ops::linear_backward(c.x_full.data(), fc1_.w(), dab.data(), dx_loc, fc1_.g(), N, H_, 2 * F_);
-    return;
-  }
-  c.dx_full.resize(size_t(N * H_));
-  ops::linear_backward(c.x_full.data(), fc1_.w(), dab.data(), c.dx_full.data(), fc1_.g(), N, H_, 2 * F_);
-  sp_reduce_scatter(*tp_, c.dx_full.data(), N_loc, H_, dx_loc);
+  float* dx = sp_partial_buffer(*tp_, dx_loc, N_loc, H_, c.dx_full);
+  ops::linear_backward(c.x_full.data(), fc1_.w(), dab.data(), dx, fc1_.g(), N, H_, 2 * F_);  // partial over TP
+  sp_reduce_scatter(*tp_, dx, N_loc, H_, dx_loc);
 }
 
 }  // namespace foldmoe

@@ -8,7 +8,6 @@
 #include "core/check.h"
 #include "core/trace.h"
 #include "ops/cross_entropy.h"
-#include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/matmul_precision.h"
 #include "parallel/mappings.h"
@@ -28,8 +27,9 @@ struct Model::Slot {
   // Head chunk.
   RmsNormLayer::Cache final_norm;
   std::vector<float> final_out, dfinal, logits;  // logits turn into dL/dlogits after the loss
-  // SP scratch (TP > 1): embedding output, gathered final activations, gradients.
+  // SP scratch (unused with TP = 1): embedding output, gathered final activations, gradients.
   std::vector<float> emb_full, final_full, dfinal_full, dx_full;
+  const float* head_in = nullptr;  // the SP-gathered final activations: final_full, or final_out with TP = 1
 };
 
 namespace {
@@ -53,9 +53,8 @@ Model::Model(const Config& cfg, const ProcessGroups& groups)
                : cfg.train.recompute == "moe" ? Recompute::Moe
                                               : Recompute::None;
   precision_ = ops::parse_precision(cfg.train.precision);
-  // Vocab-parallel rows (docs/dense-parallel.md §3.1): padded to a multiple of 128·TP when TP > 1. One rank keeps
-  // the exact vocabulary (padding is invisible to the math, so this changes nothing but work).
-  vocab_ = VocabShard::of(V_, tp_size_, tp_rank_, tp_size_ > 1 ? 128 : 1);
+  // Vocab-parallel rows (docs/dense-parallel.md §3.1); with one TP rank the exact vocabulary.
+  vocab_ = VocabShard::split(V_, tp_size_, tp_rank_);
   const double std_in = cfg.model.init_std;
   auto vocab_param = [&](const char* name) {
     return dense_.add({.name = name, .shape = {vocab_.rows, H_}, .global_shape = {V_, H_}, .init_std = std_in,
@@ -222,13 +221,9 @@ void Model::embed_(const MicroBatch& mb, Slot& s) {
   for (int32_t id : mb.ids_N)
     if (id < 0 || id >= V_) user_error("token id {} is outside the vocabulary [0, {}): the data and [model] vocab disagree", id, V_);
   s.x.resize(size_t(N_loc * H_));
-  if (tp_size_ == 1) {
-    ops::embedding_forward(embedding_.w(), mb.ids_N.data(), s.x.data(), N, H_);
-  } else {
-    s.emb_full.resize(size_t(N * H_));
-    vp_embedding_forward(embedding_.w(), mb.ids_N.data(), s.emb_full.data(), N, H_, vocab_);
-    sp_reduce_scatter(*groups_.tp, s.emb_full.data(), N_loc, H_, s.x.data());
-  }
+  float* e = sp_partial_buffer(*groups_.tp, s.x.data(), N_loc, H_, s.emb_full);
+  vp_embedding_forward(embedding_.w(), mb.ids_N.data(), e, N, H_, vocab_);  // partial over TP
+  sp_reduce_scatter(*groups_.tp, e, N_loc, H_, s.x.data());
 }
 
 void Model::layers_forward_(int c, const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult* r,
@@ -265,9 +260,9 @@ void Model::head_forward_(Slot& s) {
   s.final_out.resize(size_t(N_loc * H_));
   final_norm_->forward(s.x.data(), s.final_out.data(), N_loc, s.final_norm);
   // Head: column-parallel over the vocabulary on the SP-gathered final activations.
-  const float* xf = sp_gather(*groups_.tp, s.final_out.data(), N_loc, H_, s.final_full);
+  s.head_in = sp_gather(*groups_.tp, s.final_out.data(), N_loc, H_, s.final_full);
   s.logits.resize(size_t(N * vocab_.rows));
-  ops::linear_forward(xf, head_.w(), s.logits.data(), N, H_, vocab_.rows);
+  ops::linear_forward(s.head_in, head_.w(), s.logits.data(), N, H_, vocab_.rows);
 }
 
 void Model::loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, ChunkResult& r) {
@@ -279,22 +274,15 @@ void Model::loss_(const MicroBatch& mb, const MoEStepContext& ctx, Slot& s, Chun
   // n_mb: valid tokens of the micro-batch over all CP ranks (docs/dense-parallel.md §7), a constant of the step.
   r.has_loss = true;
   r.n_valid = mb.valid_count();
-  if (groups_.cp->size() > 1) {
-    double nv = double(r.n_valid);
-    groups_.cp->all_reduce(&nv, 1);
-    r.n_valid = int64_t(nv);
-  }
+  double nv = double(r.n_valid);
+  groups_.cp->all_reduce(&nv, 1);
+  r.n_valid = int64_t(nv);
   const double per_token = ctx.per_token_loss ? ctx.loss_seed : ctx.loss_seed / double(std::max<int64_t>(r.n_valid, 1));
   for (int64_t n = 0; n < N; ++n) dce[size_t(n)] = mb.mask_N[size_t(n)] ? float(per_token) : 0.0f;
+  // Vocab-parallel: the CE is identical on all TP ranks, each seeds only its shard.
   float* logits = s.logits.data();
-  if (tp_size_ == 1) {
-    ops::cross_entropy_forward_backward(logits, mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(), lse.data(),
-                                        logits, N, V_);
-  } else {  // vocab-parallel: the CE is identical on all TP ranks, each seeds only its shard
-    vp_cross_entropy_forward(logits, mb.targets_N.data(), mb.mask_N.data(), ce.data(), lse.data(), N, vocab_,
-                             *groups_.tp);
-    vp_cross_entropy_backward(logits, mb.targets_N.data(), mb.mask_N.data(), lse.data(), dce.data(), logits, N, vocab_);
-  }
+  vp_cross_entropy_forward_backward(logits, mb.targets_N.data(), mb.mask_N.data(), dce.data(), ce.data(), lse.data(),
+                                    logits, N, vocab_, *groups_.tp);
   r.ce_sum = 0;
   for (int64_t n = 0; n < N; ++n) r.ce_sum += mb.mask_N[size_t(n)] ? double(ce[size_t(n)]) : 0.0;
   if (capture_.logprobs) {
@@ -307,14 +295,9 @@ void Model::head_backward_(Slot& s) {
   const int64_t N = s.S * s.B, N_loc = N / tp_size_;
   s.dfinal.resize(size_t(N_loc * H_));
   s.dx.resize(size_t(N_loc * H_));
-  if (tp_size_ == 1) {
-    ops::linear_backward(s.final_out.data(), head_.w(), s.logits.data(), s.dfinal.data(), head_.g(), N, H_, V_);
-  } else {
-    s.dfinal_full.resize(size_t(N * H_));
-    ops::linear_backward(s.final_full.data(), head_.w(), s.logits.data(), s.dfinal_full.data(), head_.g(), N, H_,
-                         vocab_.rows);
-    sp_reduce_scatter(*groups_.tp, s.dfinal_full.data(), N_loc, H_, s.dfinal.data());  // partial over TP
-  }
+  float* df = sp_partial_buffer(*groups_.tp, s.dfinal.data(), N_loc, H_, s.dfinal_full);
+  ops::linear_backward(s.head_in, head_.w(), s.logits.data(), df, head_.g(), N, H_, vocab_.rows);  // partial over TP
+  sp_reduce_scatter(*groups_.tp, df, N_loc, H_, s.dfinal.data());
   final_norm_->backward(s.dfinal.data(), s.dx.data(), N_loc, s.final_norm);
 }
 
@@ -325,12 +308,8 @@ void Model::layers_backward_(int c, const MicroBatch& mb, Slot& s) {
 
 void Model::embed_backward_(const MicroBatch& mb, Slot& s) {
   const int64_t N = mb.N(), N_loc = activation_rows(mb);
-  if (tp_size_ == 1) {
-    ops::embedding_backward(mb.ids_N.data(), s.dx.data(), embedding_.g(), N, H_);
-  } else {
-    const float* d = sp_gather(*groups_.tp, s.dx.data(), N_loc, H_, s.dx_full);
-    vp_embedding_backward(mb.ids_N.data(), d, embedding_.g(), N, H_, vocab_);
-  }
+  const float* d = sp_gather(*groups_.tp, s.dx.data(), N_loc, H_, s.dx_full);
+  vp_embedding_backward(mb.ids_N.data(), d, embedding_.g(), N, H_, vocab_);
 }
 
 // ---------------------------------------------------------------------------------------------

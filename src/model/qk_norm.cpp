@@ -37,7 +37,7 @@ void QkNorm::forward(float* x, int64_t N, Cache& c) const {
   std::vector<double> ss(static_cast<size_t>(N), 0.0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t j = 0; j < W; ++j) ss[size_t(n)] += double(c.x[size_t(n * W + j)]) * c.x[size_t(n * W + j)];
-  if (tp_->size() > 1) tp_->all_reduce(ss.data(), N);
+  tp_->all_reduce(ss.data(), N);  // a no-op over one rank
   const double width = double(global_heads_ * D_);
   c.rstd.resize(size_t(N));
   for (int64_t n = 0; n < N; ++n) {
@@ -60,7 +60,7 @@ void QkNorm::backward(float* d, int64_t N, Cache& c) const {
   std::vector<double> dot(static_cast<size_t>(N), 0.0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t j = 0; j < W; ++j) dot[size_t(n)] += double(d[n * W + j]) * w[j] * x[n * W + j];
-  if (tp_->size() > 1) tp_->all_reduce(dot.data(), N);
+  tp_->all_reduce(dot.data(), N);  // a no-op over one rank
   const double width = double(global_heads_ * D_);
   for (int64_t n = 0; n < N; ++n) {
     const float rs = c.rstd[size_t(n)];

@@ -1,7 +1,5 @@
 #include "moe/shared_expert.h"
 
-#include "parallel/sharding.h"
-
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -10,6 +8,8 @@
 #include "moe/dispatcher.h"
 #include "ops/linear.h"
 #include "ops/swiglu.h"
+#include "parallel/mappings.h"
+#include "parallel/sharding.h"
 
 namespace foldmoe::moe {
 
@@ -46,25 +46,18 @@ SharedExpert::SharedExpert(int layer, int H, int F, bool gate, std::shared_ptr<C
 }
 
 void SharedExpert::forward(const float* x, int64_t N, float* y, SharedCache& c) const {
-  const int T = tp_->size();
-  const int64_t H = H_, F = F_, NT = N * T;
+  const int64_t H = H_, F = F_, NT = N * tp_->size();
   c.x_NH = x, c.N = N;
-  const float* xf = x;
-  if (T > 1) {
-    tp_->all_gather(x, ensure(c.x_full, NT * H), N * H);
-    xf = c.x_full.data();
-  }
+  c.x_in = sp_gather(*tp_, x, N, H, c.x_full);
   float* ab = ensure(c.ab, NT * 2 * F);
   float* h = ensure(c.h, NT * F);
-  float* yf = ensure(c.y_full, NT * H);
-  ops::linear_forward<float>(xf, fc1_.w(), ab, NT, H, 2 * F);
+  // The ungated output stays in y_loc for the gate's backward; with one TP rank fc2 writes it there.
+  float* yl = ensure(c.y_loc, N * H);
+  float* yf = sp_partial_buffer(*tp_, yl, N, H, c.y_full);
+  ops::linear_forward<float>(c.x_in, fc1_.w(), ab, NT, H, 2 * F);
   ops::swiglu_forward<float>(ab, h, NT, F);
-  ops::linear_forward<float>(h, fc2_.w(), yf, NT, F, H);
-  const float* yl = yf;
-  if (T > 1) {
-    tp_->reduce_scatter(yf, ensure(c.y_loc, N * H), N * H);
-    yl = c.y_loc.data();
-  }
+  ops::linear_forward<float>(h, fc2_.w(), yf, NT, F, H);  // partial over TP
+  sp_reduce_scatter(*tp_, yf, N, H, yl);
   if (gate_) {
     float* g = ensure(c.gate, N);
     const float* w = gate_w_.w();
@@ -72,12 +65,6 @@ void SharedExpert::forward(const float* x, int64_t N, float* y, SharedCache& c) 
       float s = 0;
       for (int64_t k = 0; k < H; ++k) s += w[k] * x[n * H + k];
       g[n] = 1.0f / (1.0f + std::exp(-s));
-    }
-    if (yl == yf && T == 1) {
-      // keep the ungated output for the backward (gate gradient needs it)
-      float* keep = ensure(c.y_loc, N * H);
-      std::memcpy(keep, yf, size_t(N * H) * sizeof(float));
-      yl = keep;
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < H; ++k) y[n * H + k] += g[n] * yl[n * H + k];
@@ -111,25 +98,20 @@ void SharedExpert::backward(SharedCache& c, const float* dy, float* dx) const {
     }
     ds = d;
   }
-  const float* dsf = ds;
-  if (T > 1) {
-    tp_->all_gather(ds, ensure(c.dy_full, NT * H), N * H);
-    dsf = c.dy_full.data();
-  }
-  const float* xf = T > 1 ? c.x_full.data() : x;
+  const float* dsf = sp_gather(*tp_, ds, N, H, c.dy_full);
   float* dh = ensure(c.dh, NT * F);
   float* dab = ensure(c.dab, NT * 2 * F);
   ops::linear_backward<float>(c.h.data(), fc2_.w(), dsf, dh, fc2_.g(), NT, F, H);
   ops::swiglu_backward<float>(c.ab.data(), dh, dab, NT, F);
-  if (T > 1) {
-    float* dxf = ensure(c.dx_full, NT * H);
-    ops::linear_backward<float>(xf, fc1_.w(), dab, dxf, fc1_.g(), NT, H, 2 * F);
-    float* dl = ensure(c.dy_loc, N * H);  // reuse as the reduce-scatter target
-    tp_->reduce_scatter(dxf, dl, N * H);
-    for (int64_t i = 0; i < N * H; ++i) dx[i] += dl[i];
-  } else {
-    ops::linear_backward<float>(xf, fc1_.w(), dab, dx, fc1_.g(), NT, H, 2 * F, /*accumulate_dx=*/true);
-  }
+  // The input gradient adds to dx. With one TP rank there is no partial to sum (the mapping hands
+  // back dx itself) and the GEMM accumulates into dx; a TP partial is summed over the ranks first.
+  float* dxf = sp_partial_buffer(*tp_, dx, N, H, c.dx_full);
+  const bool partial = dxf != dx;
+  ops::linear_backward<float>(c.x_in, fc1_.w(), dab, dxf, fc1_.g(), NT, H, 2 * F, /*accumulate_dx=*/!partial);
+  if (!partial) return;
+  float* dl = ensure(c.dy_loc, N * H);  // reuse as the reduce-scatter target
+  sp_reduce_scatter(*tp_, dxf, N, H, dl);
+  for (int64_t i = 0; i < N * H; ++i) dx[i] += dl[i];
 }
 
 }  // namespace foldmoe::moe

@@ -17,6 +17,7 @@ namespace foldmoe::moe {
 
 struct SharedCache {
   const float* x_NH = nullptr;
+  const float* x_in = nullptr;  // the SP-gathered input: x_full, or x_NH itself with one TP rank
   int64_t N = 0;
   std::vector<float> x_full, ab, h, y_full, y_loc, gate;  // gate [N]: sigmoid values
   std::vector<float> dy_loc, dy_full, dh, dab, dx_full;

@@ -44,8 +44,7 @@ void ShardedAdamW::reduce_scatter_grads() {
   for (const Bucket& b : buckets_) group_->reduce_scatter(arena_.grads() + b.start, grad_.data() + b.at, b.len / G);
 }
 
-void ShardedAdamW::reduce_sequence_parallel(Communicator& tp) {
-  if (tp.size() == 1) return;
+void ShardedAdamW::reduce_sequence_parallel(Communicator& tp) {  // no-op all-reduces over one TP rank
   for_each_param_range([&](int i, int64_t lo, int64_t hi, int64_t k) {
     if (arena_.spec(i).sequence_parallel) tp.all_reduce(grad_.data() + k, hi - lo);
   });

@@ -6,10 +6,13 @@
 
 namespace foldmoe {
 
-void scale_grads(ParamArena& a, float s) { ops::scale_inplace(a.grads(), a.total(), s); }
+void scale_grads(ParamArena& a, float s) {
+  if (s == 1.0f) return;  // x·1 = x: spares a pass over every gradient (one replica's mean)
+  ops::scale_inplace(a.grads(), a.total(), s);
+}
 
+// Over one TP rank each all-reduce is a no-op: the loop then only walks the parameter specs.
 void reduce_sequence_parallel_grads(ParamArena& dense, const ProcessGroups& g) {
-  if (g.tp->size() == 1) return;
   for (int i = 0; i < dense.size(); ++i)
     if (dense.spec(i).sequence_parallel)
       g.tp->all_reduce(dense.grads() + dense.offset(i), shape_numel(dense.spec(i).shape));
@@ -25,12 +28,12 @@ void reduce_gradients(ParamArena& dense, ParamArena& expert, const ProcessGroups
                       int64_t bucket_size) {
   const int64_t bucket = std::max<int64_t>(bucket_size, 1);
   const int dp_cp = g.dp_cp->size();
-  if (!per_token_loss && dp_cp > 1) {
+  if (!per_token_loss) {
     scale_grads(dense, 1.0f / float(dp_cp));
     scale_grads(expert, 1.0f / float(dp_cp));  // 1/(DP·CP), not 1/EDP (docs/dense-parallel.md §8)
   }
-  if (dp_cp > 1) bucketed_all_reduce(*g.dp_cp, dense.grads(), dense.total(), bucket);
-  if (g.edp->size() > 1 && expert.total() > 0) bucketed_all_reduce(*g.edp, expert.grads(), expert.total(), bucket);
+  bucketed_all_reduce(*g.dp_cp, dense.grads(), dense.total(), bucket);  // no-ops over one replica
+  bucketed_all_reduce(*g.edp, expert.grads(), expert.total(), bucket);
   reduce_sequence_parallel_grads(dense, g);
 }
 

@@ -19,4 +19,10 @@ void sp_reduce_scatter(Communicator& tp, const float* full, int64_t rows_loc, in
   tp.reduce_scatter(full, out_loc, rows_loc * H);
 }
 
+float* sp_partial_buffer(Communicator& tp, float* out_loc, int64_t rows_loc, int64_t H, std::vector<float>& buf) {
+  if (tp.size() == 1) return out_loc;
+  buf.resize(size_t(rows_loc * H * tp.size()));
+  return buf.data();
+}
+
 }  // namespace foldmoe

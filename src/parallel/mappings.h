@@ -19,4 +19,9 @@ const float* sp_gather(Communicator& tp, const float* x_loc, int64_t rows_loc, i
 // Backward: sp_gather. full and out_loc may be the same pointer only when TP = 1.
 void sp_reduce_scatter(Communicator& tp, const float* full, int64_t rows_loc, int64_t H, float* out_loc);
 
+// Where to compute the partial [rows_loc·TP, H] that sp_reduce_scatter then sums into out_loc:
+// buf (resized) when TP > 1; with TP = 1 out_loc itself, so that the one-process path writes its
+// result in place and the reduce-scatter copies nothing.
+float* sp_partial_buffer(Communicator& tp, float* out_loc, int64_t rows_loc, int64_t H, std::vector<float>& buf);
+
 }  // namespace foldmoe

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "ops/cross_entropy.h"
 
 namespace foldmoe {
 
@@ -23,6 +24,10 @@ VocabShard VocabShard::of(int64_t vocab, int tp, int rank, int multiple) {
   s.rows = padded_vocab(vocab, tp, multiple) / tp;
   s.first = int64_t(rank) * s.rows;
   return s;
+}
+
+VocabShard VocabShard::split(int64_t vocab, int tp, int rank) {
+  return of(vocab, tp, rank, tp > 1 ? 128 : 1);
 }
 
 void vp_embedding_forward(const float* table, const int32_t* ids, float* out, int64_t n, int64_t H,
@@ -94,6 +99,15 @@ void vp_cross_entropy_backward(const float* logits, const int32_t* target, const
     const int64_t ty = int64_t(target[i]) - s.first;
     if (ty >= 0 && ty < valid) d[ty] -= g;
   }
+}
+
+void vp_cross_entropy_forward_backward(const float* logits, const int32_t* target, const uint8_t* mask,
+                                       const float* dloss, float* loss, float* lse, float* dlogits, int64_t n,
+                                       const VocabShard& s, Communicator& tp) {
+  if (tp.size() == 1 && s.rows == s.vocab)
+    return ops::cross_entropy_forward_backward(logits, target, mask, dloss, loss, lse, dlogits, n, s.vocab);
+  vp_cross_entropy_forward(logits, target, mask, loss, lse, n, s, tp);
+  vp_cross_entropy_backward(logits, target, mask, lse, dloss, dlogits, n, s);
 }
 
 }  // namespace foldmoe

@@ -17,6 +17,9 @@ struct VocabShard {
   int64_t valid() const;  // rows held here that are < V
   static int64_t padded_vocab(int64_t vocab, int tp, int multiple = 128);
   static VocabShard of(int64_t vocab, int tp, int rank, int multiple = 128);
+  // The shard a run uses: padded to a multiple of 128·TP when the vocabulary is split; one rank
+  // keeps the exact vocabulary (padding is invisible to the math, so it would only add work).
+  static VocabShard split(int64_t vocab, int tp, int rank);
 };
 
 // out[n, :] = table[ids[n] − first] for ids in this shard, else 0 (the caller sums over tp).
@@ -34,5 +37,13 @@ void vp_cross_entropy_forward(const float* logits, const int32_t* target, const 
 // dlogits may alias logits.
 void vp_cross_entropy_backward(const float* logits, const int32_t* target, const uint8_t* mask, const float* lse,
                                const float* dloss, float* dlogits, int64_t n, const VocabShard& s);
+
+// The forward, then the backward seeded with dloss (known up front): loss, lse and dlogits as the
+// two calls above give them (dlogits may alias logits). A group of one rank that holds the exact
+// vocabulary is ops::cross_entropy_forward_backward itself: no cross-rank max or sum to wait for,
+// so each row stays in cache from its forward into its backward.
+void vp_cross_entropy_forward_backward(const float* logits, const int32_t* target, const uint8_t* mask,
+                                       const float* dloss, float* loss, float* lse, float* dlogits, int64_t n,
+                                       const VocabShard& s, Communicator& tp);
 
 }  // namespace foldmoe

@@ -89,7 +89,7 @@ std::vector<StageMemory> estimate_stage_memory(const Config& cfg, const Parallel
       PipelineLayout::of(cfg.model.layers, pp, v, pp > 1 ? cfg.parallel.pipeline_layers : std::vector<int>{});
   const ProcessGroups groups = placeholder_groups(s);
   const int M = cfg.micro_batches_per_replica(s.dp);
-  const VocabShard vocab = VocabShard::of(cfg.model.vocab, s.tp, 0, s.tp > 1 ? 128 : 1);
+  const VocabShard vocab = VocabShard::split(cfg.model.vocab, s.tp, 0);
   const double H = cfg.model.hidden, N = double(cfg.train.seq_len) / s.cp * cfg.train.micro_batch;
   const bool zero1 = cfg.parallel.distributed_optimizer, full = cfg.train.recompute == "full";
   std::vector<StageMemory> out;
