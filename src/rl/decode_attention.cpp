@@ -25,21 +25,28 @@ float exp_shift_sum(float* x, int64_t n, float m) {
 void attend_cached(const float* q, const float* K, const float* V, int64_t T, int64_t A, int64_t G, int64_t D,
                    int64_t head_stride, float scale, float* o, std::vector<float>& scores) {
   const int64_t per = A / G;
-  scores.resize(size_t(per * T));
+  scores.resize(size_t(per * T + per * D + per));
   float* s = scores.data();
+  float* qs = s + per * T;      // the scaled queries of one KV head
+  float* inv_row = qs + per * D;  // 1 / Σ exp per query row
   for (int64_t g = 0; g < G; ++g) {
     const float* qg = q + g * per * D;
     float* og = o + g * per * D;
-    // Scores [per, T] = scale · Q_g · K_gᵀ.
-    ops::gemm<float>(false, true, per, T, D, scale, qg, D, K + g * head_stride, D, 0.0f, s, T);
+    // The query is scaled before the product and the probabilities enter P·V unnormalised (the
+    // sum divides the result), as in the training kernel (ops/attention.cpp): the same operands
+    // then reach the products, which a bf16 run rounds (docs/precision.md).
+    for (int64_t i = 0; i < per * D; ++i) qs[i] = qg[i] * scale;
+    // Scores [per, T] = Q_g · K_gᵀ.
+    ops::gemm<float>(false, true, per, T, D, 1.0f, qs, D, K + g * head_stride, D, 0.0f, s, T);
     for (int64_t j = 0; j < per; ++j) {
       float* sj = s + j * T;
       const float mx = *std::max_element(sj, sj + T);
-      const float inv = 1.0f / exp_shift_sum(sj, T, mx);
-      for (int64_t t = 0; t < T; ++t) sj[t] *= inv;
+      inv_row[j] = 1.0f / exp_shift_sum(sj, T, mx);
     }
-    // o_g [per, D] = P · V_g.
+    // o_g [per, D] = P · V_g, then each row divided by its sum.
     ops::gemm<float>(false, false, per, D, T, 1.0f, s, T, V + g * head_stride, D, 0.0f, og, D);
+    for (int64_t j = 0; j < per; ++j)
+      for (int64_t d = 0; d < D; ++d) og[j * D + d] *= inv_row[j];
   }
 }
 

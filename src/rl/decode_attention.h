@@ -16,7 +16,7 @@ namespace foldmoe::rl {
 
 // o[A, D] = softmax(scale · q[A, D] · K[0..T)ᵀ) · V[0..T) per head, head h reading KV head
 // h / (A / G). KV head g's rows: K + g · head_stride, [T, D] (likewise V). scores: scratch
-// (resized to (A / G) · T).
+// (resized to (A / G) · (T + D + 1)).
 void attend_cached(const float* q, const float* K, const float* V, int64_t T, int64_t A, int64_t G, int64_t D,
                    int64_t head_stride, float scale, float* o, std::vector<float>& scores);
 

@@ -197,6 +197,45 @@ TEST_P(RolloutKinds, IndependentOfBatchComposition) {
   EXPECT_NE(rl::generate(*model, prompts, sp, other)[0].tokens, all[0].tokens);
 }
 
+// bf16 (docs/precision.md): prefill + decode round the operands of their products like the
+// training forward does (scaled queries, unnormalised probabilities), so the decoder follows the
+// bf16 forward to fp32 round-off plus the odd operand that rounds to the other bf16 neighbour, and
+// is far closer to it than to the fp32 forward.
+TEST(RolloutBf16, PrefillPlusDecodeFollowsTheBf16Forward) {
+  for (const std::string kind : {"moe", "hf-qwen3"}) {
+    auto fp32 = make_model(kind);
+    Config c = rollout_config(kind);
+    c.train.precision = "bf16";
+    auto bf16 = std::make_unique<Model>(c, ProcessGroups::single_process());
+    std::copy(fp32->dense().params(), fp32->dense().params() + fp32->dense().total(), bf16->dense().params());
+    std::copy(fp32->expert().params(), fp32->expert().params() + fp32->expert().total(), bf16->expert().params());
+    auto fp32_moes = fp32->moe_layers(), bf16_moes = bf16->moe_layers();
+    for (size_t l = 0; l < fp32_moes.size(); ++l) bf16_moes[l]->expert_bias() = fp32_moes[l]->expert_bias();
+    const int64_t V = c.model.vocab, L = 12, split = 5;
+    const std::vector<int32_t> seq = random_tokens(L, V, 321);
+    rl::DecoderEngine eng(*bf16);
+    const int slot = eng.new_sequence();
+    std::vector<float> got, logits;
+    std::vector<rl::DecoderEngine::Feed> feed = {{slot, std::span<const int32_t>(seq.data(), size_t(split))}};
+    eng.extend(feed, got, /*all_logits=*/true);
+    for (int64_t p = split; p < L; ++p) {
+      feed = {{slot, std::span<const int32_t>(seq.data() + p, 1)}};
+      eng.extend(feed, logits);
+      got.insert(got.end(), logits.begin(), logits.begin() + V);
+    }
+    const std::vector<float> ref_bf16 = reference_logits(*bf16, seq), ref_fp32 = reference_logits(*fp32, seq);
+    ASSERT_EQ(got.size(), ref_bf16.size());
+    const double scale = max_abs(ref_bf16.data(), ref_bf16.size());
+    double to_bf16 = 0, to_fp32 = 0;
+    for (size_t e = 0; e < got.size(); ++e) {
+      to_bf16 = std::max(to_bf16, double(std::abs(got[e] - ref_bf16[e])));
+      to_fp32 = std::max(to_fp32, double(std::abs(got[e] - ref_fp32[e])));
+    }
+    EXPECT_LT(to_bf16, 2e-3 * scale) << kind;
+    EXPECT_GT(to_fp32, 3 * to_bf16) << kind;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kinds, RolloutKinds,
                          ::testing::Values("dense", "moe", "moe-sigmoid", "moe-group", "hf-qwen3", "hf-olmoe"),
                          [](const auto& info) {
