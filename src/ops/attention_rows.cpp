@@ -67,9 +67,14 @@ inline int64_t visible(const ScoreRows& b, int64_t r) {
 // exponentials and sums, output rescale): each pass is a plain loop that vectorises, where a
 // row-at-a-time loop would spend as long on per-row scalar work (the rescale factor's exp, the
 // reductions' tails) as on the row's 64 exponentials. A fully visible row takes the fixed-length
-// path (n == kFull), which the compiler unrolls without remainder loops.
+// path (n == cols == kFull), which the compiler unrolls without remainder loops.
 constexpr int64_t kChunk = 64;
 constexpr int64_t kFull = 64;
+
+// Whether a row that sees n keys of the block's tile takes the fixed-length path.
+inline bool full_row(const ScoreRows& b, int64_t n) {
+  return n == kFull && b.cols == kFull;
+}
 
 // lane_sum and lane_max over kFull values: the same lanes and order, a constant trip count.
 template <typename T>
@@ -105,12 +110,12 @@ template <typename T>
     for (int64_t r = 0; r < nr; ++r) {
       n[r] = visible(b, r0 + r);
       const T* p = s + (r0 + r) * b.ld;
-      mx[r] = std::max(m[r0 + r], n[r] == kFull ? lane_max_full(p) : lane_max(p, n[r]));
+      mx[r] = std::max(m[r0 + r], full_row(b, n[r]) ? lane_max_full(p) : lane_max(p, n[r]));
     }
     for (int64_t r = 0; r < nr; ++r) alpha[r] = tile_exp(m[r0 + r] - mx[r]);  // 0 on the first tile (m = −inf)
     for (int64_t r = 0; r < nr; ++r) {
       T* p = s + (r0 + r) * b.ld;
-      if (n[r] == kFull) {
+      if (full_row(b, n[r])) {
         exp_row(p, kFull, mx[r]);
         l[r0 + r] = l[r0 + r] * alpha[r] + lane_sum_full(p);
       } else {
@@ -140,7 +145,7 @@ template <typename T>
     const int64_t n = visible(b, r);
     T* p = s + r * b.ld;
     T* g = dp + r * b.ld;
-    if (n == kFull) {
+    if (full_row(b, n)) {
       grad_row(p, g, kFull, lse[r], delta[r]);
     } else {
       grad_row(p, g, n, lse[r], delta[r]);
