@@ -1,15 +1,15 @@
 // Tiled causal GQA attention (flash-attention style) on the CPU.
 //
-// Work is done per (batch b, KV head g). K and V of that sequence are gathered once into
-// contiguous [S, D] buffers; the heads_per_kv query heads that read them are gathered together,
-// position-major ([S, heads_per_kv, D]: row s·heads_per_kv + h), so that one query tile holds
-// every head of a group and each tile product is one GEMM over all of them. A query tile is
-// about kTileRows rows (kTileRows / heads_per_kv positions), a key tile kCols keys: at head_dim
-// 32 a 64 × 64 × 32 product is too small for sgemm to run near its peak (its cost is dominated by
-// packing and call overhead), 256-row tiles run about twice as fast. Only one tile of
-// scores/probabilities exists at a time. Within a (query tile, key tile) pair, query rows that
-// precede every key of the tile and keys that follow every query of the tile are cut from the
-// GEMMs; the element-wise passes are in ops/attention_rows.cpp.
+// Work is done per (batch b, KV head g). K and V of that sequence are gathered once (K, and V for
+// the backward's dP, transposed per key tile: see gather_key_tiles); the heads_per_kv query heads
+// that read them are gathered together, position-major ([S, heads_per_kv, D]: row
+// s·heads_per_kv + h), so that one query tile holds every head of a group and each tile product
+// is one GEMM over all of them (fewer, larger calls; the per-call and per-row overheads are paid
+// once per group). A query tile is about kTileRows rows (kTileRows / heads_per_kv positions), a
+// key tile kCols keys. Only one tile of scores/probabilities exists at a time. Within a (query
+// tile, key tile) pair, query rows that precede every key of the tile and keys that follow every
+// query of the tile are cut from the GEMMs; the element-wise passes are in
+// ops/attention_rows.cpp. Measurements: docs/dense-parallel.md §4.6.
 //
 // The key tile (kCols) and the order of the key tiles fix where bf16 mixed precision rounds the
 // forward's unnormalised probabilities (relative to the running maximum); the PyTorch reference

@@ -1,8 +1,8 @@
 // Element-wise passes of the tiled attention (see the header).
 //
 // The build targets x86-64-v2 (SSE4.2: 4 floats per instruction) for portability, while
-// OpenBLAS picks AVX-512 kernels at run time for the tile products. These loops would then be
-// the slow half of the attention; GCC's target_clones compiles the float versions a second time
+// OpenBLAS picks AVX-512 kernels at run time for the tile products. These loops would then take a
+// third of the attention's time; GCC's target_clones compiles the float versions a second time
 // for AVX-512 and picks the copy the CPU can run when the program loads. This file is compiled
 // with -ffp-contract=off (CMakeLists.txt) so that both copies do the same IEEE operations in the
 // same order (no fused multiply-adds): the CPU never changes a result.

@@ -1,7 +1,8 @@
 // The element-wise passes of the tiled attention (ops/attention.cpp) over a block of score rows:
 // the forward's online-softmax update and the backward's dS = P ⊙ (dP − Δ). They are the part of
-// attention that is not a matrix product, and at head_dim 32 they cost about as much as the
-// products: there is one exp per score against 2·32 multiply-adds per product.
+// attention that is not a matrix product, and at head_dim 32 they are a large part of its time
+// (a quarter to a third, docs/dense-parallel.md §4.6): one exp per score against 2·32
+// multiply-adds per product.
 //
 // Rows are stacked query heads: row ρ of a block is query position first_pos + ρ / heads (the
 // `heads` query heads that share a KV head, position-major), and sees keys j0.. up to its
