@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "core/check.h"
-#include "ops/fast_exp.h"
+#include "ops/attention_rows.h"
 #include "ops/linear.h"
 
 namespace foldmoe {
@@ -24,6 +24,12 @@ void gather(const float* src, int64_t stride, int64_t S, int64_t D, float scale,
 void scatter_add(const float* src, int64_t S, int64_t D, float* dst, int64_t stride) {
   for (int64_t s = 0; s < S; ++s)
     for (int64_t d = 0; d < D; ++d) dst[s * stride + d] += src[s * D + d];
+}
+
+// A block of `rows` query rows that sees all Sk keys (a full, non-causal block), for the
+// element-wise passes of ops/attention_rows.h: a first position past every key.
+ops::ScoreRows all_keys(int64_t rows, int64_t Sk) {
+  return {.rows = rows, .first_pos = Sk, .heads = 1, .j0 = 0, .cols = Sk, .ld = Sk};
 }
 
 // Passes `cur` (n floats) to rank (r+1) mod CP and receives the block of rank (r−1) mod CP into
@@ -97,7 +103,7 @@ void attention_full_forward(const float* q, const float* k, const float* v, floa
   const int64_t hpk = A / G, q_stride = B * A * D, kv_stride = B * G * D;
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<float> Kc(size_t(Sk * D)), Vc(size_t(Sk * D)), Qc(size_t(Sq * D)), Oc(size_t(kRows * D)),
-      P(size_t(kRows * Sk));
+      P(size_t(kRows * Sk)), m(static_cast<size_t>(kRows)), l(static_cast<size_t>(kRows));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t g = 0; g < G; ++g) {
       gather(k + (b * G + g) * D, kv_stride, Sk, D, 1.0f, Kc.data());
@@ -108,16 +114,12 @@ void attention_full_forward(const float* q, const float* k, const float* v, floa
         for (int64_t i0 = 0; i0 < Sq; i0 += kRows) {
           const int64_t rows = std::min(kRows, Sq - i0);
           ops::gemm<float>(false, true, rows, Sk, D, 1.0f, Qc.data() + i0 * D, D, Kc.data(), D, 0.0f, P.data(), Sk);
-          std::vector<float> l(static_cast<size_t>(rows));
-          for (int64_t r = 0; r < rows; ++r) {
-            float* p = P.data() + r * Sk;
-            float mx = -std::numeric_limits<float>::infinity();
-            for (int64_t c = 0; c < Sk; ++c) mx = std::max(mx, p[c]);
-            float sum = 0;
-            for (int64_t c = 0; c < Sk; ++c) sum += (p[c] = ops::fast_exp(p[c] - mx));
-            l[size_t(r)] = sum;
-            lse_h[i0 + r] = mx + std::log(sum);
-          }
+          // The whole row is one key tile: the online-softmax update from (m, l) = (−inf, 0) is
+          // the softmax (no output to rescale yet: D = 0).
+          std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
+          std::fill(l.begin(), l.end(), 0.0f);
+          ops::online_softmax_rows(P.data(), all_keys(rows, Sk), m.data(), l.data(), Oc.data(), 0);
+          for (int64_t r = 0; r < rows; ++r) lse_h[i0 + r] = m[size_t(r)] + std::log(l[size_t(r)]);
           ops::gemm<float>(false, false, rows, D, Sk, 1.0f, P.data(), Sk, Vc.data(), D, 0.0f, Oc.data(), D);
           for (int64_t r = 0; r < rows; ++r) {
             const float inv = 1.0f / l[size_t(r)];
@@ -130,8 +132,8 @@ void attention_full_forward(const float* q, const float* k, const float* v, floa
 }
 
 void attention_full_backward(const float* q, const float* k, const float* v, const float* lse, const float* delta,
-                             int64_t lse_ld, const float* dout, float* dq, float* dk, float* dv, int64_t Sq,
-                             int64_t Sk, int64_t B, int64_t A, int64_t G, int64_t D) {
+                             int64_t lse_ld, const float* dout, float* dq, float* dk, float* dv, int64_t Sq, int64_t Sk,
+                             int64_t B, int64_t A, int64_t G, int64_t D) {
   FOLDMOE_CHECK(G > 0 && A % G == 0, "query heads {} not a multiple of KV heads {}", A, G);
   const int64_t hpk = A / G, q_stride = B * A * D, kv_stride = B * G * D;
   const float scale = 1.0f / std::sqrt(float(D));
@@ -156,15 +158,7 @@ void attention_full_backward(const float* q, const float* k, const float* v, con
           const float* dOt = dOc.data() + i0 * D;
           ops::gemm<float>(false, true, rows, Sk, D, 1.0f, Qt, D, Kc.data(), D, 0.0f, P.data(), Sk);
           ops::gemm<float>(false, true, rows, Sk, D, 1.0f, dOt, D, Vc.data(), D, 0.0f, dP.data(), Sk);
-          for (int64_t r = 0; r < rows; ++r) {
-            float* p = P.data() + r * Sk;
-            float* dp = dP.data() + r * Sk;
-            const float lq = lse_h[i0 + r], di = delta_h[i0 + r];
-            for (int64_t c = 0; c < Sk; ++c) {
-              p[c] = ops::fast_exp(p[c] - lq);
-              dp[c] = p[c] * (dp[c] - di);
-            }
-          }
+          ops::score_grad_rows(P.data(), dP.data(), all_keys(rows, Sk), lse_h + i0, delta_h + i0);
           ops::gemm<float>(true, false, Sk, D, rows, 1.0f, P.data(), Sk, dOt, D, 1.0f, dVc.data(), D);
           ops::gemm<float>(false, false, rows, D, Sk, scale, dP.data(), Sk, Kc.data(), D, 1.0f, dQc.data() + i0 * D, D);
           ops::gemm<float>(true, false, Sk, D, rows, 1.0f, dP.data(), Sk, Qt, D, 1.0f, dKc.data(), D);

@@ -12,8 +12,12 @@ using ops::AttentionShape;
 
 namespace {
 
-size_t q_size(const AttentionShape& s) { return size_t(s.S * s.B * s.A * s.D); }
-size_t kv_size(const AttentionShape& s) { return size_t(s.S * s.B * s.G * s.D); }
+size_t q_size(const AttentionShape& s) {
+  return size_t(s.S * s.B * s.A * s.D);
+}
+size_t kv_size(const AttentionShape& s) {
+  return size_t(s.S * s.B * s.G * s.D);
+}
 std::string name(const AttentionShape& s) {
   return fmt::format("S{} B{} A{} G{} D{}", s.S, s.B, s.A, s.G, s.D);
 }
@@ -52,9 +56,11 @@ void naive_attention(const std::vector<double>& q, const std::vector<double>& k,
 }  // namespace
 
 TEST(OpsAttention, ForwardMatchesNaiveReference) {
-  // S crosses the 64-wide tiles at and off their boundaries; A/G in {1, 2, 4}; B > 1.
-  const AttentionShape shapes[] = {{1, 1, 1, 1, 4},  {5, 2, 4, 2, 8},  {64, 1, 2, 2, 16}, {65, 2, 4, 1, 8},
-                                   {100, 3, 2, 1, 4}, {130, 1, 4, 4, 8}, {200, 2, 4, 2, 32}};
+  // S crosses the 64-key tiles and the ~256-row query tiles (256 / (A/G) positions) at and off their
+  // boundaries; A/G in {1, 2, 4, 8} (at 8, a query tile of 32 positions is narrower than a key tile); B > 1.
+  const AttentionShape shapes[] = {{1, 1, 1, 1, 4},   {5, 2, 4, 2, 8},   {64, 1, 2, 2, 16},  {65, 2, 4, 1, 8},
+                                   {100, 3, 2, 1, 4}, {130, 1, 4, 4, 8}, {200, 2, 4, 2, 32}, {300, 1, 8, 1, 8},
+                                   {530, 1, 2, 1, 4}, {600, 2, 4, 4, 8}};
   for (const auto& s : shapes) {
     auto q = test::randn(q_size(s), "q", 1.5), k = test::randn(kv_size(s), "k", 1.5), v = test::randn(kv_size(s), "v");
     std::vector<double> o(q.size()), lse(size_t(s.B * s.A * s.S)), o_ref, lse_ref;
@@ -66,7 +72,8 @@ TEST(OpsAttention, ForwardMatchesNaiveReference) {
 }
 
 TEST(OpsAttention, BackwardMatchesFiniteDifferences) {
-  const AttentionShape shapes[] = {{7, 2, 4, 2, 4}, {70, 1, 2, 2, 3}, {130, 1, 2, 1, 2}};
+  const AttentionShape shapes[] = {
+      {7, 2, 4, 2, 4}, {70, 1, 2, 2, 3}, {130, 1, 2, 1, 2}, {70, 1, 8, 1, 2}, {140, 1, 2, 1, 2}};
   for (const auto& s : shapes) {
     auto q = test::randn(q_size(s), "q"), k = test::randn(kv_size(s), "k"), v = test::randn(kv_size(s), "v");
     auto R = test::randn(q_size(s), "R");
@@ -87,7 +94,7 @@ TEST(OpsAttention, BackwardMatchesFiniteDifferences) {
 
 // The float path (polynomial exp, float accumulation) against the double path on the same data.
 TEST(OpsAttention, FloatAgreesWithDouble) {
-  const AttentionShape shapes[] = {{256, 2, 8, 4, 32}, {97, 3, 4, 4, 16}};
+  const AttentionShape shapes[] = {{256, 2, 8, 4, 32}, {97, 3, 4, 4, 16}, {700, 1, 8, 1, 16}};
   for (const auto& s : shapes) {
     auto q = test::randn(q_size(s), "q", 2.0), k = test::randn(kv_size(s), "k", 2.0), v = test::randn(kv_size(s), "v");
     auto dout = test::randn(q_size(s), "dout");
