@@ -8,7 +8,8 @@ prints, per layout, the predicted and measured step time and peak memory per ran
 
 Measured: the median `step_time_s` of metrics.jsonl after the first (warm-up) step, and the largest
 `peak_rss_mib` of any rank. On an oversubscribed 2-core machine that other jobs share, timings are
-noisy: run it on a quiet machine for figures worth quoting."""
+noisy: run it on a quiet machine for figures worth quoting, after `source scripts/openblas-env.sh` (the
+AVX-512 kernels on a CPU that OpenBLAS 0.3.21 does not recognise)."""
 import argparse
 import json
 import os
@@ -55,8 +56,12 @@ def main():
     work = tempfile.mkdtemp(prefix="foldmoe-plan-bench-")
     cluster = a.cluster
     if not cluster:
+        # Under mpirun with as many ranks as cores (at most 2): the collectives are timed too, without
+        # oversubscription (the step model accounts for ranks that share cores itself).
         cluster = os.path.join(work, "cluster-cpu.toml")
-        sh([a.binary, "plan", "--calibrate", "--out", cluster], env=env)
+        n = min(2, os.cpu_count() or 1)
+        mpi = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", str(n)]
+        sh((mpi if n > 1 else []) + [a.binary, "plan", "--calibrate", "--out", cluster], env=env)
     names = a.only.split(",") if a.only else list(LAYOUTS)
     rows = []
     for name in names:

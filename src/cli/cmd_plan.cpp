@@ -1,18 +1,22 @@
 // `foldmoe plan`: the layout planner (docs/planner.md). With layout flags it predicts one layout's
 // memory, step time and MFU; without them it searches every valid layout and prints the best K.
-// `--calibrate` measures this machine's CPU backend and writes a cluster file. Needs no MPI to plan.
+// `--calibrate` measures this machine's CPU backend (and, under mpirun, its collectives) and writes a cluster
+// file. Needs no MPI to plan.
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "cli/option_checks.h"
 #include "config/layout_rules.h"
 #include "core/check.h"
 #include "plan/calibrate.h"
+#include "plan/calibrate_comm.h"
 #include "plan/cluster.h"
 #include "plan/model_source.h"
 #include "plan/report.h"
@@ -44,11 +48,28 @@ int run_calibrate(const PlanOptions& o) {
         "plan error P4: --out {} exists; calibration does not overwrite files\n  fix: remove it or choose "
         "another name",
         o.out);
-  const plan::Cluster c = plan::calibrate_cpu();
+  // Under mpirun the ranks first time foldmoe's collectives between them; then rank 0 alone times the
+  // compute (the others have finished, so the cores are its own) and writes the file.
+  const std::shared_ptr<Communicator> world = launch_world();
+  std::optional<plan::CommCalibration> comm;
+  if (world && world->size() > 1) comm = plan::measure_collectives(*world);
+  if (world && world->rank() != 0) return 0;
+  plan::Cluster c = plan::calibrate_cpu();
+  if (comm) {
+    plan::apply(*comm, c);
+    c.source = fmt::format("foldmoe plan --calibrate on this machine ({} cores): sgemm, attention and copy timed; {}",
+                           c.shared_cores, comm->summary);
+  }
   std::ofstream f(o.out);
   f << plan::cluster_to_toml(c);
   if (!f) user_error("plan error P4: cannot write --out {}\n  fix: choose a writable path", o.out);
   std::printf("%s\nwrote %s\n", plan::cluster_to_toml(c).c_str(), o.out.c_str());
+  if (!comm)
+    std::printf(
+        "note: collectives not measured (one process); kept the defaults: links at half the copy bandwidth (%.2f "
+        "GB/s), latency %.0f us, collective and all-to-all efficiency 1. Run it under mpirun -np 2 (or more) to "
+        "measure them.\n",
+        c.intra_bw / 1e9, c.intra_latency * 1e6);
   return 0;
 }
 

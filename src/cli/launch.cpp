@@ -68,6 +68,12 @@ ProcessGroups make_groups(const Config& cfg) {
   return groups;
 }
 
+std::shared_ptr<Communicator> launch_world() {
+  if (!launch_env().launched()) return nullptr;
+  if (!runtime()) runtime() = std::make_unique<MpiRuntime>(nullptr, nullptr);
+  return runtime()->world();
+}
+
 void shutdown_launch() {
   runtime().reset();
 }

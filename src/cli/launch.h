@@ -2,6 +2,9 @@
 // `mpirun` launch with the layout of [parallel] validated before any communicator is made.
 #pragma once
 
+#include <memory>
+
+#include "comm/communicator.h"
 #include "comm/process_groups.h"
 #include "config/config.h"
 
@@ -17,6 +20,10 @@ int launcher_rank();
 // available memory (rule T3), and builds every process group (MPI starts here when launched by
 // mpirun or srun, with the collective watchdog of [parallel] timeout_s). Without MPI, world size 1.
 ProcessGroups make_groups(const Config& cfg);
+
+// The world communicator of an mpirun / srun launch (MPI starts here if it has not), nullptr when this
+// process was not launched: for commands that measure the ranks rather than train a layout.
+std::shared_ptr<Communicator> launch_world();
 
 // Finalises MPI if it was started (called once by main before exit).
 void shutdown_launch();

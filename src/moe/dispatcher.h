@@ -21,7 +21,8 @@ T* ensure(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-// Metadata and buffers of one dispatch, kept in the layer's activation cache.
+// Metadata and buffers of one dispatch, kept in the layer's activation cache (the combine's and the
+// backward's buffers only while those run: MoELayer lends them from one set per thread).
 struct DispatchState {
   int64_t N = 0, H = 0, E = 0;
   bool pad = false;  // drop-and-pad: static splits, no count exchange

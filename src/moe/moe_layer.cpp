@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/bytes.h"
 #include "core/check.h"
@@ -23,7 +25,9 @@ namespace foldmoe {
 using namespace moe;
 }  // namespace foldmoe
 
-void std::default_delete<foldmoe::MoELayer::Cache>::operator()(foldmoe::MoELayer::Cache* p) const { delete p; }
+void std::default_delete<foldmoe::MoELayer::Cache>::operator()(foldmoe::MoELayer::Cache* p) const {
+  delete p;
+}
 
 namespace foldmoe {
 
@@ -79,9 +83,10 @@ MoELayer::MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& 
         cfg.moe.capacity_partition[1] < 1)
       user_error("[moe] capacity_partition must be [tp, cp] with positive entries (rule M11)");
     if (groups.tp->size() != 1 || groups.cp->size() != 1)
-      user_error("[moe] capacity_partition is a single-process test option: rule M11 needs TP = CP = 1 (run has "
-                 "TP = {}, CP = {})",
-                 groups.tp->size(), groups.cp->size());
+      user_error(
+          "[moe] capacity_partition is a single-process test option: rule M11 needs TP = CP = 1 (run has "
+          "TP = {}, CP = {})",
+          groups.tp->size(), groups.cp->size());
   }
 
   const double std0 = cfg.model.init_std;
@@ -106,8 +111,8 @@ MoELayer::MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& 
     I.expert_bias.assign(size_t(I.E), 0.0f);
     I.local_counts.assign(size_t(I.E), 0.0);
   }
-  I.experts = std::make_unique<Experts>(layer, I.E, I.H, I.F, groups.ep->size(), groups.ep->rank(),
-                                        groups.etp->size(), groups.etp->rank(), std0, std_out, expert);
+  I.experts = std::make_unique<Experts>(layer, I.E, I.H, I.F, groups.ep->size(), groups.ep->rank(), groups.etp->size(),
+                                        groups.etp->rank(), std0, std_out, expert);
   if (cfg.moe.shared_expert_ffn_hidden_size > 0)
     I.shared = std::make_unique<SharedExpert>(layer, I.H, cfg.moe.shared_expert_ffn_hidden_size,
                                               cfg.moe.shared_expert_gate, groups.tp, std0, std_out, dense);
@@ -116,9 +121,79 @@ MoELayer::MoELayer(const Config& cfg, int layer, ParamArena& dense, ParamArena& 
 
 MoELayer::~MoELayer() = default;
 
-std::unique_ptr<MoELayer::Cache> MoELayer::make_cache() const { return std::make_unique<Cache>(); }
+std::unique_ptr<MoELayer::Cache> MoELayer::make_cache() const {
+  return std::make_unique<Cache>();
+}
 
-std::vector<float>& MoELayer::expert_bias() { return impl_->expert_bias; }
+namespace {
+
+// Buffers that a MoE layer uses only while its forward combines the experts' output or while its
+// backward runs: the experts' output rows and every exchange step of the combine, the gradients
+// through each dispatch step, the experts' backward scratch. Kept in the layer's cache they stayed
+// allocated in every layer of every pooled activation slot (model/model.cpp grows slots and never
+// frees them): with EP, 40-60 MiB per layer of bench-small that no one read again. One set per
+// thread is lent to the cache for the duration of that phase (a thread runs one layer at a time;
+// tests run one pipeline stage per thread), so a rank holds the largest layer's set once.
+struct TransientBuffers {
+  std::vector<float> y_RH, y_gath, y_recv, y_perm, y_full;
+  std::vector<float> dy_perm, dy_recv, dy_gath, dy_sort, dx_gath, dp_gath, dx_recv, dp_recv, dx_perm, dp_perm;
+  std::vector<float> dhp_RF, dab_R2F, dx_RH, dp_R;
+};
+
+TransientBuffers& transient_buffers() {
+  thread_local TransientBuffers t;
+  return t;
+}
+
+// Swaps the combine's buffers (forward) or the backward's into the cache on construction and back
+// out on destruction, exceptions included (O(1): vectors swap their storage).
+class LendBuffers {
+ public:
+  enum Phase { Combine, Backward };
+  LendBuffers(MoELayer::Cache& c, Phase phase) : c_(c), phase_(phase) { swap(); }
+  ~LendBuffers() { swap(); }
+  LendBuffers(const LendBuffers&) = delete;
+  LendBuffers& operator=(const LendBuffers&) = delete;
+
+ private:
+  void swap() {
+    TransientBuffers& t = transient_buffers();
+    moe::DispatchState& d = c_.ds;
+    moe::ExpertCache& e = c_.ec;
+    if (phase_ == Combine) {
+      for (auto [a, b] : {std::pair{&t.y_RH, &e.y_RH},
+                          {&t.y_gath, &d.y_gath},
+                          {&t.y_recv, &d.y_recv},
+                          {&t.y_perm, &d.y_perm},
+                          {&t.y_full, &d.y_full}})
+        a->swap(*b);
+    } else {
+      for (auto [a, b] : {std::pair{&t.dy_perm, &d.dy_perm},
+                          {&t.dy_recv, &d.dy_recv},
+                          {&t.dy_gath, &d.dy_gath},
+                          {&t.dy_sort, &d.dy_sort},
+                          {&t.dx_gath, &d.dx_gath},
+                          {&t.dp_gath, &d.dp_gath},
+                          {&t.dx_recv, &d.dx_recv},
+                          {&t.dp_recv, &d.dp_recv},
+                          {&t.dx_perm, &d.dx_perm},
+                          {&t.dp_perm, &d.dp_perm},
+                          {&t.dhp_RF, &e.dhp_RF},
+                          {&t.dab_R2F, &e.dab_R2F},
+                          {&t.dx_RH, &e.dx_RH},
+                          {&t.dp_R, &e.dp_R}})
+        a->swap(*b);
+    }
+  }
+  MoELayer::Cache& c_;
+  Phase phase_;
+};
+
+}  // namespace
+
+std::vector<float>& MoELayer::expert_bias() {
+  return impl_->expert_bias;
+}
 
 void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext& ctx, Cache& c, MoEStats* stats) {
   Impl& I = *impl_;
@@ -168,8 +243,8 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
       // docs/rl.md §12.2 rule 6: under replay the token counts follow the replayed selection.
       b.replay_NK = ctx.replay_experts_NK;
       b.replay_stride = ctx.replay_stride > 0 ? ctx.replay_stride : I.k;
-      aux_losses_forward(I.aopt, logits, b, *I.groups.tp_cp, *I.groups.tp_dp_cp, I.gstate, I.aux_ws, c.auxmap_NE,
-                         daux, &aux);
+      aux_losses_forward(I.aopt, logits, b, *I.groups.tp_cp, *I.groups.tp_dp_cp, I.gstate, I.aux_ws, c.auxmap_NE, daux,
+                         &aux);
     }
   }
 
@@ -185,8 +260,8 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   if (ctx.replay_experts_NK && stats && !ctx.recompute) {  // route flips: live top-k vs the record
     std::vector<float> live_probs(size_t(N * E)), live_saved(size_t(N * E));
     std::vector<uint8_t> live_map(size_t(N * E));
-    route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), live_probs.data(),
-          live_map.data(), live_saved.data());
+    route(I.ropt, logits, N, I.expert_bias.empty() ? nullptr : I.expert_bias.data(), live_probs.data(), live_map.data(),
+          live_saved.data());
     stats->flipped_N.assign(size_t(N), 0);
     for (int64_t n = 0; n < N; ++n) {
       if (ctx.replay_experts_NK[n * rstride] < 0) continue;  // routed live
@@ -231,10 +306,13 @@ void MoELayer::forward(const float* x, float* y, int64_t N, const MoEStepContext
   D.dispatch_preprocess(xc, fmap, fprobs, N, H, I.m.pad_to_capacity, c.ds);
   D.dispatch_exchange(c.ds);
   D.dispatch_postprocess(c.ds);
-  I.experts->forward(c.ds.rows, c.ds.rows_p, c.ds.tokens_per_local_expert, c.ec);
-  D.combine_preprocess(c.ds, c.ec.y_RH.data());
-  D.combine_exchange(c.ds);
-  D.combine_postprocess(c.ds, y);
+  {
+    const LendBuffers lent(c, LendBuffers::Combine);
+    I.experts->forward(c.ds.rows, c.ds.rows_p, c.ds.tokens_per_local_expert, c.ec);
+    D.combine_preprocess(c.ds, c.ec.y_RH.data());
+    D.combine_exchange(c.ds);
+    D.combine_postprocess(c.ds, y);
+  }
 
   // Shared expert.
   if (I.shared) I.shared->forward(xc, N, y, c.sc);
@@ -279,10 +357,10 @@ size_t MoELayer::cache_bytes(const Cache& c) {
   return vector_bytes(c.x_NH, c.u_NH, c.xr_NH, c.logits_NE, c.probs_NE, c.saved_NE, c.final_probs_NE, c.daux_NE,
                       c.map_NE, c.final_map_NE, c.kept_NE, c.auxmap_NE, c.dprobs_NE, c.dlogits_NE, c.dxr_NH) +
          vector_bytes(d.row_token, d.row_expert, d.input_splits, d.output_splits, d.output_splits_tp, d.chunk_sizes,
-                      d.tokens_per_local_expert, d.x_perm, d.p_perm, d.x_recv, d.p_recv, d.x_gath, d.p_gath,
-                      d.x_sort, d.p_sort, d.y_gath, d.y_recv, d.y_perm, d.y_full) +
-         vector_bytes(d.dy_perm, d.dy_recv, d.dy_gath, d.dy_sort, d.dx_gath, d.dp_gath, d.dx_recv, d.dp_recv,
-                      d.dx_perm, d.dp_perm, d.map_f, d.map_gath, d.probs_gath, d.dprobs_full) +
+                      d.tokens_per_local_expert, d.x_perm, d.p_perm, d.x_recv, d.p_recv, d.x_gath, d.p_gath, d.x_sort,
+                      d.p_sort, d.y_gath, d.y_recv, d.y_perm, d.y_full) +
+         vector_bytes(d.dy_perm, d.dy_recv, d.dy_gath, d.dy_sort, d.dx_gath, d.dp_gath, d.dx_recv, d.dp_recv, d.dx_perm,
+                      d.dp_perm, d.map_f, d.map_gath, d.probs_gath, d.dprobs_full) +
          vector_bytes(e.counts, e.ab_R2F, e.h_RF, e.hp_RF, e.y_RH, e.dhp_RF, e.dab_R2F, e.dx_RH, e.dp_R) +
          vector_bytes(h.x_full, h.ab, h.h, h.y_full, h.y_loc, h.gate, h.dy_loc, h.dy_full, h.dh, h.dab, h.dx_full);
 }
@@ -301,6 +379,7 @@ void MoELayer::backward(Cache& c, const float* dy, float* dx) {
   TokenDispatcher& D = *I.dispatcher;
 
   // Combine backward -> experts backward -> dispatch backward (dx overwritten, dprobs).
+  const LendBuffers lent(c, LendBuffers::Backward);
   D.combine_backward(c.ds, dy);
   I.experts->backward(c.ec, c.ds.d_rows);
   float* dprobs = ensure(c.dprobs_NE, N * E);

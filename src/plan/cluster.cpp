@@ -40,6 +40,7 @@ const std::vector<NumberKey>& number_keys() {
       {"efficiency.intra_node_collective", &Cluster::intra_efficiency, 1, 1e-4, 1},
       {"efficiency.inter_node_collective", &Cluster::inter_efficiency, 1, 1e-4, 1},
       {"efficiency.alltoall", &Cluster::alltoall_efficiency, 1, 1e-4, 1},
+      {"efficiency.allreduce", &Cluster::allreduce_efficiency, 1, 1e-4, 1},
       {"efficiency.elementwise_passes", &Cluster::elementwise_passes, 1, 0, 1e4},
       {"efficiency.permute_passes", &Cluster::permute_passes, 1, 0, 1e4},
       {"memory.reserved_gib", &Cluster::reserved_bytes, double(1ull << 30), 0, 1e6},

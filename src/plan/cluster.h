@@ -30,6 +30,10 @@ struct Cluster {
   double intra_efficiency = 0.8;     // collectives over the intra-node link (bus bandwidth / link bandwidth)
   double inter_efficiency = 0.8;     // over the network
   double alltoall_efficiency = 0.6;  // extra factor of all-to-all (many small messages)
+  // Extra factor of all-reduce relative to two ring passes at the collective efficiency: 1 for NCCL's
+  // ring; below 1 for foldmoe's MPI all-reduce, which all-gathers every member's data and sums it in
+  // member order (deterministic) — (n−1)·bytes received per rank instead of 2·(n−1)/n·bytes.
+  double allreduce_efficiency = 1.0;
   // Memory-bound work per token and layer, in units of hidden-size activations moved (norms, residuals,
   // activation functions, rotary embedding, the MoE permutation per routed copy).
   double elementwise_passes = 40;

@@ -25,7 +25,9 @@ double reduce_scatter_time(const Cluster& c, const GroupSpan& g, double bytes) {
 }
 
 double allreduce_time(const Cluster& c, const GroupSpan& g, double bytes) {
-  return 2 * allgather_time(c, g, bytes);
+  if (g.size <= 1 || bytes <= 0) return 0;
+  const double n = g.size;
+  return 2 * ((n - 1) * latency(c, g) + (n - 1) / n * bytes / (ring_bw(c, g) * c.allreduce_efficiency));
 }
 
 double alltoall_time(const Cluster& c, const GroupSpan& g, double bytes) {

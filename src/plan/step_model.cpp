@@ -146,10 +146,16 @@ Prediction predict(const Config& m, const Workload& w, PlanLayout l, const Clust
   const double layers = layers_of_stage(m, l, slowest);
   const double head_on_slowest = slowest == l.pp - 1 ? head : 0.0;
   const double t_mb_slowest = stage_time(slowest) + pp_p2p;
-  const double t_mb_mean = (L * t_layer + head) / l.pp + pp_p2p;
+  const double t_mb_total = L * t_layer + head + l.pp * pp_p2p;  // every stage's time, summed
+  // 1F1B: the first micro-batch's forward and the last one's backward pass through every stage once,
+  // the others follow at the slowest stage's pace: step = (M−1)·t_slowest + Σ t_stage
+  // = M·t_slowest + (pp−1)·(mean of the other stages) — exact when the slowest stage is the last
+  // (the one with the output layer), and the usual (pp−1)·t when the stages are equal. The bubble is
+  // the other stages' time, not the mean over all stages (that counted the output layer's stage twice).
+  const double t_mb_others = l.pp > 1 ? (t_mb_total - t_mb_slowest) / (l.pp - 1) : 0.0;
 
   const int M = w.global_batch / (l.micro_batch * l.dp);
-  const double bubble = double(l.pp - 1) / l.vpp * t_mb_mean;
+  const double bubble = double(l.pp - 1) / l.vpp * t_mb_others;
 
   // ---- data-parallel gradient reduction and parameter gather; the optimizer step
   const RankParams p = rank_params(m, l, l.pp - 1);
@@ -176,12 +182,14 @@ Prediction predict(const Config& m, const Workload& w, PlanLayout l, const Clust
 
   out.step_time_s = M * t_mb_slowest + bubble + dp_exposed + optimizer + c.step_overhead_s;
   // CPU ranks that share cores: the step takes at least the node's total busy time over its cores.
-  // A rank is busy except in the pipeline bubble (it waits, yielding its core), so pipelines lose less
-  // to oversubscription than layouts whose ranks all compute at once.
+  // A rank computes its own stage's micro-batches and waits (yielding its core) otherwise, so the busy
+  // time is each stage's work, not the slowest stage's times the ranks: pipelines whose stages differ
+  // (the output layer's) lose less to oversubscription than layouts whose ranks all compute at once.
   const double per_node_ranks = std::min(w.gpus, c.devices_per_node);
   if (c.shared_cores > 0 && per_node_ranks > c.shared_cores) {
-    const double busy = out.step_time_s - bubble;
-    const double shared = busy * per_node_ranks / c.shared_cores;
+    const double per_rank_fixed = out.step_time_s - M * t_mb_slowest - bubble;  // DP, optimizer, overhead
+    const double busy = per_node_ranks * (M * t_mb_total / l.pp + per_rank_fixed);
+    const double shared = busy / c.shared_cores;
     if (shared > out.step_time_s) out.time["oversubscription"] = shared - out.step_time_s;
     out.step_time_s = std::max(out.step_time_s, shared);
   }

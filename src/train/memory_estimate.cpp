@@ -56,12 +56,53 @@ int64_t numel(const ParamArena& a) {
   return n;
 }
 
+// The all-to-all dispatcher (moe/dispatcher_alltoall.cpp) and the experts (moe/experts.cpp), even
+// routing: S rows this rank sends (permutation 1), R = S·etp rows its experts process. Which buffers
+// exist depends on the layout: the exchange over EP, the gather over ETP and the second permutation
+// (several local experts and more than one exchange member) each add their own.
+struct AlltoallShape {
+  double H, F, S, R;
+  bool ep, etp, permute2;
+  AlltoallShape(const Config& cfg, const ParallelSizes& s, double N_loc)
+      : H(cfg.model.hidden),
+        F(cfg.moe_ffn()),
+        S(N_loc * cfg.moe.topk),
+        R(S * s.etp),
+        ep(s.ep > 1),
+        etp(s.etp > 1),
+        permute2(cfg.moe.num_experts / s.ep > 1 && s.ep * s.etp > 1) {}
+  double rows(double n) const { return n * (H + 1); }  // a row buffer and its routing probabilities
+};
+
+// Floats that one MoE layer's cache holds from its forward to its backward.
+double alltoall_cached(const AlltoallShape& a, double etp) {
+  double f = a.rows(a.S);            // x_perm, p_perm
+  if (a.ep) f += a.rows(a.S);        // x_recv, p_recv
+  if (a.etp) f += a.rows(a.R);       // x_gath, p_gath
+  if (a.permute2) f += a.rows(a.R);  // x_sort, p_sort
+  return f + 4 * a.R * a.F / etp;    // experts: FC1 output (2F), activation, scaled activation
+}
+
+// Floats of the buffers a MoE layer uses only while its forward combines or while its backward runs;
+// the layers lend them from one set per thread (moe/moe_layer.cpp), so a rank holds them once.
+double alltoall_transient(const AlltoallShape& a, double etp) {
+  double f = a.R * a.H;                              // the experts' output rows
+  if (a.permute2) f += a.R * a.H;                    // y_gath
+  if (a.etp) f += a.S * a.H;                         // y_recv
+  if (a.ep) f += a.S * a.H;                          // y_perm
+  f += a.S * a.H;                                    // dy_perm
+  if (a.ep) f += a.S * a.H + a.rows(a.S);            // dy_recv; dx_perm, dp_perm
+  if (a.etp) f += a.R * a.H + a.rows(a.S);           // dy_gath; dx_recv, dp_recv
+  if (a.permute2) f += a.R * a.H + a.rows(a.R);      // dy_sort; dx_gath, dp_gath
+  return f + 3 * a.R * a.F / etp + a.R * a.H + a.R;  // experts: dhp, dab (2F), dx, dp
+}
+
 }  // namespace
 
 double layer_activation_bytes(const Config& cfg, const ParallelSizes& s, int layer) {
   const double H = cfg.model.hidden, D = cfg.head_dim(), A = cfg.model.heads, G = cfg.model.kv_heads;
   const double N = double(cfg.train.seq_len) / s.cp * cfg.train.micro_batch;  // rows of the CP piece
-  const double N_loc = N / s.tp;                                                // SP piece
+  const double N_loc = N / s.tp;                                              // SP piece
   const bool moe_only = cfg.train.recompute == "moe";
   // Norms (input copy + rstd) and the residual-branch scratch of the layer.
   double f = 2 * (N_loc * H + N_loc) + 2 * N_loc * H;
@@ -71,9 +112,9 @@ double layer_activation_bytes(const Config& cfg, const ParallelSizes& s, int lay
     f += N * 3 * cfg.model.ffn / s.tp + (s.tp > 1 ? N * H : 0);  // gate/up output and activation
   } else {
     const double E = cfg.moe.num_experts, k = cfg.moe.topk, F = cfg.moe_ffn();
-    const double R = N_loc * k * s.etp;  // expert rows per rank (even routing; ETP gathers over etp)
     double moe = N_loc * H + 8 * N_loc * E;  // input copy, router logits/probs/maps
-    moe += 3 * R * H + 4 * R * F / s.etp;     // permuted/received/sorted rows; expert FC1 out, act, scaled act
+    moe += cfg.moe.dispatcher == "alltoall" ? alltoall_cached(AlltoallShape(cfg, s, N_loc), s.etp)
+                                            : 3 * N_loc * k * s.etp * H + 4 * N_loc * k * s.etp * F / s.etp;
     if (cfg.moe.shared_expert_ffn_hidden_size > 0)
       moe += N * 3 * cfg.moe.shared_expert_ffn_hidden_size / s.tp + (s.tp > 1 ? N * H : 0);
     // recompute = moe keeps the block input and its aux gradients only.
@@ -102,7 +143,8 @@ std::vector<StageMemory> estimate_stage_memory(const Config& cfg, const Parallel
     std::vector<std::unique_ptr<TransformerLayer>> layers;
     for (int c = 0; c < v; ++c) {
       m.chunk_layers.push_back(layout.layers_of(r, c));
-      for (int l : layout.layers_of(r, c)) layers.push_back(std::make_unique<TransformerLayer>(cfg, l, dense, expert, groups));
+      for (int l : layout.layers_of(r, c))
+        layers.push_back(std::make_unique<TransformerLayer>(cfg, l, dense, expert, groups));
     }
     m.dense_params =
         numel(dense) + (m.embedding ? vocab.rows * cfg.model.hidden : 0) +
@@ -130,6 +172,11 @@ std::vector<StageMemory> estimate_stage_memory(const Config& cfg, const Parallel
     const double per_chunk = full ? 4 * N / s.tp * H : largest_chunk;
     m.activation_bytes = m.micro_batches_in_flight * (per_chunk + 4 * N / s.tp * H) + (full ? largest_chunk : 0);
     if (m.head) m.activation_bytes += 4 * N * double(vocab.rows) * m.micro_batches_in_flight;  // logits
+    bool has_moe = false;
+    for (const auto& chunk : m.chunk_layers)
+      for (int l : chunk) has_moe = has_moe || cfg.is_moe_layer(l);
+    if (has_moe && cfg.moe.dispatcher == "alltoall")
+      m.activation_bytes += 4 * alltoall_transient(AlltoallShape(cfg, s, N / s.tp), s.etp);
     out.push_back(std::move(m));
   }
   return out;

@@ -6,7 +6,9 @@
 // fp32 weights + fp32 gradients + AdamW m and v (sharded over dp·cp / edp with the distributed
 // optimizer). Activations are an estimate: the fp32 tensors the forward caches for the backward,
 // per layer and micro-batch, times the micro-batches the stage's schedule holds in flight at once
-// (docs/pipeline.md §6.3–6.4), with recomputation keeping only what train.recompute keeps.
+// (docs/pipeline.md §6.3–6.4), with recomputation keeping only what train.recompute keeps, plus once
+// the buffers the MoE layers lend while they combine and run their backward. Routing is assumed
+// balanced: a rank whose experts receive more rows (dropless routing) holds more.
 #pragma once
 
 #include <cstdint>

@@ -10,9 +10,10 @@ Plus the command's JSON keys, the one-layout mode, HF config.json input and the 
 layout rules). Prints every figure."""
 import json
 import os
+import subprocess
 import tempfile
 
-from e2e_common import ROOT, main, run
+from e2e_common import BIN, ENV, ROOT, main, run
 
 DATA = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "plan_paper.json")))
 _SEARCH = {}
@@ -203,7 +204,26 @@ def test_errors():
         assert "fix:" in p.stderr or "fix" in p.stderr, p.stderr
 
 
+def test_calibrate_one_process_and_under_mpirun():
+    """One process keeps (and says so) the link defaults; two ranks under mpirun time the collectives into
+    the link fields; either file plans."""
+    d = tempfile.mkdtemp(prefix="foldmoe-plan-")
+    one, two = os.path.join(d, "one.toml"), os.path.join(d, "two.toml")
+    p = run("plan", "--calibrate", "--out", one)
+    assert "collectives not measured" in p.stdout and "kept the defaults" in p.stdout, p.stdout
+    mpi = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", "2"]
+    q = subprocess.run(mpi + [BIN, "plan", "--calibrate", "--out", two], capture_output=True, text=True, env=ENV)
+    assert q.returncode == 0, (q.stdout, q.stderr)
+    assert q.stdout.count("wrote ") == 1, q.stdout  # rank 0 writes, the others only measure
+    text = open(two).read()
+    assert "MPI collectives timed between 2 ranks" in text and "allreduce = " in text, text
+    assert "collectives not measured" in open(one).read()
+    for cluster in (one, two):
+        plan_json("--model", os.path.join(ROOT, "configs", "bench-small.toml"), "--cluster", cluster, "--gpus", "2",
+                  "--global-batch", "16", "--seq", "256", "--ep", "2", "--micro-batch", "8")
+
+
 if __name__ == "__main__":
-    main([test_json_keys_and_single_layout, test_hf_config_dir_matches_preset, test_errors,
+    main([test_calibrate_one_process_and_under_mpirun, test_json_keys_and_single_layout, test_hf_config_dir_matches_preset, test_errors,
           test_table1_mfu_within_10_percent, test_folding_beats_unfolded_by_the_papers_margin,
           test_paper_folded_mapping_ranked_near_the_top, test_fp8_tflops])

@@ -70,6 +70,10 @@ TEST(PlanCollectives, HandWorkedCosts) {
   // Ring inside a node: 7 hops of latency + 7/8 of 800 MB at 200 GB/s.
   EXPECT_NEAR(allgather_time(c, node8, 800e6), 7 * 2e-6 + 0.875 * 800e6 / 200e9, 1e-12);
   EXPECT_NEAR(allreduce_time(c, node8, 800e6), 2 * allgather_time(c, node8, 800e6), 1e-12);
+  // An all-reduce slower than two ring passes (foldmoe's gather-and-sum on CPU): only its bandwidth part.
+  Cluster slow = c;
+  slow.allreduce_efficiency = 0.25;
+  EXPECT_NEAR(allreduce_time(slow, node8, 800e6), 2 * (7 * 2e-6 + 0.875 * 800e6 / 50e9), 1e-12);
   // Across nodes the ring runs at the NIC: 40 GB/s.
   EXPECT_NEAR(reduce_scatter_time(c, two_nodes, 800e6), 7 * 10e-6 + 0.875 * 800e6 / 40e9, 1e-12);
   // All-to-all of 800 MB per rank: 3/8 to node peers at 400·0.5·0.25 = 50 GB/s, 4/8 over the NIC at
@@ -118,6 +122,26 @@ TEST(PlanMemory, PartsAddUpAndShardingShrinksThem) {
   PlanLayout tp4 = l;
   tp4.tp = 4, tp4.dp = 4;
   EXPECT_NEAR(layer_activation_bytes_cuda(m, tp4, 4096) / layer_activation_bytes_cuda(m, l, 4096), 0.5, 0.15);
+}
+
+// 1F1B: the first micro-batch's forward and the last one's backward cross every stage once, the rest
+// go at the slowest stage's pace, so the bubble is the other stages' time per micro-batch (the last
+// stage, with the output layer, is the slowest), not pp−1 times the mean over all stages.
+TEST(PlanStep, PipelineBubbleIsTheOtherStagesTime) {
+  const Config m = load_plan_model("preset:mixtral-8x22b");
+  const Cluster c = load_cluster("preset:dgx-h100");
+  const Workload w{.gpus = 32, .global_batch = 16, .seq = 4096};
+  const Prediction p = predict(m, w, PlanLayout{.tp = 8, .pp = 4, .ep = 1, .etp = 8}, c);
+  const int M = 16, L = m.model.layers;
+  const int last = p.layout.pipeline_layers.empty() ? L / 4 : p.layout.pipeline_layers.back();
+  double per_layer = 0;  // every per-layer part of the slowest (last) stage
+  for (const auto& [name, v] : p.time)
+    if ((name.starts_with("compute.") && name != "compute.output_layer") ||
+        (name.starts_with("comm.") && name != "comm.pp" && name != "comm.dp"))
+      per_layer += v;
+  const double t_layer = per_layer / (M * last), p2p = p.time.at("comm.pp") / M;
+  EXPECT_GT(p.time.at("compute.output_layer"), 0);
+  EXPECT_NEAR(p.time.at("bubble"), (L - last) * t_layer + 3 * p2p, 1e-9 * p.step_time_s);
 }
 
 TEST(PlanStep, TimePartsAddUpAndMfuFollowsFromTheStep) {
