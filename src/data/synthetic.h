@@ -10,12 +10,12 @@
 //                                    the answer lists every running total, the final result last
 //                                    (a multi-step task; verifiers may check only the final value)
 //   word     word:ann has 7. gets 5. eats 9. buys 3.=12,3,6
-//                                    a word problem: a name with a start of 1-9 things, then 2-3
+//                                    a word problem: a name with a start of 1-29 things, then 2-3
 //                                    steps of 1-9 things, gained (gets, buys, wins) or lost (eats,
 //                                    uses, pays; never below 0); the answer lists every running
 //                                    total, the final count last (verified on the final value only).
-//                                    Harder than chain for a small model: the sign of each step must
-//                                    be read off its verb, and the lines are long.
+//                                    Harder than chain for a small model: two-digit totals, the sign
+//                                    of each step read off its verb, and long lines.
 // The prompt is everything up to and including the last '=', the answer the rest of the line.
 // Sized so a 2-layer, hidden-64 model learns much of it in a few hundred steps but not all of it.
 //

@@ -272,10 +272,9 @@ TEST(Synthetic, WordProblemsParseAndTheirTotalsAreRight) {
     const std::string& first = sentences[0];
     ASSERT_TRUE(names.count(first.substr(0, 3))) << ex.prompt;
     ASSERT_EQ(first.substr(3, 5), " has ") << ex.prompt;
-    ASSERT_EQ(first.size(), 9u) << ex.prompt;  // one-digit start
     int total = std::stoi(first.substr(8));
     EXPECT_GE(total, 1);
-    EXPECT_LE(total, 9);
+    EXPECT_LE(total, 29);
     std::string totals;
     for (size_t i = 1; i < sentences.size(); ++i) {
       const std::string& s = sentences[i];
