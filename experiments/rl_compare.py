@@ -94,6 +94,20 @@ def evals(recs):
     return [r for r in recs if r["type"] == "eval"]
 
 
+def seconds(path, value=None):
+    """Writes or reads the wall time a run took (kept beside it, so a rerun that reuses it can report it)."""
+    f = os.path.join(path, "wall_seconds.txt")
+    if value is not None:
+        with open(f, "w") as out:
+            out.write(f"{value:.1f}\n")
+        return value
+    try:
+        with open(f) as inp:
+            return float(inp.read())
+    except (OSError, ValueError):
+        return 0.0
+
+
 def finished(run_dir, steps):
     try:
         ev = evals(records(run_dir))
@@ -114,6 +128,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "rl-compare"))
     ap.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"))
     ap.add_argument("--extra", nargs="*", default=[], help="extra --section.key=value flags for every RL run")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: tabulate the finished runs (seeds where every method finished)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.results, exist_ok=True)
@@ -122,12 +138,13 @@ def main():
     pt_dir = os.path.join(a.out, "pretrain")
     ckpts = os.path.join(pt_dir, "checkpoints")
     pretrain_s = None
-    if not (os.path.isdir(ckpts) and any(os.path.exists(os.path.join(ckpts, c, "COMPLETE")) for c in os.listdir(ckpts))):
+    if not a.report_only and not (os.path.isdir(ckpts) and any(os.path.exists(os.path.join(ckpts, c, "COMPLETE")) for c in os.listdir(ckpts))):
         print(f"pretraining (configs/rl-pretrain.toml, tasks {a.tasks}) ...", flush=True)
         shutil.rmtree(pt_dir, ignore_errors=True)
         sh([a.bin, "train", "--config", "configs/rl-pretrain.toml", f"--data.tasks={a.tasks}",
             f"--train.run_dir={pt_dir}"], os.path.join(a.out, "pretrain.log"))
-        pretrain_s = time.time() - t0
+        seconds(pt_dir, time.time() - t0)
+    pretrain_s = seconds(pt_dir)
     ckpt = os.path.join(ckpts, sorted(os.listdir(ckpts))[-1])
     sh([a.bin, "eval", "--checkpoint", ckpt], os.path.join(a.out, "pretrain-eval.log"))
     with open(os.path.join(a.out, "pretrain-eval.log")) as f:
@@ -146,14 +163,17 @@ def main():
                 args.append(f"--rl.eval.every={a.eval_every}")
             t = time.time()
             sh(args, os.path.join(a.out, f"{m}-seed{s}.log"))
-            took = time.time() - t
-        else:
-            took = 0.0
+            seconds(d, time.time() - t)
+        took = seconds(d)
         ev = evals(records(d))
         print(f"{m} seed {s}: held-out {100 * ev[0]['accuracy']:.1f}% -> {100 * ev[-1]['accuracy']:.1f}% "
               f"(best {100 * max(e['accuracy'] for e in ev):.1f}%) in {took:.0f}s", flush=True)
         return key, records(d), took
 
+    if a.report_only:
+        done = [s for s in a.seeds if all(finished(os.path.join(a.out, f"{m}-seed{s}"), a.steps) for m in a.methods)]
+        print(f"--report-only: seeds {done} have every method finished (of {a.seeds})", flush=True)
+        a.seeds = done
     keys = [(m, s) for s in a.seeds for m in a.methods]  # seed-major: an interrupted set stays paired
     runs, secs = {}, {}
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
@@ -204,7 +224,8 @@ def main():
              "`hapo-no-dar`: --rl.hapo.dar.enabled=false; `hapo-no-aac`: --rl.hapo.aac.enabled=false). "
              "Held-out accuracy = mean over questions of the mean over samples (docs/rl.md §8, scaled down: "
              "samples/temperature/top-p as in the config), in percent; final = last evaluation, best = per-task "
-             "maximum over evaluations, averaged over tasks.", "",
+             f"maximum over evaluations, averaged over tasks; evaluations every {a.eval_every or 'N (config)'} steps"
+             + (f"; extra flags for every RL run: `{' '.join(a.extra)}`" if a.extra else "") + ".", "",
              f"Starting point (step 0, identical for every method and seed: the evaluation set is fixed): "
              f"avg {100 * start['accuracy']:.1f}%" + "".join(f", {t} {100 * start['accuracy_' + t]:.1f}%" for t in tasks) + ".", "",
              f"Intervals: mean [95% t-interval] over the {n} seeds (t with {n - 1} degrees of freedom); differences are "
@@ -225,10 +246,9 @@ def main():
         lines.append(f"| {name} | {fmt_ci(d['gain_final'])} | {verdict(d['gain_final'])} | {fmt_ci(d['gain_best'])} | "
                      f"{verdict(d['gain_best'])} | " + ", ".join(f"{x:+.1f}" for x in d["gain_final"]) + " |")
     run_s = [v for v in secs.values() if v > 0]
-    lines += ["", f"Wall time: {time.time() - t0:.0f} s in this invocation"
-              + (f" (pretraining {pretrain_s:.0f} s" if pretrain_s else " (pretraining reused")
-              + (f"; RL runs {min(run_s):.0f}-{max(run_s):.0f} s each" if run_s else "")
-              + f"), --jobs {a.jobs}, one thread per run.", ""]
+    lines += ["", f"Wall time: pretraining {pretrain_s:.0f} s, {len(run_s)} RL runs {sum(run_s):.0f} s in all "
+              + (f"({min(run_s):.0f}-{max(run_s):.0f} s each)" if run_s else "")
+              + f", each run on one thread (OPENBLAS_NUM_THREADS=1) of a 2-core machine shared with other jobs.", ""]
     md = os.path.join(a.results, "rl_compare.md")
     with open(md, "w") as f:
         f.write("\n".join(lines))
