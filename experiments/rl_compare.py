@@ -9,7 +9,9 @@ steps, prompts, group size, updates per step) over several seeds, and writes
                                        paired (same seed) differences HAPO - DAPO, DAPO - GRPO and
                                        each ablation - HAPO with 95% t-intervals
   experiments/results/rl_compare.json  everything, including every run's metrics
-  experiments/results/rl_compare.png   held-out accuracy and mean token entropy per step
+  experiments/results/rl_compare.png   held-out accuracy and mean token entropy per step, and the
+                                       paired differences with their intervals
+and replaces the README's generated block (between the rl_compare.py markers) with the tables.
 Methods: grpo, dapo, hapo (configs/rl-{grpo,dapo,hapo}.toml) and the ablations hapo-no-ats
 (adaptive temperature off), hapo-no-tlga (GRPO advantage instead of TLGA), hapo-no-dar and
 hapo-no-aac (the hapo config with one flag).
@@ -116,6 +118,25 @@ def finished(run_dir, steps):
     return bool(ev) and ev[-1]["step"] == steps
 
 
+README_BEGIN = "<!-- experiments/rl_compare.py writes this block: begin -->"
+README_END = "<!-- experiments/rl_compare.py writes this block: end -->"
+
+
+def replace_readme_block(path, lines):
+    """The README shows the tables the script wrote, not a hand copy that can drift from them."""
+    with open(path) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        print(f"{path}: no rl_compare.py markers, README not updated")
+        return
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join(lines).replace("(docs/rl.md §8", "([docs/rl.md](docs/rl.md) §8").strip()
+    with open(path, "w") as f:
+        f.write(head + README_BEGIN + "\n\n" + body + "\n\n" + README_END + tail)
+    print("updated", path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "foldmoe"))
@@ -128,6 +149,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "rl-compare"))
     ap.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"))
     ap.add_argument("--extra", nargs="*", default=[], help="extra --section.key=value flags for every RL run")
+    ap.add_argument("--readme", default=os.path.join(ROOT, "README.md"),
+                    help="README whose block between the rl_compare.py markers is replaced ('' = none)")
     ap.add_argument("--report-only", action="store_true",
                     help="run nothing: tabulate the finished runs (seeds where every method finished)")
     a = ap.parse_args()
@@ -260,6 +283,8 @@ def main():
                    "paired": {k: {q: {"values": v, "ci95": ci95(v)} for q, v in d.items()} for k, d in diffs.items()},
                    "runs": {f"{m}-seed{s}": r for (m, s), r in runs.items()}}, f)
     print("\n".join(lines))
+    if a.readme:
+        replace_readme_block(a.readme, lines[2:])
 
     # ---- plot ----
     try:
