@@ -210,7 +210,7 @@ constexpr ConfigField kFields[] = {
     F(optim, grad_clip, "clip the global gradient norm to this (0 = off)"),
     // [data]
     F(data, source, "data source: synthetic | indexed (Megatron .bin/.idx files)"),
-    F(data, tasks, "synthetic tasks: add reverse sort lookup chain"),
+    F(data, tasks, "synthetic tasks: add reverse sort lookup chain word"),
     F(data, eval_samples, "samples per task for `foldmoe eval`"),
     F(data, paths, "indexed data: dataset prefixes (PREFIX.bin + PREFIX.idx)"),
     F(data, weights, "indexed data: blend weight per path (empty = by size)"),
@@ -244,7 +244,7 @@ constexpr ConfigField kFields[] = {
     R(max_response_tokens, "L_max: maximum response tokens"),
     R(seed, "seed of prompts, sampling and permutations"),
     R(steps, "RL steps"),
-    R(tasks, "synthetic RL tasks (when data is empty): add chain reverse sort lookup"),
+    R(tasks, "synthetic RL tasks (when data is empty): add chain word reverse sort lookup"),
     R(data, "JSONL training file of {\"prompt\", \"answer\"} lines (empty = synthetic tasks)"),
     R(eval_data, "JSONL held-out file (empty = synthetic eval sets; none for JSONL data)"),
     R(chat_template, "chat template of JSONL prompts: model (the tokenizer's), chatml, llama3, plain (text as is)"),

@@ -345,12 +345,13 @@ void train_rules(const Config& c, Problems& p) {
   const DataConfig& d = c.data;
   check_choice(p, "[data] source", d.source, {"synthetic", "indexed"});
   data_rules(c, p);
-  if (d.tasks.empty()) p.add("V4", "[data] tasks is empty.", "list at least one of add, reverse, sort, lookup, chain.");
+  if (d.tasks.empty())
+    p.add("V4", "[data] tasks is empty.", "list at least one of add, reverse, sort, lookup, chain, word.");
   std::set<std::string> seen;
   for (const std::string& task : d.tasks) {
-    if (!one_of(task, {"add", "reverse", "sort", "lookup", "chain"}))
+    if (!one_of(task, {"add", "reverse", "sort", "lookup", "chain", "word"}))
       p.add("V3", fmt::format("[data] tasks entry \"{}\" is not a synthetic task.", task),
-            "use tasks from add, reverse, sort, lookup, chain.");
+            "use tasks from add, reverse, sort, lookup, chain, word.");
     else if (!seen.insert(task).second)
       p.add("V4", fmt::format("[data] tasks = {} lists \"{}\" twice.", list_text(d.tasks), task),
             "list each task once.");

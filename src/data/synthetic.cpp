@@ -17,8 +17,18 @@ constexpr int kAddMaxDigits = 3;
 constexpr int kSeqMinLen = 3, kSeqMaxLen = 6;  // reverse and sort
 constexpr int kKvMinPairs = 2, kKvMaxPairs = 5;
 constexpr int kChainMinOperands = 3, kChainMaxOperands = 5;  // one-digit operands; totals in [-36, 45]
+// Word problems: start 1..kWordMaxStart, then kWordMinSteps..kWordMaxSteps steps of 1..9; totals in
+// [0, 56]. Measured on configs/rl-pretrain.toml with tasks add + word (greedy exact answers): start
+// 1-49 with 2-4 steps 3% (too hard), start 1-9 with 2-3 steps 97.5% (too easy); 1-29 lies between. Sized so that configs/rl-pretrain.toml on add + word
+// (experiments/rl_compare.py) leaves a start that solves part of them, far from all (docs/rl.md §7.2).
+constexpr int kWordMaxStart = 29, kWordMinSteps = 2, kWordMaxSteps = 3;
+constexpr std::array<const char*, 5> kWordNames = {"ann", "bob", "eve", "kim", "tom"};
+constexpr std::array<const char*, 3> kWordGain = {"gets", "buys", "wins"};
+constexpr std::array<const char*, 3> kWordLoss = {"eats", "uses", "pays"};
+constexpr int kWordMaxTotal = kWordMaxStart + 9 * kWordMaxSteps;
 
-constexpr std::array<Task, kNumTasks> kAllTasks = {Task::Add, Task::Reverse, Task::Sort, Task::Lookup, Task::Chain};
+constexpr std::array<Task, kNumTasks> kAllTasks = {Task::Add,    Task::Reverse, Task::Sort,
+                                                   Task::Lookup, Task::Chain,   Task::Word};
 
 // Independent RNG streams: one for training batches, one for evaluation sets.
 constexpr std::string_view kTrainStream = "data.synthetic.train";
@@ -108,6 +118,22 @@ TaskExample generate(Task task, Draws& d) {
       ex.prompt += "=";
       break;
     }
+    case Task::Word: {
+      int total = d.uniform(1, kWordMaxStart);
+      ex.prompt += fmt::format("{} has {}.", kWordNames[size_t(d.uniform(0, int(kWordNames.size()) - 1))], total);
+      const int n = d.uniform(kWordMinSteps, kWordMaxSteps);
+      for (int i = 0; i < n; ++i) {
+        const int v = d.uniform(1, 9);
+        // A loss that would go below zero becomes a gain: counts of things stay non-negative.
+        const bool gain = d.uniform(0, 1) == 1 || v > total;
+        const auto& verbs = gain ? kWordGain : kWordLoss;
+        total += gain ? v : -v;
+        ex.prompt += fmt::format(" {} {}.", verbs[size_t(d.uniform(0, int(verbs.size()) - 1))], v);
+        ex.answer += fmt::format("{}{}", i ? "," : "", total);
+      }
+      ex.prompt += "=";
+      break;
+    }
   }
   return ex;
 }
@@ -121,6 +147,7 @@ const char* task_name(Task t) {
     case Task::Sort: return "sort";
     case Task::Lookup: return "lookup";
     case Task::Chain: return "chain";
+    case Task::Word: return "word";
   }
   return "?";
 }
@@ -132,6 +159,7 @@ const char* task_tag(Task t) {
     case Task::Sort: return "sort";
     case Task::Lookup: return "kv";
     case Task::Chain: return "chain";
+    case Task::Word: return "word";
   }
   return "?";
 }
@@ -139,7 +167,8 @@ const char* task_tag(Task t) {
 Task task_from_name(std::string_view name) {
   for (Task t : kAllTasks)
     if (name == task_name(t)) return t;
-  user_error("unknown synthetic task '{}' in data.tasks; valid tasks are add, reverse, sort, lookup, chain", name);
+  user_error("unknown synthetic task '{}' in data.tasks; valid tasks are add, reverse, sort, lookup, chain, word",
+             name);
 }
 
 int max_line_tokens(Task t) {
@@ -151,12 +180,17 @@ int max_line_tokens(Task t) {
     case Task::Lookup: return tag + 3 * kKvMaxPairs + (kKvMaxPairs - 1) + 4 + 1;   // pairs;k=v\n
     case Task::Chain: return tag + (2 * kChainMaxOperands - 1) + 1 + 3 * (kChainMaxOperands - 1) +
                              (kChainMaxOperands - 2) + 1;                                  // expr=t1,..,tn\n
+    case Task::Word: {
+      // "ann has 29." then " uses 9." per step, then "=", the totals joined by ",", "\n".
+      const int start_digits = kWordMaxStart >= 10 ? 2 : 1, digits = kWordMaxTotal >= 10 ? 2 : 1;
+      return tag + 3 + 5 + start_digits + 1 + 8 * kWordMaxSteps + 1 + (digits + 1) * kWordMaxSteps - 1 + 1;
+    }
   }
   return 0;
 }
 
 SyntheticCorpus::SyntheticCorpus(uint64_t seed, std::vector<std::string> tasks) : seed_(seed) {
-  if (tasks.empty()) user_error("data.tasks is empty; list at least one of add, reverse, sort, lookup, chain");
+  if (tasks.empty()) user_error("data.tasks is empty; list at least one of add, reverse, sort, lookup, chain, word");
   for (const std::string& name : tasks) {
     const Task t = task_from_name(name);
     if (std::find(tasks_.begin(), tasks_.end(), t) != tasks_.end())
@@ -230,6 +264,7 @@ TaskExample SyntheticCorpus::rl_example(const std::string& task, uint64_t index)
 }
 
 std::string_view chain_final_value(std::string_view answer) {
+  // Also the word task's: both list running totals, the final one last.
   const size_t comma = answer.rfind(',');
   return comma == std::string_view::npos ? answer : answer.substr(comma + 1);
 }

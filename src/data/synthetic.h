@@ -9,6 +9,13 @@
 //   chain    chain:7+5-9+3=12,3,6    3-5 one-digit operands joined by + or -, evaluated left to right;
 //                                    the answer lists every running total, the final result last
 //                                    (a multi-step task; verifiers may check only the final value)
+//   word     word:ann has 7. gets 5. eats 9. buys 3.=12,3,6
+//                                    a word problem: a name with a start of 1-29 things, then 2-3
+//                                    steps of 1-9 things, gained (gets, buys, wins) or lost (eats,
+//                                    uses, pays; never below 0); the answer lists every running
+//                                    total, the final count last (verified on the final value only).
+//                                    Harder than chain for a small model: two-digit totals, the sign
+//                                    of each step read off its verb, and long lines.
 // The prompt is everything up to and including the last '=', the answer the rest of the line.
 // Sized so a 2-layer, hidden-64 model learns much of it in a few hundred steps but not all of it.
 //
@@ -37,12 +44,12 @@
 namespace foldmoe::data {
 
 // Canonical task ids, stable across runs and configs (metrics index by them).
-enum class Task : uint8_t { Add = 0, Reverse = 1, Sort = 2, Lookup = 3, Chain = 4 };
-inline constexpr int kNumTasks = 5;
+enum class Task : uint8_t { Add = 0, Reverse = 1, Sort = 2, Lookup = 3, Chain = 4, Word = 5 };
+inline constexpr int kNumTasks = 6;
 
-// "add", "reverse", "sort", "lookup", "chain" (the DataConfig.tasks names).
+// "add", "reverse", "sort", "lookup", "chain", "word" (the DataConfig.tasks names).
 const char* task_name(Task t);
-// The tag that starts a line: "add", "rev", "sort", "kv", "chain".
+// The tag that starts a line: "add", "rev", "sort", "kv", "chain", "word".
 const char* task_tag(Task t);
 // Parses a DataConfig.tasks name; UserError listing the valid names otherwise.
 Task task_from_name(std::string_view name);
@@ -92,7 +99,7 @@ std::string extract_answer(std::span<const int32_t> continuation_ids);
 // Whether the continuation's answer equals the example's answer exactly.
 bool exact_match(const TaskExample& ex, std::string_view continuation);
 bool exact_match(const TaskExample& ex, std::span<const int32_t> continuation_ids);
-// The final result of a chain answer: the text after the last ',' ("12,3,6" -> "6").
+// The final result of a chain or word answer: the text after the last ',' ("12,3,6" -> "6").
 std::string_view chain_final_value(std::string_view answer);
 
 // Fraction of examples answered exactly (continuations[i] belongs to examples[i]); 0 if empty.

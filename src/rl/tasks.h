@@ -7,8 +7,8 @@
 //              RL stream (a pure function of (seed, i)); held-out problems are the corpus's
 //              evaluation sets (`rl.eval_questions` per task), a different stream. The prompt is the
 //              task line up to '=' ("add:12+345="); the response is the answer then <eos>. Verifier:
-//              exact answer, except `chain`, whose answer lists running totals and is checked on its
-//              final value only (the text after the last ','), so the model may shorten or lengthen
+//              exact answer, except `chain` and `word`, whose answers list running totals and are
+//              checked on their final value only (the text after the last ','), so the model may shorten or lengthen
 //              its reasoning.
 //   jsonl      a file of lines {"prompt": "...", "answer": "..."} (`rl.data`; held-out `rl.eval_data`).
 //              Problems repeated verbatim are dropped (first kept). Training problems are drawn in

@@ -19,7 +19,7 @@ def test_tiny_moe_300_steps_halves_the_loss():
     assert len(tpe) == 2 and len(tpe[0]) == 8
     assert sum(tpe[0]) == 16 * 64 * 2, sum(tpe[0])  # dropless: every token routed to k experts
     per_task = m[-1]["task_tokens_per_expert"]
-    assert set(per_task) == {"add", "reverse", "sort", "lookup", "chain"}, per_task.keys()
+    assert set(per_task) == {"add", "reverse", "sort", "lookup", "chain", "word"}, per_task.keys()
     # The resolved config and a complete final checkpoint are written.
     assert os.path.exists(os.path.join(d, "config.toml"))
     ck = os.path.join(d, "checkpoints", "step-00000300")

@@ -194,6 +194,12 @@ TEST(RlSynthetic, ChainTaskAndVerifiers) {
   EXPECT_TRUE(src->score(chain, "1,2,6").acc);
   EXPECT_FALSE(src->score(chain, "12,3,7").acc);
   EXPECT_FALSE(src->score(chain, "").acc);
+  const rl::RlProblem word{"word", "word:ann has 7. gets 5. eats 9. buys 3.=", "12,3,6"};
+  EXPECT_TRUE(src->score(word, "12,3,6").acc);
+  EXPECT_TRUE(src->score(word, "6").acc);  // like chain: only the final count counts
+  EXPECT_FALSE(src->score(word, "12,3,5").acc);
+  EXPECT_FALSE(src->score(word, "6,").acc);
+  EXPECT_FALSE(src->score(word, "").acc);
   const rl::RlProblem add{"add", "add:12+345=", "357"};
   EXPECT_TRUE(src->score(add, "357").acc);
   EXPECT_EQ(src->score(add, "3570").score, -1.0f);

@@ -245,3 +245,66 @@ TEST(Synthetic, ExactMatch) {
   EXPECT_DOUBLE_EQ(exact_match_rate({ex, ex, ex, ex}, {"357\n", "358\n", "357", ""}), 0.5);
   EXPECT_DOUBLE_EQ(exact_match_rate({}, {}), 0.0);
 }
+
+// The word problem: parsed back from its text alone (name, start, then "verb n." steps whose sign
+// comes from the verb), its answer must be the running totals, all non-negative.
+TEST(Synthetic, WordProblemsParseAndTheirTotalsAreRight) {
+  const SyntheticCorpus corpus(5, {"word"});
+  const std::map<std::string, int> sign = {{"gets", 1}, {"buys", 1}, {"wins", 1},
+                                           {"eats", -1}, {"uses", -1}, {"pays", -1}};
+  const std::set<std::string> names = {"ann", "bob", "eve", "kim", "tom"};
+  std::map<int, int> steps_seen;
+  std::set<int> signs_seen;
+  size_t longest = 0;
+  for (const TaskExample& ex : corpus.eval_set("word", 500)) {
+    ASSERT_EQ(ex.prompt.rfind("word:", 0), 0u) << ex.prompt;
+    ASSERT_EQ(ex.prompt.back(), '=');
+    // "ann has 7. gets 5. eats 9." -> sentences split on ". "
+    std::string body = ex.prompt.substr(5, ex.prompt.size() - 7);  // drop "word:" and ".="
+    std::vector<std::string> sentences;
+    for (size_t start = 0;;) {
+      const size_t dot = body.find(". ", start);
+      sentences.push_back(body.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 2;
+    }
+    ASSERT_GE(sentences.size(), 3u) << ex.prompt;
+    const std::string& first = sentences[0];
+    ASSERT_TRUE(names.count(first.substr(0, 3))) << ex.prompt;
+    ASSERT_EQ(first.substr(3, 5), " has ") << ex.prompt;
+    int total = std::stoi(first.substr(8));
+    EXPECT_GE(total, 1);
+    EXPECT_LE(total, 29);
+    std::string totals;
+    for (size_t i = 1; i < sentences.size(); ++i) {
+      const std::string& s = sentences[i];
+      ASSERT_EQ(s.size(), 6u) << ex.prompt;  // "verb n", one-digit n
+      ASSERT_TRUE(sign.count(s.substr(0, 4))) << ex.prompt;
+      const int v = s[5] - '0';
+      EXPECT_GE(v, 1);
+      EXPECT_LE(v, 9);
+      total += sign.at(s.substr(0, 4)) * v;
+      signs_seen.insert(sign.at(s.substr(0, 4)));
+      EXPECT_GE(total, 0) << ex.prompt;
+      totals += (i > 1 ? "," : "") + std::to_string(total);
+    }
+    ++steps_seen[int(sentences.size()) - 1];
+    EXPECT_EQ(ex.answer, totals) << ex.prompt;
+    EXPECT_EQ(chain_final_value(ex.answer), std::to_string(total));
+    longest = std::max(longest, ex.line().size());
+  }
+  EXPECT_EQ(steps_seen.size(), 2u);  // 2 and 3 steps both occur
+  EXPECT_EQ(steps_seen.begin()->first, 2);
+  EXPECT_EQ(signs_seen.size(), 2u);  // gains and losses
+  // The bound is tight enough to matter: real lines come close to it and never exceed it.
+  EXPECT_LE(int(longest), max_line_tokens(Task::Word));
+  EXPECT_GE(int(longest), max_line_tokens(Task::Word) - 3);
+  EXPECT_EQ(SyntheticCorpus(3, {"word"}).min_seq_len(), max_line_tokens(Task::Word));
+  EXPECT_EQ(task_from_name("word"), Task::Word);
+  EXPECT_STREQ(task_tag(Task::Word), "word");
+  // Training batches with the word task parse too, and carry its task id.
+  const Batch b = SyntheticCorpus(9, {"word", "add"}).global_batch(0, 4, 64);
+  std::set<int> ids;
+  for (int64_t s = 0; s < 4 * 64; ++s) ids.insert(b.task_ids.data<uint8_t>()[s]);
+  EXPECT_TRUE(ids.count(int(Task::Word)));
+}
