@@ -21,12 +21,14 @@ TOL = 1e-5
 # bf16 (docs/precision.md). A layout that sums in another order than one process moves an fp32
 # value's last bits, and now and then that moves its bf16 rounding by a whole bf16 unit (2^-8);
 # at bf16's resolution top-k near-ties also flip far more often than in fp32, and AdamW turns
-# the resulting small gradient differences into lr-sized updates of the elements concerned. The
-# bf16 variants therefore run 8 steps (tests/tests.cmake): loss curves agree to 2e-5 and the
-# parameters to 8e-2 (observed: curves 1.1e-6 to 2.8e-6, parameters up to 2.2e-2, in expert
-# weights that a flipped token reaches). Layouts that only cut the model into pipeline stages
-# keep every sum in the one-process order: exact.
-TOL_BF16_LOSS, TOL_BF16_PARAMS = 2e-5, 8e-2
+# the resulting small gradient differences into lr-sized updates of the elements concerned. So
+# the bf16 variants (8 steps, tests/tests.cmake) check three things: the first step's loss, a
+# forward of identical weights, to 1e-5 (observed up to 1.4e-6); the loss curve to 1e-4 (observed
+# 1.1e-6 to 2.8e-5: a routing flip in tp2_pp2); the parameters to 1.5e-1 (observed up to
+# 4.1e-2, in expert weights that a flipped token reaches; a lost gradient contribution is O(1)).
+# Layouts that only cut the model into pipeline stages keep every sum in the one-process order:
+# exact.
+TOL_BF16_FIRST, TOL_BF16_LOSS, TOL_BF16_PARAMS = 1e-5, 1e-4, 1.5e-1
 EXACT_IN_BF16 = {"pp2", "pp4", "pp2_v2", "pp4_v2", "pp2_uneven"}
 
 # name: (world, attention DP, flags). DP = world / (tp·cp·pp) is derived, as in foldmoe; etp
@@ -144,20 +146,22 @@ def main():
         ref_l, ref_p = train(binary, 1, 1, ref_extra, os.path.join(tmp, "ref"))
         lay_l, lay_p = train(binary, world, dp, flags + extra, os.path.join(tmp, "layout"))
         passed = failed = 0
-        tol_loss = tol = TOL
+        tol_first = tol_loss = tol = TOL
         if "--train.precision=bf16" in extra:
-            tol_loss, tol = (0.0, 0.0) if name in EXACT_IN_BF16 else (TOL_BF16_LOSS, TOL_BF16_PARAMS)
-        checks = [("loss curve", rel(lay_l, ref_l))]
+            tol_first, tol_loss, tol = ((0.0, 0.0, 0.0) if name in EXACT_IN_BF16
+                                        else (TOL_BF16_FIRST, TOL_BF16_LOSS, TOL_BF16_PARAMS))
+        checks = [("loss curve", rel(lay_l, ref_l)), ("first-step loss", rel(lay_l[:1], ref_l[:1]))]
         if set(ref_p) != set(lay_p):
             sys.exit(f"parameter sets differ: {sorted(set(ref_p) ^ set(lay_p))}")
         checks += [(n, rel(lay_p[n], ref_p[n])) for n in sorted(ref_p)]
         for what, err in checks:
-            ok = err <= (tol_loss if what == "loss curve" else tol) and len(lay_l) == len(ref_l)
+            limit = {"loss curve": tol_loss, "first-step loss": tol_first}.get(what, tol)
+            ok = err <= limit and len(lay_l) == len(ref_l)
             passed += ok
             failed += not ok
-            if not ok or what == "loss curve":
+            if not ok or what in ("loss curve", "first-step loss"):
                 print(f"{'OK  ' if ok else 'FAIL'} {what}: rel {err:.3e}")
-        worst = max(checks[1:], key=lambda c: c[1])
+        worst = max(checks[2:], key=lambda c: c[1])
         print(f"worst parameter: {worst[0]} rel {worst[1]:.3e} (tolerance {tol:.0e})")
         print(f"layout {name} {' '.join(flags + extra)}: final loss {lay_l[-1]:.6f} vs {ref_l[-1]:.6f}")
         print(f"{passed} passed, {failed} failed")
