@@ -131,7 +131,9 @@ def replace_readme_block(path, lines):
         return
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    body = "\n".join(lines).replace("(docs/rl.md §8", "([docs/rl.md](docs/rl.md) §8").strip()
+    # The block sits under the README's "### Results" heading: its own headings go one level down.
+    body = "\n".join("##" + l if l.startswith("## ") else l for l in lines)
+    body = body.replace("(docs/rl.md §8", "([docs/rl.md](docs/rl.md) §8").strip()
     with open(path, "w") as f:
         f.write(head + README_BEGIN + "\n\n" + body + "\n\n" + README_END + tail)
     print("updated", path)
